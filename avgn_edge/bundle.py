@@ -1,0 +1,172 @@
+"""The model bundle: the one artifact between training and deployment.
+
+A folder with ``manifest.json`` and one ONNX graph per stage and precision:
+
+    manifest.json
+    fp32/glance_visual.onnx  fp32/glance_audio.onnx  fp32/decide.onnx  fp32/focus_local.onnx  fp32/head.onnx
+    fp16/...   int8/...
+
+The manifest holds the model config (shapes, preprocessing, labels), every stage's I/O
+names, shapes and dtypes, the precision variants with their measured accuracy, the
+sha256 of every file, and provenance. ``load_bundle`` verifies every hash, so a changed
+or truncated file is an error, never a silently wrong answer. Tensor names are shared
+across stages on purpose: an output and the next stage's input of the same name are one
+buffer on the device.
+
+    >>> b = load_bundle("synth")                     # doctest: +SKIP
+    >>> b.stage_path("decide", "int8")               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import ModelConfig
+from .errors import BundleError, InputError
+
+FORMAT = "avgn-edge-bundle/1"
+STAGES = ("glance_visual", "glance_audio", "decide", "focus_local", "head")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str                      # numpy dtype name: float32, int32, ...
+
+    def to_dict(self):
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def to_dict(self):
+        return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
+
+
+def stage_specs(cfg: ModelConfig, glance_channels: int, glance_map: int, glance_dim: int, audio_dim: int,
+                local_dim: int) -> dict[str, StageSpec]:
+    """The I/O contract of every stage (static shapes, batch of one decision)."""
+    T, k, g, P, f = cfg.num_snippets, cfg.top_k, cfg.glance_size, cfg.patch_size, "float32"
+    C, h = glance_channels, glance_map
+    t = lambda name, shape, dtype=f: TensorSpec(name, tuple(shape), dtype)
+    return {
+        "glance_visual": StageSpec("glance_visual", (t("glance", (1, 3, g, g)),),
+                                   (t("gmap", (1, C, h, h)), t("gvec", (1, glance_dim)))),
+        "glance_audio": StageSpec("glance_audio", (t("wave", (1, cfg.audio_samples)),), (t("avec", (1, audio_dim)),)),
+        "decide": StageSpec("decide", (t("gmaps", (T, C, h, h)), t("gvecs", (T, glance_dim)), t("avecs", (T, audio_dim))),
+                            (t("saliency", (T,)), t("indices", (k,), "int32"), t("centres", (k, 2)))),
+        "focus_local": StageSpec("focus_local", (t("patches", (k, 3, P, P)),), (t("lvecs", (k, local_dim)),)),
+        "head": StageSpec("head", (t("gvecs", (T, glance_dim)), t("avecs", (T, audio_dim)), t("lvecs", (k, local_dim)),
+                                   t("saliency", (T,)), t("indices", (k,), "int32")),
+                          (t("scores", (cfg.num_classes,)),)),
+    }
+
+
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Bundle:
+    root: Path
+    config: ModelConfig
+    stages: dict[str, StageSpec]
+    variants: dict[str, dict]               # precision -> {"files": {stage: relpath}, "accuracy": {...}, ...}
+    files: dict[str, str]                   # relpath -> sha256
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.config.labels
+
+    @property
+    def precisions(self) -> list[str]:
+        return [p for p in PRECISIONS if p in self.variants]
+
+    def stage_path(self, stage: str, precision: str = "fp32") -> Path:
+        if precision not in self.variants:
+            raise InputError(f"bundle {self.root} has no {precision} variant",
+                             hint=f"available: {', '.join(self.precisions)}; add one with avgn-edge quantize")
+        return self.root / self.variants[precision]["files"][stage]
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "config": self.config.to_dict(),
+                "stages": {n: s.to_dict() for n, s in self.stages.items()},
+                "variants": self.variants, "files": self.files, "provenance": self.provenance}
+
+    def add_file(self, relpath: str) -> str:
+        self.files[relpath] = sha256(self.root / relpath)
+        return relpath
+
+    def save(self) -> Path:
+        """Write manifest.json atomically (hashes must already be recorded with add_file)."""
+        path = self.root / "manifest.json"
+        tmp = path.with_name("manifest.json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        os.replace(tmp, path)
+        return path
+
+    def verify(self) -> None:
+        problems = []
+        for rel, digest in self.files.items():
+            p = self.root / rel
+            if not p.is_file():
+                problems.append(f"{rel} is missing")
+            elif sha256(p) != digest:
+                problems.append(f"{rel} has changed (sha256 mismatch)")
+        if problems:
+            raise BundleError(f"bundle {self.root} failed verification: " + "; ".join(problems),
+                              hint="re-export the bundle (avgn-edge export) or restore the files")
+
+
+def _spec(d: dict) -> TensorSpec:
+    return TensorSpec(d["name"], tuple(d["shape"]), d["dtype"])
+
+
+def resolve_bundle_path(path: str | os.PathLike) -> Path:
+    if str(path) == "synth":
+        from .assets import shipped_bundle
+        return shipped_bundle()
+    return Path(path)
+
+
+def load_bundle(path: str | os.PathLike, verify: bool = True) -> Bundle:
+    """Read and (by default) verify a bundle folder; ``synth`` is the shipped one."""
+    root = resolve_bundle_path(path)
+    manifest = root / "manifest.json"
+    if not manifest.is_file():
+        raise BundleError(f"no model bundle at {path} (manifest.json not found)",
+                          hint="create one with: avgn-edge export CHECKPOINT --out BUNDLE")
+    try:
+        data = json.loads(manifest.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{manifest} is not valid JSON ({exc})") from None
+    if data.get("format") != FORMAT:
+        raise BundleError(f"{manifest} has format {data.get('format')!r}, expected {FORMAT!r}")
+    try:
+        stages = {n: StageSpec(n, tuple(map(_spec, s["inputs"])), tuple(map(_spec, s["outputs"])))
+                  for n, s in data["stages"].items()}
+        bundle = Bundle(root, ModelConfig.from_dict(data["config"]), stages, data["variants"], data["files"],
+                        data.get("provenance", {}))
+    except (KeyError, TypeError) as exc:
+        raise BundleError(f"{manifest} is malformed (missing {exc})") from None
+    missing = [s for s in STAGES if s not in bundle.stages]
+    if missing:
+        raise BundleError(f"{manifest} lacks stages {missing}")
+    if verify:
+        bundle.verify()
+    return bundle

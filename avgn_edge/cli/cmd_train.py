@@ -1,0 +1,56 @@
+"""avgn-edge train --preset P --data D --out DIR: the three-stage recipe, resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p):
+    p.add_argument("--preset", default="synth", help="model preset: tiny, synth, paper (default synth)")
+    p.add_argument("--data", default="synth:seed=0,clips=20000",
+                   help="synth:seed=S,clips=N,distractors=D,noise=X or a folder of videos "
+                        "(default synth:seed=0,clips=20000)")
+    p.add_argument("--out", required=True, help="run folder (checkpoint, state, history)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--steps", type=float, default=1.0, help="scale every stage's step count (default 1)")
+    p.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run")
+    p.add_argument("--workers", type=int, default=1, help="data loading processes (default 1)")
+    p.add_argument("--imagenet", metavar="DIR",
+                   help="initialise the encoders from torchvision ImageNet weight files in DIR")
+
+
+def run(args) -> int:
+    import torch
+
+    from ..config import get_preset
+    from ..data.datasets import VideoFolder, open_dataset
+    from ..train.loop import train
+    from ..train.recipe import RECIPES
+
+    cfg = get_preset(args.preset)
+    if not (args.data == "synth" or args.data.startswith("synth:")):
+        cfg = cfg.replace(labels=VideoFolder(args.data, cfg).labels)
+    dataset = open_dataset(args.data, cfg)
+    if args.steps <= 0:
+        raise InputError("--steps must be positive")
+    base = RECIPES[cfg.name] if cfg.name in RECIPES else RECIPES["synth"]
+    recipe = dataclasses.replace(
+        base, warmup_steps=round(base.warmup_steps * args.steps), glance_steps=round(base.glance_steps * args.steps),
+        finetune_steps=round(base.finetune_steps * args.steps), batch_size=args.batch_size or base.batch_size)
+    init = None
+    if args.imagenet:
+        from ..model.pretrained import imagenet_state
+        init = imagenet_state(cfg, args.imagenet)
+    log.info("training %s on %s (%d clips), recipe %s, %d torch threads", cfg.name, args.data, len(dataset),
+             recipe, torch.get_num_threads())
+    prov = {"preset": cfg.name, "data": args.data, "seed": args.seed, "recipe": dataclasses.asdict(recipe)}
+    path = train(cfg, dataset, args.out, recipe, seed=args.seed, resume=not args.no_resume,
+                 workers=args.workers, provenance=prov, init_state=init)
+    print(path)
+    return 0

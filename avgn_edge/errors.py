@@ -1,0 +1,38 @@
+"""Errors a user can cause, as opposed to bugs.
+
+The CLI prints an ``AvgnError`` as one line (plus its hint) and exits with code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class AvgnError(Exception):
+    """A failure caused by the user's input or environment, with an optional hint."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.args[0]
+
+
+class InputError(AvgnError, ValueError):
+    """A bad argument or bad data (shape, rate, file)."""
+
+
+class BundleError(AvgnError):
+    """A model bundle or checkpoint that is missing, changed or malformed."""
+
+
+class EngineError(AvgnError):
+    """A TensorRT engine that cannot be built or used."""
+
+
+class SourceError(AvgnError):
+    """A video or audio source that cannot be opened or read."""
+
+
+class MissingDependency(AvgnError, ImportError):
+    """An optional package that this feature needs is not installed."""

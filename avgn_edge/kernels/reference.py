@@ -1,0 +1,70 @@
+"""NumPy reference of the crop-resize-normalize kernel (crop_resize.cu), used by the CPU runtime.
+
+Sampling rule (the one the model was trained with, see avgn_edge/model/views.py): an
+output of n pixels over the source interval [start, start + length) samples at centres
+``start + s * (i + 0.5)`` (s = length / n, pixel edges at integers) with a triangle
+filter of half-width ``max(s, 1)``: plain bilinear when s <= 1 (``grid_sample``,
+align_corners=False, border padding) and antialiased when downscaling (torch's
+``interpolate(..., antialias=True)``). Taps outside the frame are dropped and the weights
+renormalised. Separable in x and y; normalised as (v / 255 - mean) / std.
+
+Patch boxes come from the policy's centres: a box of ``box_frac`` of the frame's width
+and height, centred at (cx, cy) in [0, 1] and clamped inside the frame. The glance view
+is the box covering the whole frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def axis_weights(in_size: int, out_size: int, start: float, length: float) -> np.ndarray:
+    """[out_size, in_size] float64 resampling matrix for one axis."""
+    scale = length / out_size
+    support = max(scale, 1.0)
+    centres = start + scale * (np.arange(out_size) + 0.5)
+    taps = np.arange(in_size) + 0.5
+    w = np.clip(1.0 - np.abs(taps[None, :] - centres[:, None]) / support, 0.0, None)
+    total = w.sum(1, keepdims=True)
+    return w / np.where(total > 0, total, 1.0)
+
+
+def patch_box(centre, box_frac: float, height: int, width: int) -> tuple[float, float, float, float]:
+    """(x0, y0, w, h) in source pixels of the clamped box around ``centre`` (x, y in [0, 1])."""
+    half = 0.5 * box_frac
+    cx = min(max(float(centre[0]), half), 1.0 - half)
+    cy = min(max(float(centre[1]), half), 1.0 - half)
+    return (cx - half) * width, (cy - half) * height, box_frac * width, box_frac * height
+
+
+def crop_resize(frame: np.ndarray, box: tuple[float, float, float, float], out_h: int, out_w: int,
+                mean, std, swap_rb: bool = False, dtype=np.float32) -> np.ndarray:
+    """One uint8 HWC frame, box (x0, y0, w, h) -> normalised [3, out_h, out_w]."""
+    h, w = frame.shape[:2]
+    x0, y0, bw, bh = box
+    wy = axis_weights(h, out_h, y0, bh)
+    wx = axis_weights(w, out_w, x0, bw)
+    src = frame[..., ::-1] if swap_rb else frame
+    # rows first on the (small) set of rows with non-zero weight
+    rows = np.nonzero(wy.any(0))[0]
+    cols = np.nonzero(wx.any(0))[0]
+    sub = src[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float64)
+    out = np.einsum("yi,ijc,xj->cyx", wy[:, rows[0]:rows[-1] + 1], sub, wx[:, cols[0]:cols[-1] + 1])
+    m = np.asarray(mean, np.float64)[:, None, None]
+    s = np.asarray(std, np.float64)[:, None, None]
+    return ((out / 255.0 - m) / s).astype(dtype)
+
+
+def glance_views(frames: np.ndarray, size: int, mean, std, **kw) -> np.ndarray:
+    """[N, H, W, 3] uint8 -> [N, 3, size, size]: the whole frame, antialiased."""
+    h, w = frames.shape[1:3]
+    return np.stack([crop_resize(f, (0.0, 0.0, float(w), float(h)), size, size, mean, std, **kw) for f in frames])
+
+
+def crop_patches(frames: np.ndarray, indices: np.ndarray, centres: np.ndarray, box_frac: float, size: int,
+                 mean, std, start: int = 0, **kw) -> np.ndarray:
+    """Ring of T frames [T, H, W, 3], k snippet indices (time order from slot ``start``) and
+    centres [k, 2] -> [k, 3, size, size] patches (what the kernel writes)."""
+    t, h, w = frames.shape[:3]
+    return np.stack([crop_resize(frames[(start + int(i)) % t], patch_box(c, box_frac, h, w), size, size, mean, std, **kw)
+                     for i, c in zip(indices, centres)])

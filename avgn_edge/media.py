@@ -1,0 +1,139 @@
+"""Reading and writing audio-visual files with PyAV (frames RGB uint8, audio mono float32).
+
+A clip is turned into T snippets the same way everywhere (training data from files,
+``avgn-edge run``, ``Recognizer.classify_clip``): the file is cut into T equal segments,
+snippet i is the last frame before the end of segment i, with the audio window that ends
+there - the pairing the live snippet clock makes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SourceError
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"}
+
+
+@dataclass
+class Snippets:
+    frames: np.ndarray       # [T, H, W, 3] uint8 RGB
+    audio: np.ndarray        # [T, N] float32 at the model's rate
+    times: np.ndarray        # [T] seconds from the start of the file
+    has_audio: bool
+
+
+def _av():
+    import av  # base dependency
+    av.logging.set_level(av.logging.ERROR)
+    return av
+
+
+def read_snippets(path: str | os.PathLike, num_snippets: int, sample_rate: int,
+                  window: float) -> Snippets:
+    """Decode ``path`` and return T snippets (frames + the audio windows ending at them)."""
+    av = _av()
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"no such file: {path}")
+    frames, times = [], []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise SourceError(f"{path} has no video stream")
+            vstream = container.streams.video[0]
+            vstream.thread_type = "AUTO"
+            for frame in container.decode(vstream):
+                if frame.time is None:
+                    continue
+                frames.append(frame.to_ndarray(format="rgb24"))
+                times.append(frame.time)
+        audio, audio_start = read_audio(path, sample_rate)
+    except SourceError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise SourceError(f"cannot decode {path}: {exc}") from None
+    if not frames:
+        raise SourceError(f"{path} has no decodable video frames")
+    times = np.asarray(times, np.float64)
+    start = times[0]
+    fps_period = float(np.median(np.diff(times))) if len(times) > 1 else 0.04
+    duration = times[-1] - start + fps_period
+    ends = start + duration * (np.arange(num_snippets) + 1) / num_snippets
+    # the last frame strictly before each segment end (a quarter-frame guard for pts rounding)
+    pick = np.clip(np.searchsorted(times, ends - 0.25 * fps_period, side="left") - 1, 0, len(times) - 1)
+    n = int(round(window * sample_rate))
+    windows = np.zeros((num_snippets, n), np.float32)
+    if audio is not None:
+        for i, end in enumerate(ends):
+            stop = int(round((end - audio_start) * sample_rate))
+            lo = max(stop - n, 0)
+            seg = audio[lo:max(stop, 0)]
+            windows[i, n - len(seg):] = seg
+    else:
+        log.warning("%s has no audio track: classifying with silence", path)
+    return Snippets(np.stack([frames[j] for j in pick]), windows, ends - start, audio is not None)
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int) -> tuple[np.ndarray | None, float]:
+    """(mono float32 samples at ``sample_rate``, time of the first sample) or (None, 0)."""
+    av = _av()
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None, 0.0
+        rs = av.AudioResampler(format="flt", layout="mono", rate=sample_rate, frame_size=sample_rate)
+        chunks, t0 = [], None
+        for frame in container.decode(container.streams.audio[0]):
+            if t0 is None:
+                t0 = frame.time or 0.0
+            chunks += [o.to_ndarray()[0] for o in rs.resample(frame)]
+        chunks += [o.to_ndarray()[0] for o in rs.resample(None)]
+    if not chunks:
+        return None, 0.0
+    return np.concatenate(chunks).astype(np.float32), float(t0)
+
+
+def write_video(path: str | os.PathLike, frames, fps: float, audio: np.ndarray | None = None,
+                sample_rate: int = 16000, crf: int = 14) -> Path:
+    """Write RGB frames (and mono float audio) as H.264 + AAC MP4, atomically."""
+    av = _av()
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with av.open(str(tmp), "w") as out:
+        vs = out.add_stream("libx264", rate=int(round(fps)), options={"crf": str(crf), "preset": "veryfast"})
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        a_s = None
+        if audio is not None:
+            a_s = out.add_stream("aac", rate=sample_rate, layout="mono")
+        for img in frames:
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                out.mux(pkt)
+        for pkt in vs.encode():
+            out.mux(pkt)
+        if a_s is not None:
+            samples = np.clip(np.asarray(audio, np.float32), -1, 1)
+            step = 1024
+            for i in range(0, len(samples), step):
+                chunk = samples[i:i + step]
+                af = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+                af.sample_rate = sample_rate
+                af.pts = i
+                for pkt in a_s.encode(af):
+                    out.mux(pkt)
+            for pkt in a_s.encode():
+                out.mux(pkt)
+    os.replace(tmp, path)
+    return path
+
+
+def list_videos(folder: str | os.PathLike) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())

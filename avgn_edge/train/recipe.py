@@ -1,0 +1,141 @@
+"""The training recipe: three stages, as in the glance-and-focus family.
+
+1. ``warmup`` - encoders and auxiliary heads. The local encoder runs densely on all T
+   full frames (the dense baseline) and learns, by multiple-instance learning from the
+   clip label alone, a per-location class evidence map. The glance-only and audio-only
+   heads train their encoders (and are those baselines).
+2. ``glance`` - saliency, AESPA + policy and the fusion head, with the local encoder
+   frozen. Instead of AdaFocus v1's PPO reward "p(true class | chosen patch) - p(... |
+   random patch)", which samples one patch per step, the frozen local encoder scores every
+   frame and cell at once; AV-TeST's saliency and the policy's cell scores are trained to
+   match that evidence (a soft-target distillation: low variance, no sampling). The head
+   trains on teacher-chosen snippets with policy patches and with random patches
+   (AdaFocusV2's two passes for input diversity).
+3. ``finetune`` - end to end with the model's own choices: top-k by predicted saliency,
+   patches at the predicted centres through the differentiable crop (the classification
+   loss reaches the patch position), plus the random-patch pass and the distillation
+   terms at half weight.
+
+The local encoder stays frozen after warm-up, so the dense baseline evaluated later is
+exactly "the local encoder on all T full frames" that AVGN's patches go through.
+Only clip labels are used: the benchmark's ground truth is for measuring, never training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..model.avgn import AVGN, take
+from ..model.local import LocalEncoder
+
+
+@dataclass(frozen=True)
+class Recipe:
+    batch_size: int
+    warmup_steps: int
+    glance_steps: int
+    finetune_steps: int
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    teacher_temperature: float = 1.0
+
+    @property
+    def stages(self) -> list[tuple[str, int]]:
+        return [("warmup", self.warmup_steps), ("glance", self.glance_steps), ("finetune", self.finetune_steps)]
+
+
+RECIPES = {
+    "tiny": Recipe(batch_size=8, warmup_steps=60, glance_steps=50, finetune_steps=30),
+    "synth": Recipe(batch_size=16, warmup_steps=350, glance_steps=300, finetune_steps=200),
+    "paper": Recipe(batch_size=32, warmup_steps=20000, glance_steps=10000, finetune_steps=5000, lr=1e-3),
+}
+
+STAGE_LR = {"warmup": 1.0, "glance": 0.5, "finetune": 0.15}
+
+
+def trainable(model: AVGN, stage: str) -> list[torch.nn.Parameter]:
+    frozen = stage != "warmup"
+    for p in list(model.local.parameters()) + list(model.evidence.parameters()) + list(model.dense_head.parameters()):
+        p.requires_grad_(not frozen)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def set_modes(model: AVGN, stage: str):
+    model.train()
+    if stage != "warmup":
+        model.local.eval()       # frozen: keep its batch-norm statistics
+
+
+def _inputs(model: AVGN, batch):
+    frames, audio, y = batch["frames"], batch["audio"], batch["label"]
+    gmap, gvec = model.encode_glance(model.glance_input(frames))
+    avec = model.encode_audio(audio)
+    return frames, y, gmap, gvec, avec
+
+
+def warmup_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
+    frames, y, gmap, gvec, avec = _inputs(model, batch)
+    dmaps = model.dense_maps(model.full_input(frames))                       # [B,T,D,h,w]
+    b, t = dmaps.shape[:2]
+    z = model.evidence(dmaps.flatten(0, 1)).view(b, t, -1, *dmaps.shape[-2:])  # [B,T,C,h,w]
+    mil = torch.logsumexp(z.transpose(1, 2).flatten(2), dim=-1)             # [B,C]
+    return {"dense": F.cross_entropy(model.dense_logits(gvec, avec, dmaps), y),
+            "evidence": F.cross_entropy(mil, y),
+            "glance_only": F.cross_entropy(model.glance_head(gvec), y),
+            "audio_only": F.cross_entropy(model.audio_head(avec), y)}
+
+
+@torch.no_grad()
+def teacher(model: AVGN, frames, y, temperature: float):
+    """The frozen local encoder's evidence for the true class: per frame [B,T] and per glance cell [B,T,hw]."""
+    dmaps = model.dense_maps(model.full_input(frames))
+    b, t = dmaps.shape[:2]
+    z = model.evidence(dmaps.flatten(0, 1))                                  # [BT,C,h,w]
+    zy = z[torch.arange(b * t), y.repeat_interleave(t)]                      # [BT,h,w]
+    cells = F.adaptive_max_pool2d(zy[:, None], model.glance.map_size).view(b, t, -1)
+    return cells.amax(-1) / temperature, cells / temperature
+
+
+def _soft_ce(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
+    return -(torch.softmax(target_logits, -1) * torch.log_softmax(logits, -1)).sum(-1).mean()
+
+
+def _random_centres(like: torch.Tensor) -> torch.Tensor:
+    return torch.rand_like(like)
+
+
+def glance_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
+    frames, y, gmap, gvec, avec = _inputs(model, batch)
+    frame_ev, cell_ev = teacher(model, frames, y, recipe.teacher_temperature)
+    idx = torch.topk(frame_ev, model.cfg.top_k, dim=1).indices
+    d = model.decide(gmap, gvec, avec, indices=idx)
+    images = model.full_input(frames)
+    with torch.no_grad():
+        lvec = model.focus(images, idx, d.centres.detach())
+        lvec_rand = model.focus(images, idx, _random_centres(d.centres))
+    return {"saliency": _soft_ce(d.saliency, frame_ev),
+            "policy": _soft_ce(d.cell_logits, take(cell_ev, idx)),
+            "head": F.cross_entropy(model.classify(gvec, avec, lvec, d.saliency, idx), y),
+            "head_random": F.cross_entropy(model.classify(gvec, avec, lvec_rand, d.saliency, idx), y),
+            "glance_only": 0.5 * F.cross_entropy(model.glance_head(gvec), y),
+            "audio_only": 0.5 * F.cross_entropy(model.audio_head(avec), y)}
+
+
+def finetune_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
+    frames, y, gmap, gvec, avec = _inputs(model, batch)
+    frame_ev, cell_ev = teacher(model, frames, y, recipe.teacher_temperature)
+    d = model.decide(gmap, gvec, avec)
+    images = model.full_input(frames)
+    lvec = model.focus(images, d.indices, d.centres)                         # differentiable crop
+    with torch.no_grad():
+        lvec_rand = model.focus(images, d.indices, _random_centres(d.centres))
+    return {"avgn": F.cross_entropy(model.classify(gvec, avec, lvec, d.saliency, d.indices), y),
+            "head_random": F.cross_entropy(model.classify(gvec, avec, lvec_rand, d.saliency, d.indices), y),
+            "saliency": 0.5 * _soft_ce(d.saliency, frame_ev),
+            "policy": 0.5 * _soft_ce(d.cell_logits, take(cell_ev, d.indices))}
+
+
+STAGE_LOSSES = {"warmup": warmup_loss, "glance": glance_loss, "finetune": finetune_loss}
