@@ -5,7 +5,8 @@
 //   s = length / n, support = max(s, 1), sample centre c_i = start + s * (i + 0.5),
 //   tap j (pixel centre j + 0.5) weight = max(0, 1 - |j + 0.5 - c_i| / support),
 //   taps outside [0, size) dropped, weights renormalised per axis,
-//   output (v / 255 - mean[c]) / std[c]. Weights and sums in float32.
+//   output (v / 255 - mean[c]) / std[c]. Weights and sums in float32 (the box and
+//   sample centres in double, a few operations per thread).
 //
 // One source, two compilers:
 //   * NVRTC (device): __CUDACC_RTC__ is defined; cuda_fp16.h gives __half.
@@ -28,40 +29,48 @@ typedef __half half_t;
 #endif
 
 // Kernel arguments, passed by value. Mirrored by avgn_edge.kernels.launch.CropArgs
-// (ctypes): keep the field order and types in sync. Pointers first, so no padding
-// before the 4-byte fields; sizeof == 96 on every 64-bit ABI we target.
+// (ctypes): keep the field order and types in sync. 8-byte fields first, so no
+// padding before the 4-byte fields; sizeof == 96 on every 64-bit ABI we target.
 struct CropArgs {
     const unsigned char* frames;  // [T, H, W, 3] uint8, contiguous ring
     const int* indices;           // [k] snippet indices; slot = (start + idx) % T.
                                   //   nullptr: idx = n (k consecutive frames from start)
     const float* centres;         // [k, 2] (x, y) in [0, 1]; nullptr: whole frame (glance)
     void* out;                    // [k, 3, out_h, out_w] float or half
+    double box_frac;              // box side as a fraction of the frame's width / height
+                                  //   (double: a float32 0.3 moves a 1920-px box by 1e-4 px)
     int T, H, W, start, k, out_h, out_w;
-    float box_frac;               // box side as a fraction of the frame's width / height
     float mean[3], std[3];        // per output channel (after swap_rb)
     int swap_rb;                  // nonzero: source is BGR, output RGB
 };
 static_assert(sizeof(CropArgs) == 96, "CropArgs layout changed: update launch.CropArgs");
 
-// One axis of the separable filter for output index i.
+// One axis of the separable filter for output index i. The sample centre is kept as
+// integer + fraction (ci + cf, computed in double once per thread) so the per-tap offset
+// j + 0.5 - c = (j - ci) + (0.5 - cf) is accurate in float32 even 600 pixels into a frame
+// (a plain float32 centre there is off by up to 3e-5 px, ~1e-4 after normalisation).
 struct Axis {
     int lo, hi;                   // inclusive tap range, clipped to [0, size)
-    float c, support, total;      // sample centre, filter half-width, sum of weights
+    int ci;                       // floor(centre)
+    float off, support, total;    // 0.5 - frac(centre), filter half-width, sum of weights
 };
 
 __device__ __forceinline__ float tap_weight(int j, const Axis& a) {
-    return fmaxf(0.0f, 1.0f - fabsf((float)j + 0.5f - a.c) / a.support);
+    return fmaxf(0.0f, 1.0f - fabsf((float)(j - a.ci) + a.off) / a.support);
 }
 
-__device__ __forceinline__ Axis make_axis(int size, int n, float start, float length, int i) {
+__device__ __forceinline__ Axis make_axis(int size, int n, double start, double length, int i) {
     Axis a;
-    float s = length / (float)n;
-    a.support = fmaxf(s, 1.0f);
-    a.c = start + s * ((float)i + 0.5f);
+    const double s = length / n;
+    const double support = s > 1.0 ? s : 1.0;
+    const double c = start + s * (i + 0.5);
+    a.ci = (int)floor(c);
+    a.off = (float)(0.5 - (c - a.ci));
+    a.support = (float)support;
     // non-zero taps satisfy |j + 0.5 - c| < support; one extra tap either side is harmless
-    // (weight 0) and guards against float rounding at the ends.
-    int lo = (int)floorf(a.c - a.support - 0.5f);
-    int hi = (int)ceilf(a.c + a.support - 0.5f);
+    // (weight 0) and guards against rounding at the ends.
+    const int lo = (int)floor(c - support - 0.5);
+    const int hi = (int)ceil(c + support - 0.5);
     a.lo = lo < 0 ? 0 : lo;
     a.hi = hi > size - 1 ? size - 1 : hi;
     a.total = 0.0f;
@@ -80,16 +89,16 @@ __device__ __forceinline__ void crop_resize_impl(const CropArgs& a) {
     if (n >= a.k || p >= a.out_h * a.out_w) return;
     const int oy = p / a.out_w, ox = p % a.out_w;
 
-    // box (x0, y0, bw, bh) in source pixels, as reference.patch_box
-    float x0 = 0.0f, y0 = 0.0f, bw = (float)a.W, bh = (float)a.H;
+    // box (x0, y0, bw, bh) in source pixels, as reference.patch_box (double: see Axis)
+    double x0 = 0.0, y0 = 0.0, bw = a.W, bh = a.H;
     if (a.centres != nullptr) {
-        const float half = 0.5f * a.box_frac;
-        const float cx = fminf(fmaxf(a.centres[2 * n], half), 1.0f - half);
-        const float cy = fminf(fmaxf(a.centres[2 * n + 1], half), 1.0f - half);
-        x0 = (cx - half) * (float)a.W;
-        y0 = (cy - half) * (float)a.H;
-        bw = a.box_frac * (float)a.W;
-        bh = a.box_frac * (float)a.H;
+        const double half = 0.5 * a.box_frac;
+        const double cx = fmin(fmax((double)a.centres[2 * n], half), 1.0 - half);
+        const double cy = fmin(fmax((double)a.centres[2 * n + 1], half), 1.0 - half);
+        x0 = (cx - half) * a.W;
+        y0 = (cy - half) * a.H;
+        bw = a.box_frac * a.W;
+        bh = a.box_frac * a.H;
     }
     const int idx = a.indices != nullptr ? a.indices[n] : n;
     int slot = (a.start + idx) % a.T;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -35,7 +36,7 @@ def build_host_library(cache_dir: str | Path | None = None, compiler: str | None
                                 hint="apt install g++ (GCC >= 12 for _Float16) or set CXX")
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), DRIVER.read_bytes(), version.encode(),
-                                     " ".join(FLAGS).encode(), os.uname().machine.encode()])).hexdigest()[:32]
+                                     " ".join(FLAGS).encode(), platform.machine().encode()])).hexdigest()[:32]
     lib = Path(cache_dir or default_cache_dir()) / f"crop_resize-host-{key}.so"
     if lib.is_file():
         return lib

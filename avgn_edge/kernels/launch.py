@@ -21,10 +21,10 @@ class CropArgs(ctypes.Structure):
     """ctypes mirror of ``struct CropArgs`` in crop_resize.cu (96 bytes; same field order)."""
 
     _fields_ = [("frames", ctypes.c_void_p), ("indices", ctypes.c_void_p), ("centres", ctypes.c_void_p),
-                ("out", ctypes.c_void_p),
+                ("out", ctypes.c_void_p), ("box_frac", ctypes.c_double),
                 ("T", ctypes.c_int), ("H", ctypes.c_int), ("W", ctypes.c_int), ("start", ctypes.c_int),
                 ("k", ctypes.c_int), ("out_h", ctypes.c_int), ("out_w", ctypes.c_int),
-                ("box_frac", ctypes.c_float), ("mean", ctypes.c_float * 3), ("std", ctypes.c_float * 3),
+                ("mean", ctypes.c_float * 3), ("std", ctypes.c_float * 3),
                 ("swap_rb", ctypes.c_int)]
 
 
@@ -41,8 +41,8 @@ def make_args(frames: int, ring: tuple[int, int, int], out: int, k: int, out_h: 
         raise InputError(f"bad crop shape: ring {ring}, k {k}, output {out_h}x{out_w}")
     if centres and not 0.0 < box_frac <= 1.0:
         raise InputError(f"box_frac must be in (0, 1], got {box_frac}")
-    return CropArgs(frames or None, indices or None, centres or None, out or None, t, h, w, int(start) % t, k,
-                    out_h, out_w, float(box_frac), (ctypes.c_float * 3)(*map(float, mean)),
+    return CropArgs(frames or None, indices or None, centres or None, out or None, float(box_frac), t, h, w,
+                    int(start) % t, k, out_h, out_w, (ctypes.c_float * 3)(*map(float, mean)),
                     (ctypes.c_float * 3)(*map(float, std)), int(bool(swap_rb)))
 
 
@@ -71,10 +71,11 @@ class CropKernel:
 
     def __init__(self, cubin: bytes | None = None, *, cache_dir=None, block: int = BLOCK):
         driver = require("cuda.bindings.driver")
-        attr = driver.CUdevice_attribute
         dev = _check(driver.cuCtxGetDevice())
-        major = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev))
-        minor = _check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev))
+        major = _check(driver.cuDeviceGetAttribute(
+            driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev))
+        minor = _check(driver.cuDeviceGetAttribute(
+            driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev))
         self.arch = f"{major}{minor}"
         self.block = block
         if cubin is None:
@@ -111,7 +112,8 @@ class CropKernel:
 
     def close(self) -> None:
         if getattr(self, "module", None) is not None:
-            _check(require("cuda.bindings.driver").cuModuleUnload(self.module))
+            driver = require("cuda.bindings.driver")
+            _check(driver.cuModuleUnload(self.module))
             self.module = None
 
     def __enter__(self):

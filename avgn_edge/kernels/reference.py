@@ -49,7 +49,8 @@ def crop_resize(frame: np.ndarray, box: tuple[float, float, float, float], out_h
     rows = np.nonzero(wy.any(0))[0]
     cols = np.nonzero(wx.any(0))[0]
     sub = src[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float64)
-    out = np.einsum("yi,ijc,xj->cyx", wy[:, rows[0]:rows[-1] + 1], sub, wx[:, cols[0]:cols[-1] + 1])
+    rows_done = np.tensordot(wy[:, rows[0]:rows[-1] + 1], sub, axes=(1, 0))         # [out_h, w', 3]
+    out = np.tensordot(rows_done, wx[:, cols[0]:cols[-1] + 1], axes=(1, 1)).transpose(1, 0, 2)
     m = np.asarray(mean, np.float64)[:, None, None]
     s = np.asarray(std, np.float64)[:, None, None]
     return ((out / 255.0 - m) / s).astype(dtype)
