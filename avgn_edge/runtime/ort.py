@@ -1,0 +1,45 @@
+"""ONNX Runtime backend: one session per stage (CPU; the CUDA provider where installed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..bundle import STAGES, Bundle
+
+
+class OrtBackend:
+    """Q/DQ (int8) graphs run with graph optimisations off by default: ONNX Runtime then
+    computes the exact fake-quantised arithmetic TensorRT will run, instead of its own
+    saturating integer kernels (which distort results on CPUs without VNNI). Pass
+    ``optimize=True`` to measure ONNX Runtime's own INT8 speed."""
+
+    name = "ort"
+
+    def __init__(self, bundle: Bundle, precision: str = "fp32", threads: int = 0, optimize: bool | None = None,
+                 providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        self.precision = precision
+        available = ort.get_available_providers()
+        self.providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        optimize = precision != "int8" if optimize is None else optimize
+        opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+        self.sessions = {s: ort.InferenceSession(str(bundle.stage_path(s, precision)), opts, providers=self.providers)
+                         for s in STAGES}
+        self.outputs = {s: [o.name for o in sess.get_outputs()] for s, sess in self.sessions.items()}
+
+    def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.outputs[stage], self.sessions[stage].run(self.outputs[stage], feeds)))
+
+    def close(self) -> None:
+        self.sessions.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,103 @@
+"""The synthetic benchmark: determinism, ground truth, and the properties it is built on."""
+
+import numpy as np
+import pytest
+
+from avgn_edge.data import synth
+from avgn_edge.data.synth import LABELS, PATTERNS, SynthSpec, make_clip, parse_knobs
+from avgn_edge.errors import InputError
+
+
+def test_clips_are_deterministic_and_distinct():
+    sp = SynthSpec(clips=10)
+    a, b, c = make_clip(sp, 3), make_clip(sp, 3), make_clip(sp, 4)
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.audio, b.audio)
+    assert not np.array_equal(a.frames, c.frames)
+    assert not np.array_equal(make_clip(SynthSpec(seed=1), 3).frames, a.frames)
+
+
+def test_shapes_and_ground_truth():
+    sp = SynthSpec()
+    for i in range(30):
+        c = make_clip(sp, i)
+        assert c.frames.shape == (8, 128, 128, 3) and c.frames.dtype == np.uint8
+        assert c.audio.shape == (8, 4000) and c.audio.dtype == np.float32
+        assert 0 <= c.label < len(LABELS)
+        ev = c.event_snippets
+        assert sp.min_event <= len(ev) <= sp.min_event + 1 and np.all(np.diff(ev) == 1)
+        inside = ~np.isnan(c.boxes[:, 0])
+        assert np.array_equal(np.nonzero(inside)[0], ev)
+        x0, y0, x1, y1 = c.boxes[ev[0]]
+        assert 0 <= x0 < x1 <= 128 and 0 <= y0 < y1 <= 128
+        assert max(x1 - x0, y1 - y0) <= sp.patch_size        # a perfect patch can hold it
+
+
+def test_event_object_carries_the_pattern_and_the_sound_its_family():
+    sp = SynthSpec(noise=0.0, distractors=0.0)
+    c = make_clip(sp, 7)
+    tl = c.timeline
+    ev = tl.events[0]
+    x0, y0, x1, y1 = ev.box
+    frame = c.frames[ev.start].astype(float)
+    patch = frame[y0:y1, x0:x1].mean(axis=2)
+    expected = synth.texture(ev.pattern, ev.box)
+    corr = np.corrcoef(patch.ravel(), expected.ravel())[0, 1]
+    assert corr > 0.95
+    # the event's sound is the family's: its (smoothed power) spectrum matches that family's sound best
+    wave = c.audio[ev.start]
+
+    def spectrum(x):
+        return np.convolve(np.abs(np.fft.rfft(x)) ** 2, np.ones(9) / 9, mode="same")
+
+    def similarity(family):
+        ref = synth.sound(family, len(wave), sp.sample_rate, np.random.default_rng(0))
+        return np.corrcoef(spectrum(wave), spectrum(ref))[0, 1]
+    same = similarity(synth.FAMILIES[ev.family])
+    others = [similarity(f) for f in synth.FAMILIES if f != synth.FAMILIES[ev.family]]
+    assert same > max(others)
+
+
+def test_pattern_invisible_in_the_glance_view():
+    """The class pattern averages away under the 4x antialiased glance downscale."""
+    torch = pytest.importorskip("torch")
+    from avgn_edge.model.views import glance_view
+    sp = SynthSpec(noise=0.0, distractors=0.0)
+    for i in range(5):
+        c = make_clip(sp, i)
+        ev = c.timeline.events[0]
+        textured = c.timeline.render_segment(ev.start, 0)
+        ev_obj = c.timeline.segments[ev.start].objects[0]
+        ev_obj.pattern = -1
+        flat = c.timeline.render_segment(ev.start, 0)
+        full_diff = np.abs(textured.astype(float) - flat).max()
+        g = lambda x: glance_view(torch.from_numpy(x)[None], 32, (0, 0, 0), (1 / 255,) * 3)[0]
+        glance_diff = (g(textured) - g(flat)).abs().max().item()
+        assert full_diff > 30 and glance_diff < 0.05 * full_diff
+
+
+def test_no_distractor_snippet_pairs_a_family_sound_with_its_colour():
+    sp = SynthSpec(distractors=1.0)
+    for i in range(40):
+        tl = make_clip(sp, i).timeline
+        for seg in tl.segments:
+            if seg.event >= 0:
+                continue
+            sounds = {s.kind for s in seg.sounds}
+            for obj in seg.objects:
+                fam = int(np.argmin(np.abs(synth.FAMILY_COLORS - obj.color).sum(1)))
+                assert synth.FAMILIES[fam] not in sounds
+
+
+def test_knobs_parse_and_validate():
+    assert parse_knobs("seed=3,clips=500,distractors=0.2,noise=0.1") == \
+        {"seed": 3, "clips": 500, "distractors": 0.2, "noise": 0.1}
+    with pytest.raises(InputError):
+        parse_knobs("seed=3,colour=red")
+    with pytest.raises(InputError):
+        parse_knobs("clips=many")
+    with pytest.raises(InputError):
+        SynthSpec(noise=2.0)
+
+
+def test_labels_are_family_pattern_pairs():
+    assert len(LABELS) == 4 * len(PATTERNS) and LABELS[0] == "bell-vstripes"
