@@ -9,7 +9,8 @@ from .int8 import QUANTIZED_OPS
 
 def qdq_problems(model, excluded: list[str] = ()) -> list[str]:
     """Empty when: every zero point is int8 0, no DequantizeLinear reads int32, every
-    DequantizeLinear feeds only Conv/MatMul/Gemm, and no excluded node reads a DQ output."""
+    DequantizeLinear feeds a Conv/MatMul/Gemm (other readers of the same tensor, e.g. a
+    residual Add, share it - TensorRT fuses that too), and no excluded node reads a DQ output."""
     from onnx import numpy_helper
     inits = {i.name: i for i in model.graph.initializer}
     consumers: dict[str, list] = {}
@@ -29,9 +30,10 @@ def qdq_problems(model, excluded: list[str] = ()) -> list[str]:
             src = inits.get(n.input[0])
             if src is not None and numpy_helper.to_array(src).dtype == np.int32:
                 problems.append(f"{n.name}: int32 DequantizeLinear (a quantized bias)")
-            for c in consumers.get(n.output[0], []):
-                if c.op_type not in QUANTIZED_OPS:
-                    problems.append(f"{n.name} feeds {c.op_type} {c.name}")
+            readers = consumers.get(n.output[0], [])
+            if not any(c.op_type in QUANTIZED_OPS for c in readers):
+                problems.append(f"{n.name} feeds no Conv/MatMul/Gemm (only {sorted({c.op_type for c in readers})})")
+            for c in readers:
                 if c.name in excluded:
                     problems.append(f"{n.name} feeds excluded node {c.name}")
     return problems

@@ -50,6 +50,8 @@ def add_variant(bundle_path, precision: str, calib: str | None = None,
             if problems:
                 raise InputError(f"INT8 graph of {stage} failed the Q/DQ checks: {problems[:3]}")
         files[stage] = f"{precision}/{stage}.onnx"
+    from ..export.trt_support import require_supported
+    require_supported({s: onnx.load(str(bundle.root / f)) for s, f in files.items()})
     bundle.variants[precision] = {"files": files}
     for rel in files.values():
         bundle.add_file(rel)

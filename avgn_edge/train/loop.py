@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..errors import InputError
 from ..model import build_model
 from .batches import loader
 from .checkpoint import read_checkpoint, save_checkpoint
@@ -46,12 +47,16 @@ def train(cfg, dataset, out: str | Path, recipe: Recipe, seed: int = 0, resume: 
     if resume and state_path.is_file() and ckpt_path.is_file():
         weights, saved_cfg, _ = read_checkpoint(ckpt_path)
         if saved_cfg != cfg:
-            raise SystemExit(f"{out} holds a run of a different config; use another --out or --no-resume")
+            raise InputError(f"{out} holds a run of a different model config",
+                             hint="use another --out, or --no-resume to start over there")
         model.load_state_dict(weights)
         st = torch.load(state_path, weights_only=True)
         start_stage, start_step, opt_state = st["stage"], st["step"], st["optimizer"]
         elapsed = st.get("elapsed", 0.0)
-        log.info("resuming at stage %s step %d", recipe.stages[start_stage][0], start_step)
+        if start_stage < len(recipe.stages):
+            log.info("resuming at stage %s step %d", recipe.stages[start_stage][0], start_step)
+        else:
+            log.info("%s holds a finished run: nothing to train", out)
     history: list[dict] = []
     t0 = time.perf_counter() - elapsed
     for si, (stage, steps) in enumerate(recipe.stages):
