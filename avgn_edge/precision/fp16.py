@@ -8,6 +8,7 @@ STFT power reaches ~1e5 and overflows FP16 (max 65504); this is measured, not as
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from ..deps import require
@@ -22,7 +23,9 @@ def convert_fp16(src: str | Path, dst: str | Path, keep_fp32: tuple[str, ...] = 
     float16 = require("onnxconverter_common.float16")
     model = onnx.load(str(src))
     blocked = [n.name for n in model.graph.node if any(k in n.name for k in keep_fp32)]
-    half = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked)
+    with warnings.catch_warnings():      # it warns for every tiny weight it rounds to FP16's 1e-7 floor
+        warnings.simplefilter("ignore", UserWarning)
+        half = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked)
     # onnxslim re-derives the intermediate types, which the converter can leave stale
     # (e.g. around ReduceMax), and folds the redundant Cast pairs it inserts
     half = onnxslim.slim(half)

@@ -34,9 +34,8 @@ class Backend(Protocol):
 
 def trt_available() -> tuple[bool, str]:
     """(usable, reason): TensorRT importable and a CUDA device present."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("tensorrt") is None:
         return False, "TensorRT is not installed"
     try:
         from cuda.bindings import driver

@@ -2,7 +2,10 @@
 
 ``HostPipeline`` runs over any backend with host (NumPy) I/O and crops with the NumPy
 reference of the CUDA kernel; the TensorRT backend brings its own device-resident
-pipeline (runtime/trt.py) with the same two methods.
+pipeline (runtime/trt.py) with the same two methods:
+
+    encode(slot, frame, wave, timer) -> host features to keep in the ring (may be empty)
+    decide(ring, timer) -> {"saliency", "indices", "centres", "scores", "boxes"}
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ class HostPipeline:
         self.cfg = bundle.config
         self.backend = backend
 
-    def encode(self, frame: np.ndarray, wave: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
+    def encode(self, slot: int, frame: np.ndarray, wave: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
         cfg = self.cfg
         with timer("crop_glance"):
             view = glance_views(frame[None], cfg.glance_size, cfg.mean, cfg.std)
@@ -46,10 +49,10 @@ class HostPipeline:
             a = self.backend.run("glance_audio", {"wave": wave[None].astype(np.float32, copy=False)})
         return {"gmap": v["gmap"][0], "gvec": v["gvec"][0], "avec": a["avec"][0]}
 
-    def decide(self, frames: np.ndarray, start: int, gmaps, gvecs, avecs, timer: Timer) -> dict[str, np.ndarray]:
-        """frames: the ring's [T, H, W, 3] in slot order, ``start`` = slot of the oldest snippet;
-        features in time order."""
+    def decide(self, ring, timer: Timer) -> dict[str, np.ndarray]:
         cfg = self.cfg
+        frames, start = np.stack(ring.frames), ring.start
+        gmaps, gvecs, avecs = ring.window("gmap"), ring.window("gvec"), ring.window("avec")
         with timer("decide"):
             d = self.backend.run("decide", {"gmaps": gmaps, "gvecs": gvecs, "avecs": avecs})
         box_frac = cfg.patch_size / cfg.frame_size
@@ -61,9 +64,12 @@ class HostPipeline:
         with timer("head"):
             scores = self.backend.run("head", {"gvecs": gvecs, "avecs": avecs, "lvecs": lvecs,
                                                "saliency": d["saliency"], "indices": d["indices"]})["scores"]
-        h, w = frames.shape[1:3]
-        boxes = np.array([_xyxy(patch_box(c, box_frac, h, w)) for c in d["centres"]], np.float32)
-        return {**d, "scores": scores, "boxes": boxes}
+        return {**d, "scores": scores, "boxes": boxes_xyxy(d["centres"], box_frac, *frames.shape[1:3])}
+
+
+def boxes_xyxy(centres: np.ndarray, box_frac: float, height: int, width: int) -> np.ndarray:
+    """Patch boxes (x0, y0, x1, y1) in frame pixels for the policy's centres."""
+    return np.array([_xyxy(patch_box(c, box_frac, height, width)) for c in centres], np.float32)
 
 
 def _xyxy(box):

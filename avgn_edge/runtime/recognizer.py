@@ -85,7 +85,7 @@ class Recognizer:
             log.warning("frame size changed %s -> %s: window restarted", self._frame_shape, frame.shape)
             self.ring.reset()
         timer = Timer()
-        features = self.pipeline.encode(frame, wave, timer)
+        features = self.pipeline.encode(self.ring.count % self.ring.size, frame, wave, timer)
         self._frame_shape = frame.shape
         self.ring.push(frame, t, features, audio_ok)
         return timer
@@ -96,9 +96,7 @@ class Recognizer:
             raise InputError(f"a decision needs {self.ring.size} snippets, the window has {len(self.ring)}")
         timer = timer or Timer()
         ring = self.ring
-        frames = np.stack(ring.frames)
-        out = self.pipeline.decide(frames, ring.start, ring.window("gmap"), ring.window("gvec"),
-                                   ring.window("avec"), timer)
+        out = self.pipeline.decide(ring, timer)
         order = ring.order()
         return Result(scores=out["scores"], labels=self.labels, saliency=out["saliency"],
                       timestamps=ring.times[order].copy(), indices=out["indices"].astype(np.int64),

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 
 from ..model.avgn import AVGN, take
-from ..model.local import LocalEncoder
 
 
 @dataclass(frozen=True)

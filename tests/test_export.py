@@ -1,0 +1,104 @@
+"""Export to a bundle: ONNX per stage, contract, parity, TensorRT support, hash verification; precision variants."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+from avgn_edge.bundle import STAGES, load_bundle  # noqa: E402
+from avgn_edge.errors import BundleError, InputError  # noqa: E402
+from avgn_edge.export.trt_support import check_graph  # noqa: E402
+
+
+def test_bundle_contract_and_parity(tiny_bundle, tiny_cfg):
+    b = load_bundle(tiny_bundle.root)
+    assert b.config == tiny_cfg and b.precisions == ["fp32"]
+    assert set(b.stages) == set(STAGES)
+    dec = b.stages["decide"]
+    assert [t.name for t in dec.outputs] == ["saliency", "indices", "centres"]
+    assert dec.outputs[1].dtype == "int32" and dec.outputs[1].shape == (tiny_cfg.top_k,)
+    for stage in STAGES:
+        m = onnx.load(str(b.stage_path(stage)))
+        assert m.opset_import[0].version == 17
+        onnx.checker.check_model(m, full_check=True)
+        assert check_graph(m, stage) == []              # every op/dtype is one TensorRT's parser takes
+    parity = b.variants["fp32"]["parity"]
+    for stage, outputs in parity["stages"].items():
+        for name, stats in outputs.items():
+            if "max_rel" in stats:
+                assert stats["max_rel"] < 1e-4, (stage, name, stats)
+            else:
+                assert stats["equal_fraction"] == 1.0, (stage, name)
+    assert parity["end_to_end"]["top1_agreement"] == 1.0
+    assert parity["end_to_end"]["max_abs_score"] < 1e-4
+    prov = b.provenance
+    assert prov["checkpoint_sha256"] and prov["opset"] == 17 and "training" in prov
+
+
+@pytest.fixture()
+def bundle_copy(tiny_bundle, tmp_path):
+    dst = tmp_path / "b"
+    shutil.copytree(tiny_bundle.root, dst)
+    return dst
+
+
+def test_changed_truncated_or_missing_files_are_refused(bundle_copy):
+    f = bundle_copy / "fp32" / "head.onnx"
+    data = f.read_bytes()
+    f.write_bytes(data[:-10])
+    with pytest.raises(BundleError, match="head.onnx has changed"):
+        load_bundle(bundle_copy)
+    f.unlink()
+    with pytest.raises(BundleError, match="head.onnx is missing"):
+        load_bundle(bundle_copy)
+    (bundle_copy / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(bundle_copy)
+    with pytest.raises(BundleError, match="no model bundle"):
+        load_bundle(bundle_copy / "nowhere")
+
+
+def test_export_refuses_to_overwrite(tiny_run, tiny_bundle):
+    from avgn_edge.export.onnx_export import export_bundle
+    with pytest.raises(BundleError, match="already holds a bundle"):
+        export_bundle(tiny_run, tiny_bundle.root)
+
+
+def test_precision_variants(bundle_copy):
+    from avgn_edge.precision.checks import qdq_problems
+    from avgn_edge.precision.int8 import excluded_nodes
+    from avgn_edge.precision.quantize import add_variant
+    calib = "synth:seed=2000,clips=12"
+    for p in ("fp16", "int8"):
+        add_variant(bundle_copy, p, calib=calib, eval_data="synth:seed=1000,clips=40", progress=False)
+    b = load_bundle(bundle_copy)
+    assert b.precisions == ["fp32", "fp16", "int8"]
+    for stage in STAGES:
+        half = onnx.load(str(b.stage_path(stage, "fp16")))
+        assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in half.graph.initializer), stage
+        io = [v.type.tensor_type.elem_type for v in list(half.graph.input) + list(half.graph.output)]
+        assert onnx.TensorProto.FLOAT16 not in io                      # I/O stays FP32
+        q = onnx.load(str(b.stage_path(stage, "int8")))
+        excluded = excluded_nodes(onnx.load(str(b.stage_path(stage, "fp32"))))
+        problems = qdq_problems(q, excluded)
+        assert problems in ([], ["no Q/DQ nodes at all"]), (stage, problems)
+    # the front end stays FP32 in the FP16 audio graph, and is not quantized
+    audio16 = onnx.load(str(b.stage_path("glance_audio", "fp16")))
+    stft = [n for n in audio16.graph.node if n.op_type == "Conv" and "/frontend/" in n.name][0]
+    weights = {i.name: i for i in audio16.graph.initializer}
+    assert weights[stft.input[1]].data_type == onnx.TensorProto.FLOAT
+    audio8 = onnx.load(str(b.stage_path("glance_audio", "int8")))
+    assert sum(n.op_type == "QuantizeLinear" for n in audio8.graph.node) > 0
+    for p in ("fp16", "int8"):
+        acc = b.variants[p]["accuracy"]
+        assert acc["clips"] == 40 and 0 <= acc["agreement_with_fp32"] <= 1
+        assert acc["agreement_with_fp32"] >= 0.9, (p, acc)
+        assert b.variants[p]["stage_error_vs_fp32"]["head"]["scores"] < 0.2
+    ev = b.variants["fp16"]["evidence"]
+    assert "glance_audio_rel_error_all_fp16" in ev
+    with pytest.raises(InputError):
+        add_variant(bundle_copy, "int4")
