@@ -19,6 +19,7 @@ COMMANDS = [
     ("synth", "write synthetic benchmark clips as MP4 files + labels.json"),
     ("train", "train AVGN on the synthetic benchmark or a folder of videos"),
     ("eval", "evaluate a checkpoint and its baselines"),
+    ("check", "check the deployed pipeline against PyTorch and through MP4 files"),
     ("export", "export a checkpoint to a model bundle of per-stage ONNX graphs"),
     ("quantize", "add an FP16 or INT8 (Q/DQ) variant to a bundle"),
     ("build-engines", "build TensorRT engines from a bundle (cached)"),

@@ -1,0 +1,55 @@
+"""avgn-edge check: the deployed pipeline against PyTorch, in memory and through real MP4 files.
+
+On the benchmark's test split: top-1 agreement of the ONNX Runtime pipeline with the
+PyTorch model, and top-1 of the same clips written to MP4 (H.264 + AAC) and read back.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+
+def add_arguments(p):
+    p.add_argument("--bundle", default="synth", help="bundle (default: the shipped one)")
+    p.add_argument("--checkpoint", default="synth", help="the PyTorch checkpoint it came from (default synth)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--seed", type=int, default=1000, help="benchmark seed (default 1000, the test split)")
+    p.add_argument("--clips", type=int, default=300)
+    p.add_argument("--json", action="store_true")
+
+
+def run(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..bundle import load_bundle
+    from ..data.datasets import open_dataset
+    from ..data.synth import SynthSpec, clip_video
+    from ..export.parity import end_to_end_parity
+    from ..media import write_video
+    from ..runtime.recognizer import Recognizer
+    from ..train.checkpoint import load_checkpoint
+
+    bundle = load_bundle(args.bundle)
+    model, _ = load_checkpoint(args.checkpoint)
+    data = f"synth:seed={args.seed},clips={args.clips}"
+    dataset = open_dataset(data, bundle.config)
+    parity = end_to_end_parity(bundle, model, dataset, args.precision)
+    rec = Recognizer.load(bundle, backend="ort", precision=args.precision)
+    spec = SynthSpec.for_model(bundle.config, seed=args.seed, clips=args.clips)
+    mem, disk = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in tqdm(range(args.clips), desc="mp4 round trip", disable=args.json, dynamic_ncols=True):
+            s = dataset[i]
+            frames, audio = clip_video(spec, i)
+            path = write_video(Path(tmp) / "clip.mp4", frames, spec.fps, audio, spec.sample_rate)
+            mem.append(np.argmax(rec.classify_snippets(s.frames, s.audio).scores) == s.label)
+            disk.append(np.argmax(rec.classify_clip(path).scores) == s.label)
+    out = {"data": data, "precision": args.precision, "runtime_vs_pytorch_top1_agreement": parity["top1_agreement"],
+           "runtime_vs_pytorch_max_abs_score": parity["max_abs_score"], "top1_in_memory": float(np.mean(mem)),
+           "top1_from_mp4": float(np.mean(disk)),
+           "mp4_loss_points": round(100 * (float(np.mean(mem)) - float(np.mean(disk))), 2)}
+    print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0

@@ -1,0 +1,57 @@
+"""avgn-edge live --camera 0 [--mic NAME|INDEX]: real-time recognition from a camera and microphone.
+
+Sources are URIs: 0 (camera index), /dev/video0, csi://0, rtsp://..., http://..., a video
+file (paced at its own rate; --loop), synth:// (the built-in audio-visual generator).
+Audio: --mic (sounddevice name or index), else the source's own track (files, synth://),
+else the default microphone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from .args import add_runtime_arguments, open_recognizer
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p):
+    p.add_argument("--camera", "--source", dest="source", default="0", metavar="URI",
+                   help="video source URI (default 0: the first camera)")
+    p.add_argument("--mic", help="microphone name (substring) or index (default: the source's own audio, "
+                                 "else the default input device)")
+    p.add_argument("--no-mic", action="store_true", help="no audio: silence (the model then sees no sound)")
+    add_runtime_arguments(p)
+    p.add_argument("--stride", type=int, default=2, help="a decision every N snippets (default 2)")
+    p.add_argument("--headless", action="store_true", help="no display window")
+    p.add_argument("--save", metavar="OUT.mp4", help="write the annotated video")
+    p.add_argument("--events", metavar="EVENTS.jsonl", help="write decisions and event onsets/offsets")
+    p.add_argument("--threshold", type=float, default=0.5, help="score for an event onset (default 0.5)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--loop", action="store_true", help="loop a file source")
+    p.add_argument("--summary", metavar="SUMMARY.json", help="write the run's statistics")
+
+
+def run(args) -> int:
+    from ..io import open_video, parse_video_uri
+    from ..live.session import open_audio, run_session, write_summary
+
+    parse_video_uri(args.source)                  # a bad URI fails before the model loads
+    rec = open_recognizer(args, stride=args.stride)
+    log.info("bundle %s (%s), backend %s, precision %s", rec.bundle.root, rec.config.name, rec.backend.name,
+             args.precision)
+    with open_video(args.source, loop=args.loop) as video:
+        audio = open_audio(video, args.mic, args.no_mic, rec.config.sample_rate)
+        try:
+            summary, _ = run_session(rec, video, audio, display=not args.headless, save=args.save,
+                                     events=args.events, duration=args.duration, threshold=args.threshold,
+                                     on_result=lambda r: log.info("%7.2f  %s", r.t, "  ".join(
+                                         f"{l} {s:.2f}" for l, s in r.top(3))))
+        finally:
+            if audio is not None:
+                audio.close()
+    log.info("summary: %s", json.dumps({k: v for k, v in summary.items() if k != "stages_ms"}, default=float))
+    if args.summary:
+        write_summary(args.summary, summary)
+    return 0

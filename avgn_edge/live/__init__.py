@@ -1,0 +1,1 @@
+"""Live recognition: snippet clock, inference thread, sinks and stats over io/ sources."""

@@ -1,0 +1,53 @@
+"""One live session: sources + recognizer + sinks -> LiveLoop; used by ``live`` and ``demo``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+
+from ..errors import SourceError
+from .loop import LiveLoop
+from .sinks import DisplaySink, EventsSink, Mp4Sink
+
+log = logging.getLogger(__name__)
+
+
+def open_audio(video, mic: str | None, no_mic: bool, rate: int):
+    """The microphone if asked for; else the source's own track (file, synth://); else the
+    default microphone; None (silence) only with --no-mic."""
+    from ..io import Microphone
+    if no_mic:
+        return None
+    if mic is None:
+        own = video.audio(rate)
+        if own is not None:
+            return own
+    device = int(mic) if mic is not None and mic.isdigit() else mic
+    try:
+        return Microphone(device, rate=rate)
+    except SourceError as exc:
+        raise SourceError(str(exc), hint=(exc.hint or "") + " (or --no-mic to run on the picture alone)") from None
+
+
+def run_session(recognizer, video, audio, *, display: bool, save: str | None, events: str | None,
+                duration: float | None, threshold: float = 0.5, on_result=None) -> tuple[dict, LiveLoop]:
+    with contextlib.ExitStack() as stack:
+        sinks = []
+        if display:
+            sinks.append(stack.enter_context(DisplaySink()))
+        if save:
+            sinks.append(stack.enter_context(Mp4Sink(save, fps=video.stats.get("fps") or 15)))
+        ev = stack.enter_context(EventsSink(events, threshold)) if events else None
+        loop = LiveLoop(recognizer, video, audio, frame_sinks=sinks, events=ev, duration=duration,
+                        on_result=on_result)
+        summary = loop.run()
+        if ev is not None:
+            ev.close(loop.results[-1].t if loop.results else None)
+            summary["onsets"] = ev.onsets
+    return summary, loop
+
+
+def write_summary(path: str | Path, summary: dict):
+    Path(path).write_text(json.dumps(summary, indent=1, default=float))
