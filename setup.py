@@ -14,7 +14,7 @@ EXTRAS = {
     "train": TRAIN,
     "export": TRAIN,
     "cuda": CUDA,
-    "trt": ["tensorrt>=10.3"] + CUDA,
+    "trt": ["tensorrt>=10.3; platform_machine == 'x86_64'"] + CUDA,   # Jetson: TensorRT comes with JetPack
     "bench": ["matplotlib>=3.8", "psutil>=5.9"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8", "psutil>=5.9"],
 }
@@ -28,7 +28,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["avgn_edge", "avgn_edge.*"]),
     package_data={"avgn_edge": ["kernels/*.cu", "kernels/*.h", "export/*.json", "assets/synth/*",
-                                "assets/synth/bundle/*"]},
+                                "assets/synth/bundle/*", "assets/synth/bundle/*/*"]},
     install_requires=RUNTIME,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["avgn-edge=avgn_edge.cli.main:main"]},

@@ -15,11 +15,18 @@ _EXTRAS = {
     "onnxslim": ("export", "graph simplification"),
     "onnxconverter_common": ("export", "FP16 conversion"),
     "safetensors": ("train", "checkpoints"),
-    "tensorrt": ("trt", "TensorRT engines"),
+    "tensorrt": ("", "TensorRT engines"),
     "cuda.bindings": ("trt", "CUDA from Python"),
     "cuda.core": ("trt", "CUDA from Python"),
-    "sounddevice": ("live", "microphone capture"),
+    "sounddevice": ("", "microphone capture"),
     "matplotlib": ("bench", "plots"),
+}
+
+
+_HINTS = {
+    "tensorrt": "Jetson: TensorRT comes with JetPack >= 6.1 (use a venv with --system-site-packages); "
+                "x86: pip install tensorrt-cu12 on a machine with a CUDA GPU",
+    "sounddevice": "pip install sounddevice, and the PortAudio library: sudo apt install libportaudio2",
 }
 
 
@@ -30,6 +37,6 @@ def require(module: str) -> ModuleType:
     except ImportError as exc:
         extra, purpose = _EXTRAS.get(module.split(".")[0] if module not in _EXTRAS else module,
                                      ("", "this feature"))
-        hint = f"pip install 'avgn-edge[{extra}]'" if extra else f"pip install {module}"
+        hint = f"pip install 'avgn-edge[{extra}]'" if extra else _HINTS.get(module, f"pip install {module}")
         raise MissingDependency(f"{module} is needed for {purpose} but cannot be imported ({exc})",
                                 hint=hint) from exc

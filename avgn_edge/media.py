@@ -32,7 +32,9 @@ class Snippets:
 
 def _av():
     import av  # base dependency
-    av.logging.set_level(av.logging.ERROR)
+    # No Python logging callback: with frame-threaded decoding it can deadlock on the GIL
+    # when a decoder is freed while a frame thread logs (PyAV #751, #909; reproduced here).
+    av.logging.set_level(None)
     return av
 
 

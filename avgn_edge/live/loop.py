@@ -58,6 +58,7 @@ class LiveLoop:
     def _clock(self):
         period, n = self.cfg.snippet_period, self.cfg.audio_samples
         last_t = None
+        reconnects = self.video.stats.get("reconnects", 0)
         next_tick = time.monotonic()
         while not self._stop.is_set():
             next_tick += period
@@ -75,9 +76,12 @@ class LiveLoop:
             if last_t is not None and frame.t <= last_t:
                 self.stats.stale += 1
                 continue
-            if last_t is not None and frame.t - last_t > 3 * period:
-                log.warning("%.1f s gap in the video: restarting the window", frame.t - last_t)
+            now_reconnects = self.video.stats.get("reconnects", 0)
+            if last_t is not None and (frame.t - last_t > 3 * period or now_reconnects != reconnects):
+                log.warning("%.1f s gap in the video (reconnects: %d): restarting the window",
+                            frame.t - last_t, now_reconnects)
                 self._put(None)                       # tells the consumer to reset
+            reconnects = now_reconnects
             last_t = frame.t
             if self.audio is not None:
                 wave, ok = self.audio.window(frame.t, n, timeout=self.audio_wait)
