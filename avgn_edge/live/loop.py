@@ -39,12 +39,12 @@ class Snippet:
 class LiveLoop:
     def __init__(self, recognizer, video, audio=None, *, frame_sinks=(), events=None, duration: float | None = None,
                  stats_every: float = 5.0, audio_wait: float = 0.15, render_fps: float = 15.0,
-                 on_result=None):
+                 on_result=None, on_snippet=None):
         self.rec, self.video, self.audio = recognizer, video, audio
         self.frame_sinks, self.events = list(frame_sinks), events
         self.duration, self.stats_every, self.audio_wait = duration, stats_every, audio_wait
         self.render_period = 1.0 / render_fps
-        self.on_result = on_result
+        self.on_result, self.on_snippet = on_result, on_snippet
         self.cfg = recognizer.config
         self.stats = LiveStats()
         self.results: list[Result] = []
@@ -113,6 +113,8 @@ class LiveLoop:
                 self.rec.reset()
                 continue
             self.stats.snippet(s.pairing_ms, s.audio_ok)
+            if self.on_snippet is not None:
+                self.on_snippet(s)
             result = self.rec.push(s.frame, s.audio, s.t)
             if result is None:
                 continue
