@@ -27,6 +27,7 @@ from ..bundle import STAGES, Bundle, sha256
 from ..deps import require
 from ..errors import BundleError
 from ..train.checkpoint import load_checkpoint, resolve_checkpoint
+from ..model.flops import stage_gflops
 from .parity import collect_stage_inputs, end_to_end_parity, stage_parity
 from .stages import specs_for, stage_modules
 
@@ -103,7 +104,7 @@ def export_bundle(checkpoint, out: str | Path, parity_data: str = "synth:seed=10
                     {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256(ckpt_path),
                      "training": prov, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                      "avgn_edge": __version__, "torch": torch.__version__, "onnx": onnx.__version__, "opset": OPSET,
-                     "parity_data": parity_data})
+                     "parity_data": parity_data, "gflops_per_clip": stage_gflops(model)})
     for s in STAGES:
         bundle.add_file(f"fp32/{s}.onnx")
     bundle.variants["fp32"]["parity"] = {

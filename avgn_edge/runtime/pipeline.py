@@ -11,6 +11,7 @@ pipeline (runtime/trt.py) with the same two methods:
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -19,19 +20,18 @@ from ..kernels.reference import crop_patches, glance_views, patch_box
 
 
 class Timer:
+    """Accumulates milliseconds per named span: ``with timer("decide"): ...``."""
+
     def __init__(self):
         self.ms: dict[str, float] = {}
 
+    @contextmanager
     def __call__(self, name: str):
-        timer = self
-
-        class _Span:
-            def __enter__(self):
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.ms[name] = timer.ms.get(name, 0.0) + (time.perf_counter() - self.t) * 1e3
-        return _Span()
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - t) * 1e3
 
 
 class HostPipeline:

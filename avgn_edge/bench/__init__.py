@@ -1,0 +1,1 @@
+"""``avgn-edge bench``: speed, cost and accuracy measured side by side in one run."""
