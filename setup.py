@@ -15,8 +15,8 @@ EXTRAS = {
     "export": TRAIN,
     "cuda": CUDA,
     "trt": ["tensorrt>=10.3; platform_machine == 'x86_64'"] + CUDA,   # Jetson: TensorRT comes with JetPack
-    "bench": ["matplotlib>=3.8", "psutil>=5.9"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8", "psutil>=5.9"],
+    "bench": ["matplotlib>=3.8"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8"],
 }
 
 setup(

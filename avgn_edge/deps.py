@@ -16,8 +16,8 @@ _EXTRAS = {
     "onnxconverter_common": ("export", "FP16 conversion"),
     "safetensors": ("train", "checkpoints"),
     "tensorrt": ("", "TensorRT engines"),
-    "cuda.bindings": ("trt", "CUDA from Python"),
-    "cuda.core": ("trt", "CUDA from Python"),
+    "cuda.bindings": ("cuda", "CUDA from Python"),
+    "cuda.core": ("cuda", "CUDA from Python"),
     "sounddevice": ("", "microphone capture"),
     "matplotlib": ("bench", "plots"),
 }
@@ -35,8 +35,10 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        extra, purpose = _EXTRAS.get(module.split(".")[0] if module not in _EXTRAS else module,
-                                     ("", "this feature"))
-        hint = f"pip install 'avgn-edge[{extra}]'" if extra else _HINTS.get(module, f"pip install {module}")
+        parts = module.split(".")
+        known = next((".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in _EXTRAS),
+                     parts[0])
+        extra, purpose = _EXTRAS.get(known, ("", "this feature"))
+        hint = f"pip install 'avgn-edge[{extra}]'" if extra else _HINTS.get(known, f"pip install {known}")
         raise MissingDependency(f"{module} is needed for {purpose} but cannot be imported ({exc})",
                                 hint=hint) from exc

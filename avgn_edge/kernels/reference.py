@@ -15,11 +15,15 @@ is the box covering the whole frame.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
+@lru_cache(maxsize=256)
 def axis_weights(in_size: int, out_size: int, start: float, length: float) -> np.ndarray:
-    """[out_size, in_size] float64 resampling matrix for one axis."""
+    """[out_size, in_size] float64 resampling matrix for one axis (cached: the glance view's
+    never changes for a camera). Treat the result as read-only."""
     scale = length / out_size
     support = max(scale, 1.0)
     centres = start + scale * (np.arange(out_size) + 0.5)

@@ -15,15 +15,27 @@ class OrtBackend:
 
     name = "ort"
 
-    def __init__(self, bundle: Bundle, precision: str = "fp32", threads: int = 0, optimize: bool | None = None,
-                 providers: list[str] | None = None):
+    def __init__(self, bundle: Bundle, precision: str = "fp32", threads: int | None = None,
+                 optimize: bool | None = None, providers: list[str] | None = None):
         import onnxruntime as ort
 
         self.precision = precision
         available = ort.get_available_providers()
         self.providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        self.sessions = {}
+        for stage in STAGES:
+            opts = self._options(ort, stage, precision, threads, optimize)
+            self.sessions[stage] = ort.InferenceSession(str(bundle.stage_path(stage, precision)), opts,
+                                                        providers=self.providers)
+        self.outputs = {s: [o.name for o in sess.get_outputs()] for s, sess in self.sessions.items()}
+
+    @staticmethod
+    def _options(ort, stage, precision, threads, optimize):
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
+        # The per-snippet stages and the decision's small graphs are faster on one thread (the
+        # pool's hand-off costs more than they compute: measured 6.2 vs 7.8 ms per clip); the
+        # local encoder, the one stage with real work, gets all cores.
+        opts.intra_op_num_threads = threads if threads is not None else (0 if stage == "focus_local" else 1)
         opts.log_severity_level = 3
         # Don't let idle pool threads spin: the pipeline interleaves small ONNX Runtime calls with
         # NumPy work (the crop) on the same cores, and spinning threads starve it (measured: the
@@ -32,9 +44,7 @@ class OrtBackend:
         optimize = precision != "int8" if optimize is None else optimize
         opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                          else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-        self.sessions = {s: ort.InferenceSession(str(bundle.stage_path(s, precision)), opts, providers=self.providers)
-                         for s in STAGES}
-        self.outputs = {s: [o.name for o in sess.get_outputs()] for s, sess in self.sessions.items()}
+        return opts
 
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs[stage], self.sessions[stage].run(self.outputs[stage], feeds)))

@@ -1,0 +1,38 @@
+"""The benchmark's fast mode runs and reports what it promises (timings are never asserted)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avgn_edge.bench import jetson
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_fast_json(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "avgn_edge.cli.main", "bench", "--fast", "--json",
+                          "--write-docs", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                         env={**os.environ})
+    assert res.returncode == 0, res.stderr[-2000:]
+    r = json.loads(res.stdout)
+    assert set(r["ratios"]) >= {"avgn_vs_dense", "ort_vs_torch", "int8_vs_fp32", "ring_vs_reencode"}
+    assert all(v > 0 for v in r["ratios"].values())
+    assert {"snippets_per_s", "decision_latency_p95_ms"} <= set(r["live"])
+    assert set(r["stages"]) >= {"ort/fp32", "ort/fp16", "ort/int8", "numpy/crop"}
+    assert r["machine"]["peak_gflops"] > 0 and r["memory_mb"]["peak_rss"] > 0
+    assert r["cost"]["gflops_per_clip"]["dense"] > r["cost"]["gflops_per_clip"]["avgn"]
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "prediction, not a measurement" in md and "avgn-edge bench --backend trt" in md
+    assert (tmp_path / "accuracy_vs_gflops.png").stat().st_size > 10_000
+
+
+def test_jetson_prediction_reproduces_its_published_anchors():
+    for p in ("fp16", "int8"):
+        for gmacs, ms in jetson.PUBLISHED.values():
+            assert jetson.predict_ms(gmacs, p) == pytest.approx(ms[p], abs=1e-3)
+    assert jetson.predict_ms(4.1, "int8", "agx_orin") == pytest.approx(0.636, abs=1e-3)
