@@ -69,3 +69,46 @@ def test_metrics():
     boxes = torch.tensor([[40.0, 40.0, 56.0, 56.0]] * 3)
     centres = torch.tensor([[48 / 128, 48 / 128], [0.1, 0.1], [60 / 128, 48 / 128]])
     assert patch_hits(centres, boxes, 32, 128).tolist() == [True, False, True]
+
+
+def test_video_folder_dataset(tmp_path, tiny_cfg, caplog):
+    """One sub-folder per class: a file without audio gives silence and a flag, a corrupt
+    file is skipped with a warning and counted."""
+    from avgn_edge.data.datasets import VideoFolder
+    from avgn_edge.data.synth import LABELS, SynthSpec, clip_video
+    from avgn_edge.media import write_video
+    spec = SynthSpec.for_model(tiny_cfg, seed=3)
+    for i, name in enumerate(["a.mp4", "b.mp4"]):
+        frames, audio = clip_video(spec, i)
+        folder = tmp_path / LABELS[i]
+        folder.mkdir(exist_ok=True)
+        write_video(folder / name, frames, spec.fps, audio if i == 0 else None, spec.sample_rate)
+    (tmp_path / LABELS[0] / "broken.mp4").write_bytes(b"\x00garbage" * 64)
+    ds = VideoFolder(tmp_path, tiny_cfg)
+    assert len(ds) == 3 and ds.labels == tuple(sorted((LABELS[0], LABELS[1])))   # class folders, sorted
+    samples = [ds[i] for i in range(3)]
+    assert len(ds.skipped) == 1 and ds.skipped[0].endswith("broken.mp4")
+    by_path = {s.path.split("/")[-1]: s for s in samples}
+    assert by_path["a.mp4"].has_audio and by_path["a.mp4"].audio.any()
+    assert not by_path["b.mp4"].has_audio and not by_path["b.mp4"].audio.any()
+    assert by_path["a.mp4"].frames.shape == (tiny_cfg.num_snippets, 64, 64, 3)
+    assert "skipping" in caplog.text
+
+
+def test_imagenet_initialisation_from_local_torchvision_files(tmp_path, tiny_cfg):
+    from torchvision.models import mobilenet_v2, resnet18
+    from avgn_edge.errors import InputError
+    from avgn_edge.model.pretrained import imagenet_state
+    cfg = tiny_cfg.replace(local_depth=18, local_stages=2)
+    torch.save(resnet18().state_dict(), tmp_path / "resnet18-f37072fd.pth")
+    state = imagenet_state(cfg, tmp_path)
+    assert "local.body.0.weight" in state and "local.body.4.0.conv1.weight" in state     # conv1, layer1
+    assert not any(k.startswith("local.body.6.") for k in state)                         # layer3: not used
+    torch.save(mobilenet_v2().state_dict(), tmp_path / "mobilenet_v2-b0353104.pth")
+    from avgn_edge.config import get_preset
+    paper = imagenet_state(get_preset("paper"), tmp_path)           # MobileNetV2 1.0 glance fits
+    assert "glance.features.0.0.weight" in paper
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no torchvision weights"):
+        imagenet_state(tiny_cfg, empty)
