@@ -112,3 +112,31 @@ def test_imagenet_initialisation_from_local_torchvision_files(tmp_path, tiny_cfg
     empty.mkdir()
     with pytest.raises(InputError, match="no torchvision weights"):
         imagenet_state(tiny_cfg, empty)
+
+
+def test_an_interrupted_run_resumes_mid_stage(tmp_path, tiny_cfg):
+    from avgn_edge.train.loop import train
+    from avgn_edge.train.recipe import Recipe
+
+    class Dies:
+        """The real dataset, until the power goes out after ``left`` clips."""
+        def __init__(self, inner, left):
+            self.inner, self.left = inner, left
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __getitem__(self, i):
+            self.left -= 1
+            if self.left < 0:
+                raise KeyboardInterrupt
+            return self.inner[i]
+    ds = open_dataset("synth:seed=0,clips=64", tiny_cfg)
+    r = Recipe(batch_size=2, warmup_steps=6, glance_steps=2, finetune_steps=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg, Dies(ds, 9), tmp_path, r, progress=False, workers=0, checkpoint_every=2)
+    state = torch.load(tmp_path / "train_state.pt", weights_only=True)
+    assert (state["stage"], state["step"]) == (0, 4)          # 4 warm-up steps were saved
+    train(tiny_cfg, ds, tmp_path, r, progress=False, workers=0, checkpoint_every=2)
+    assert torch.load(tmp_path / "train_state.pt", weights_only=True)["stage"] == 3
+    assert (tmp_path / "history.jsonl").is_file()             # written with each checkpoint

@@ -62,6 +62,8 @@ class LiveLoop:
         next_tick = time.monotonic()
         while not self._stop.is_set():
             next_tick += period
+            if time.monotonic() > next_tick + period:     # fell behind (a stalled source): resync
+                next_tick = time.monotonic()
             self._stop.wait(max(0.0, next_tick - time.monotonic()))
             if self._stop.is_set():
                 break

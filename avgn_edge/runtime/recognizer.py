@@ -109,7 +109,8 @@ class Recognizer:
         return self.classify_snippets(s.frames, s.audio, s.times, audio_ok=s.has_audio)
 
     def classify_snippets(self, frames, audio, times=None, audio_ok: bool = True) -> Result:
-        """Classify T snippets at once (frames [T,H,W,3], audio [T,N]) without touching the live window."""
+        """Classify T snippets at once (frames [T,H,W,3], audio [T,N]). The live window is kept,
+        except on a pipeline whose feature ring lives on the device (TensorRT), where it restarts."""
         T = self.config.num_snippets
         if len(frames) != T or len(audio) != T:
             raise InputError(f"need exactly {T} frames and audio windows, got {len(frames)} and {len(audio)}")
@@ -122,6 +123,8 @@ class Recognizer:
             result = self.decide(timer)
         finally:
             self.ring, self._frame_shape = saved
+            if getattr(self.pipeline, "device_ring", False) and self.ring.count:
+                self.reset()              # its device slots now hold this clip's features
         result.audio_ok = result.audio_ok and audio_ok
         return result
 

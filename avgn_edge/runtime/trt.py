@@ -149,6 +149,8 @@ class TrtBackend:
 class TrtPipeline:
     """The whole glance pipeline on the device (see the module docstring)."""
 
+    device_ring = True          # the Recognizer's ring holds no features: they are on the device
+
     def __init__(self, backend: TrtBackend):
         self.b = backend
         self.driver = backend.driver

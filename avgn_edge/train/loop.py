@@ -92,15 +92,21 @@ def train(cfg, dataset, out: str | Path, recipe: Recipe, seed: int = 0, resume: 
                 nxt = (si + 1, 0) if done else (si, step + 1)
                 _save(model, opt if not done else None, ckpt_path, state_path, nxt, time.perf_counter() - t0,
                       provenance)
+                _append(out / "history.jsonl", history)
         bar.close()
     minutes = (time.perf_counter() - t0) / 60
     prov = dict(provenance or {}, train_minutes=round(minutes, 2), torch_threads=torch.get_num_threads())
     save_checkpoint(ckpt_path, model.eval(), prov)
-    with open(out / "history.jsonl", "a") as f:
-        for h in history:
-            f.write(json.dumps(h) + "\n")
     log.info("trained in %.1f min -> %s", minutes, ckpt_path)
     return ckpt_path
+
+
+def _append(path: Path, history: list[dict]):
+    """Loss history goes out with each checkpoint, so an interrupted run keeps it."""
+    with open(path, "a") as f:
+        for h in history:
+            f.write(json.dumps(h) + "\n")
+    history.clear()
 
 
 def _save(model, opt, ckpt_path, state_path, nxt, elapsed, provenance):
