@@ -67,10 +67,11 @@ def glance_views(frames: np.ndarray, size: int, mean, std, **kw) -> np.ndarray:
     return np.stack([crop_resize(f, (0.0, 0.0, float(w), float(h)), size, size, mean, std, **kw) for f in frames])
 
 
-def crop_patches(frames: np.ndarray, indices: np.ndarray, centres: np.ndarray, box_frac: float, size: int,
+def crop_patches(frames, indices: np.ndarray, centres: np.ndarray, box_frac: float, size: int,
                  mean, std, start: int = 0, **kw) -> np.ndarray:
-    """Ring of T frames [T, H, W, 3], k snippet indices (time order from slot ``start``) and
-    centres [k, 2] -> [k, 3, size, size] patches (what the kernel writes)."""
-    t, h, w = frames.shape[:3]
+    """Ring of T frames ([T, H, W, 3] or a list of T equal-size HxWx3 frames), k snippet
+    indices (time order from slot ``start``) and centres [k, 2] -> [k, 3, size, size]
+    patches (what the kernel writes)."""
+    t, (h, w) = len(frames), frames[0].shape[:2]
     return np.stack([crop_resize(frames[(start + int(i)) % t], patch_box(c, box_frac, h, w), size, size, mean, std, **kw)
                      for i, c in zip(indices, centres)])

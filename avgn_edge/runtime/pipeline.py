@@ -51,7 +51,7 @@ class HostPipeline:
 
     def decide(self, ring, timer: Timer) -> dict[str, np.ndarray]:
         cfg = self.cfg
-        frames, start = np.stack(ring.frames), ring.start
+        frames, start = ring.frames, ring.start          # crop reads only the k chosen frames
         gmaps, gvecs, avecs = ring.window("gmap"), ring.window("gvec"), ring.window("avec")
         with timer("decide"):
             d = self.backend.run("decide", {"gmaps": gmaps, "gvecs": gvecs, "avecs": avecs})
@@ -64,7 +64,7 @@ class HostPipeline:
         with timer("head"):
             scores = self.backend.run("head", {"gvecs": gvecs, "avecs": avecs, "lvecs": lvecs,
                                                "saliency": d["saliency"], "indices": d["indices"]})["scores"]
-        return {**d, "scores": scores, "boxes": boxes_xyxy(d["centres"], box_frac, *frames.shape[1:3])}
+        return {**d, "scores": scores, "boxes": boxes_xyxy(d["centres"], box_frac, *frames[0].shape[:2])}
 
 
 def boxes_xyxy(centres: np.ndarray, box_frac: float, height: int, width: int) -> np.ndarray:
