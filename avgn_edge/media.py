@@ -40,37 +40,44 @@ def _av():
 
 def read_snippets(path: str | os.PathLike, num_snippets: int, sample_rate: int,
                   window: float) -> Snippets:
-    """Decode ``path`` and return T snippets (frames + the audio windows ending at them)."""
+    """Decode ``path`` and return T snippets (frames + the audio windows ending at them).
+
+    The frame timestamps are read first from the packets (no decoding), so only the T chosen
+    frames are kept while decoding: memory does not grow with the length of the file.
+    """
     av = _av()
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"no such file: {path}")
-    frames, times = [], []
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise SourceError(f"{path} has no video stream")
             vstream = container.streams.video[0]
+            pts = [p.pts for p in container.demux(vstream) if p.size]
+        with av.open(str(path)) as container:
+            vstream = container.streams.video[0]
             vstream.thread_type = "AUTO"
-            for frame in container.decode(vstream):
-                if frame.time is None:
-                    continue
-                frames.append(frame.to_ndarray(format="rgb24"))
-                times.append(frame.time)
+            if pts and None not in pts:
+                pts = sorted(pts)
+                times = np.asarray(pts, np.float64) * float(vstream.time_base)
+                pick, ends = _plan(times, num_snippets)
+                wanted = {pts[j] for j in pick}
+                kept = {f.pts: f.to_ndarray(format="rgb24") for f in container.decode(vstream) if f.pts in wanted}
+                frames = [kept.get(pts[j]) for j in pick]
+            else:                      # no packet timestamps: decode everything, then pick
+                decoded = [(f.time, f.to_ndarray(format="rgb24")) for f in container.decode(vstream)
+                           if f.time is not None]
+                times = np.asarray([t for t, _ in decoded], np.float64)
+                pick, ends = _plan(times, num_snippets) if len(times) else ([], [])
+                frames = [decoded[j][1] for j in pick]
         audio, audio_start = read_audio(path, sample_rate)
     except SourceError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise SourceError(f"cannot decode {path}: {exc}") from None
-    if not frames:
+    if not frames or any(f is None for f in frames):
         raise SourceError(f"{path} has no decodable video frames")
-    times = np.asarray(times, np.float64)
-    start = times[0]
-    fps_period = float(np.median(np.diff(times))) if len(times) > 1 else 0.04
-    duration = times[-1] - start + fps_period
-    ends = start + duration * (np.arange(num_snippets) + 1) / num_snippets
-    # the last frame strictly before each segment end (a quarter-frame guard for pts rounding)
-    pick = np.clip(np.searchsorted(times, ends - 0.25 * fps_period, side="left") - 1, 0, len(times) - 1)
     n = int(round(window * sample_rate))
     windows = np.zeros((num_snippets, n), np.float32)
     if audio is not None:
@@ -81,7 +88,18 @@ def read_snippets(path: str | os.PathLike, num_snippets: int, sample_rate: int,
             windows[i, n - len(seg):] = seg
     else:
         log.warning("%s has no audio track: classifying with silence", path)
-    return Snippets(np.stack([frames[j] for j in pick]), windows, ends - start, audio is not None)
+    return Snippets(np.stack(frames), windows, ends - times[0], audio is not None)
+
+
+def _plan(times: np.ndarray, num_snippets: int) -> tuple[np.ndarray, np.ndarray]:
+    """The file cut into T equal segments: (index of the last frame strictly before each
+    segment's end, the segment ends in seconds)."""
+    period = float(np.median(np.diff(times))) if len(times) > 1 else 0.04
+    duration = times[-1] - times[0] + period
+    ends = times[0] + duration * (np.arange(num_snippets) + 1) / num_snippets
+    # a quarter-frame guard for pts rounding
+    pick = np.clip(np.searchsorted(times, ends - 0.25 * period, side="left") - 1, 0, len(times) - 1)
+    return pick, ends
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int) -> tuple[np.ndarray | None, float]:

@@ -41,7 +41,10 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path):
                        (["eval", "--checkpoint", tmp_path / "nope.safetensors"], "checkpoint not found"),
                        (["train", "--preset", "huge", "--out", tmp_path], "unknown preset"),
                        (["build-engines", tmp_path, "--precision", "fp16", "--dry-run"], "no model bundle"),
-                       (["live", "--camera", "ftp://x", "--headless"], "")]:
+                       (["live", "--camera", "ftp://x", "--headless"], "ftp://x"),
+                       (["run", ROOT / "README.md", "--backend", "trt"], "TensorRT is not installed"),
+                       (["quantize", "synth", "--precision", "int8"], "read-only"),
+                       (["demo", "--duration", "0"], "--duration must be positive")]:
         res = cli(*args, timeout=120)
         assert res.returncode == 2, (args, res.stderr[-800:])
         errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]

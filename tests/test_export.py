@@ -66,6 +66,13 @@ def test_export_refuses_to_overwrite(tiny_run, tiny_bundle):
     from avgn_edge.export.onnx_export import export_bundle
     with pytest.raises(BundleError, match="already holds a bundle"):
         export_bundle(tiny_run, tiny_bundle.root)
+    # --force never deletes a folder that is not a bundle
+    precious = tiny_bundle.root.parent / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(BundleError, match="not a bundle"):
+        export_bundle(tiny_run, precious, force=True)
+    assert (precious / "notes.txt").read_text() == "keep me"
 
 
 def test_precision_variants(bundle_copy):

@@ -49,14 +49,9 @@ def machine_info() -> dict:
 
 
 def capture_feeds(bundle, clips: int) -> dict[str, list[dict]]:
-    from ..precision.calibrate import RecordingBackend
-    rb = RecordingBackend(OrtBackend(bundle, "fp32"), 10_000)
-    rec = Recognizer(bundle, rb, HostPipeline(bundle, rb))
-    ds = open_dataset(TEST_DATA.format(n=clips), bundle.config)
-    for i in range(clips):
-        s = ds[i]
-        rec.classify_snippets(s.frames, s.audio)
-    return rb.feeds
+    """Real stage inputs from the FP32 pipeline on test clips (the calibration capture)."""
+    from ..precision.calibrate import capture
+    return capture(bundle, {"data": TEST_DATA.format(n=clips), "clips": clips, "max_samples_per_stage": 10_000})
 
 
 def stage_latency(backend, feeds, reps: int) -> dict:

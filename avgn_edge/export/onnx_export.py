@@ -88,7 +88,9 @@ def export_bundle(checkpoint, out: str | Path, parity_data: str = "synth:seed=10
     out = Path(out)
     if (out / "manifest.json").exists() and not force:
         raise BundleError(f"{out} already holds a bundle", hint="pass --force to overwrite it")
-    if out.exists() and force:
+    if out.exists() and any(out.iterdir()):
+        if not (out / "manifest.json").exists():       # never delete a folder that is not a bundle
+            raise BundleError(f"{out} exists and is not a bundle", hint="choose a new or empty --out folder")
         shutil.rmtree(out)
     (out / "fp32").mkdir(parents=True)
     specs = specs_for(model)

@@ -52,9 +52,9 @@ class DeviceMemory:
         self.host: list[int] = []
 
     def alloc(self, nbytes: int) -> int:
-        ptr = _check(self.driver.cuMemAlloc(max(int(nbytes), 1)))
+        ptr = int(_check(self.driver.cuMemAlloc(max(int(nbytes), 1))))
         self.device.append(ptr)
-        return int(ptr)
+        return ptr
 
     def pinned(self, shape, dtype) -> np.ndarray:
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
@@ -62,6 +62,15 @@ class DeviceMemory:
         self.host.append(ptr)
         raw = (ctypes.c_uint8 * max(nbytes, 1)).from_address(ptr)
         return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+    def free(self, ptr) -> None:
+        """Release one buffer early (e.g. the frame ring when the camera's frame size changes)."""
+        if ptr in self.device:
+            self.device.remove(ptr)
+            _check(self.driver.cuMemFree(ptr))
+        elif ptr in self.host:
+            self.host.remove(ptr)
+            _check(self.driver.cuMemFreeHost(ptr))
 
     def close(self):
         for ptr in self.device:
@@ -172,6 +181,10 @@ class TrtPipeline:
 
     def _frames(self, frame: np.ndarray):
         if frame.shape != self.frame_shape:      # (re)allocate the device frame ring and pinned staging
+            _check(self.driver.cuStreamSynchronize(self.b.stream))
+            if self.frames_dev is not None:
+                self.b.mem.free(self.frames_dev)
+                self.b.mem.free(self.frame_host.ctypes.data)
             self.frame_shape = frame.shape
             self.frame_bytes = frame.nbytes
             self.frames_dev = self.b.mem.alloc(self.T * frame.nbytes)
