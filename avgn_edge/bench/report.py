@@ -133,6 +133,9 @@ def write_docs(r: dict, folder: str | Path):
 REPRODUCE = """
 ## How to reproduce
 
+Timings on a shared machine are noisy: every ratio above comes from one run with the two
+sides interleaved; rerun to see the spread.
+
     ./dev shell
     avgn-edge bench --write-docs docs          # this page, the plot and docs/measured/bench.json (~10 min)
     avgn-edge bench --fast --json              # the CI smoke run (under two minutes)
