@@ -17,8 +17,12 @@ def tiny_cfg():
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_cfg):
-    """A tiny AVGN trained end to end with the real recipe (about half a minute)."""
+    """A tiny AVGN trained end to end with the real recipe (about half a minute; minutes on a busy
+    machine). ``AVGN_TEST_TINY_RUN=DIR`` reuses one trained before (a developer's shortcut)."""
     pytest.importorskip("torch")
+    if os.environ.get("AVGN_TEST_TINY_RUN"):
+        from pathlib import Path
+        return Path(os.environ["AVGN_TEST_TINY_RUN"])
     from avgn_edge.data.datasets import open_dataset
     from avgn_edge.train.loop import train
     from avgn_edge.train.recipe import RECIPES

@@ -50,11 +50,12 @@ def _np_elem(dtype: str):
 def _stage_graph(spec):
     """Inputs and outputs as the spec says; each output a constant (the cache never looks inside)."""
     nodes = [helper.make_node("Constant", [], [t.name], name=f"c_{t.name}",
-                              value=helper.make_tensor(t.name + "_v", _np_elem(t.dtype), list(t.shape),
-                                                       np.zeros(t.shape, t.dtype).ravel().tolist()))
+                              value=helper.make_tensor(t.name + "_v", _np_elem(t.dtype), list(t.at(1)),
+                                                       np.zeros(t.at(1), t.dtype).ravel().tolist()))
              for t in spec.outputs]
-    return _model(nodes, [_vi(t.name, _np_elem(t.dtype), t.shape) for t in spec.inputs],
-                  [_vi(t.name, _np_elem(t.dtype), t.shape) for t in spec.outputs], name=spec.name)
+    dims = lambda t: ["batch" if d == -1 else d for d in t.shape]          # noqa: E731
+    return _model(nodes, [_vi(t.name, _np_elem(t.dtype), dims(t)) for t in spec.inputs],
+                  [_vi(t.name, _np_elem(t.dtype), dims(t)) for t in spec.outputs], name=spec.name)
 
 
 def make_bundle(root: Path, precisions=("fp32", "fp16")) -> Bundle:
@@ -467,8 +468,13 @@ def run_engine(engine_path: Path, feeds: dict) -> dict:
     stream = _check(driver.cuStreamCreate(0))
     context = engine.create_execution_context()
     buffers, outputs = [], {}
-    for name, is_input, shape, dtype in trt_build.engine_io(trt, engine):
-        host = np.ascontiguousarray(feeds[name].astype(dtype)) if is_input else np.empty(shape, dtype)
+    io = trt_build.engine_io(trt, engine)
+    for name, is_input, _, _ in io:              # the dynamic batch: set before reading output shapes
+        if is_input:
+            context.set_input_shape(name, feeds[name].shape)
+    for name, is_input, _, dtype in io:
+        host = (np.ascontiguousarray(feeds[name].astype(dtype)) if is_input
+                else np.empty(tuple(context.get_tensor_shape(name)), dtype))
         ptr = _check(driver.cuMemAlloc(max(host.nbytes, 1)))
         buffers.append(ptr)
         if is_input:
@@ -490,9 +496,9 @@ def _feeds(spec, rng, num_snippets: int) -> dict:
     feeds = {}
     for t in spec.inputs:
         if t.dtype.startswith("int"):
-            feeds[t.name] = rng.choice(num_snippets, size=t.shape, replace=False).astype(t.dtype)
+            feeds[t.name] = rng.choice(num_snippets, size=t.at(1), replace=False).astype(t.dtype)
         else:
-            feeds[t.name] = rng.standard_normal(t.shape).astype(t.dtype)
+            feeds[t.name] = rng.standard_normal(t.at(1)).astype(t.dtype)
     return feeds
 
 

@@ -61,10 +61,27 @@ def crop_resize(frame: np.ndarray, box: tuple[float, float, float, float], out_h
     return ((out / np.float32(255.0) - m) / s).astype(dtype)
 
 
-def glance_views(frames: np.ndarray, size: int, mean, std, **kw) -> np.ndarray:
-    """[N, H, W, 3] uint8 -> [N, 3, size, size]: the whole frame, antialiased."""
-    h, w = frames.shape[1:3]
-    return np.stack([crop_resize(f, (0.0, 0.0, float(w), float(h)), size, size, mean, std, **kw) for f in frames])
+def glance_views(frames, size: int, mean, std, swap_rb: bool = False, dtype=np.float32) -> np.ndarray:
+    """[N, H, W, 3] uint8 (or a list of N HxWx3 frames, sizes may differ) -> [N, 3, size, size]:
+    the whole frame, antialiased; the same arithmetic as ``crop_resize`` with the full-frame box,
+    vectorised over the frames of each size (two matrix products per group)."""
+    n = len(frames)
+    out = np.empty((n, 3, size, size), dtype)
+    groups: dict[tuple, list[int]] = {}
+    for i, f in enumerate(frames):
+        groups.setdefault(f.shape, []).append(i)
+    m = np.asarray(mean, np.float32)[:, None, None]
+    s = np.asarray(std, np.float32)[:, None, None]
+    for (h, w, _), idx in groups.items():
+        wy = axis_weights(h, size, 0.0, float(h)).astype(np.float32)          # [size, h]
+        wx = axis_weights(w, size, 0.0, float(w)).astype(np.float32)          # [size, w]
+        src = frames if isinstance(frames, np.ndarray) and len(idx) == n else np.stack([frames[i] for i in idx])
+        x = src.astype(np.float32).transpose(0, 3, 1, 2)                      # [g, 3, h, w]
+        if swap_rb:
+            x = x[:, ::-1]
+        v = np.matmul(np.matmul(wy, x), wx.T)                                  # rows first, as crop_resize
+        out[idx] = ((v / np.float32(255.0) - m) / s).astype(dtype)
+    return out
 
 
 def crop_patches(frames, indices: np.ndarray, centres: np.ndarray, box_frac: float, size: int,

@@ -25,8 +25,11 @@ class OrtBackend:
         self.sessions = {}
         for stage in STAGES:
             opts = self._options(ort, stage, precision, threads, optimize)
+            # ONNX Runtime's NCHWc layout pass segfaults on the FP16 decide graph with a dynamic
+            # batch (seen with 1.32 while creating the session); it is an FP32-CPU layout pass anyway
+            off = ["NchwcTransformer"] if precision == "fp16" else None
             self.sessions[stage] = ort.InferenceSession(str(bundle.stage_path(stage, precision)), opts,
-                                                        providers=self.providers)
+                                                        providers=self.providers, disabled_optimizers=off)
         self.outputs = {s: [o.name for o in sess.get_outputs()] for s, sess in self.sessions.items()}
 
     @staticmethod

@@ -1,11 +1,15 @@
 """The glance pipeline: encode each snippet once, then decide -> crop -> focus -> head.
 
 ``HostPipeline`` runs over any backend with host (NumPy) I/O and crops with the NumPy
-reference of the CUDA kernel; the TensorRT backend brings its own device-resident
-pipeline (runtime/trt.py) with the same two methods:
+reference of the CUDA kernel, batched: many snippets (of many streams, or a clip's T) in
+one glance call, many rings' decisions in one call per decision stage. The TensorRT
+backend brings its own device-resident pipeline (runtime/trt.py, batch 1 for now) with
+the single-item methods:
 
     encode(slot, frame, wave, timer) -> host features to keep in the ring (may be empty)
     decide(ring, timer) -> {"saliency", "indices", "centres", "scores", "boxes"}
+
+and HostPipeline adds ``encode_batch(frames, waves, timer)`` and ``decide_batch(rings, timer)``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..bundle import Bundle
+from ..bundle import STAGES, Bundle
 from ..kernels.reference import crop_patches, glance_views, patch_box
 
 
@@ -35,36 +39,60 @@ class Timer:
 
 
 class HostPipeline:
+    """Batched: ``encode_batch`` runs the glance stages once for N snippets (of any streams),
+    ``decide_batch`` one decision per ring, B rings in one call of each decision stage. A
+    call bigger than a stage's batch limit (the manifest's ``max``, or a backend's own
+    ``max_batch``) is split."""
+
     def __init__(self, bundle: Bundle, backend):
         self.cfg = bundle.config
         self.backend = backend
+        own = getattr(backend, "max_batch", None)
+        self.limit = {s: min(bundle.stages[s].batch.max, own or bundle.stages[s].batch.max) for s in STAGES}
 
-    def encode(self, slot: int, frame: np.ndarray, wave: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
+    def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n, lim = len(next(iter(feeds.values()))), self.limit[stage]
+        if n <= lim:
+            return self.backend.run(stage, feeds)
+        parts = [self.backend.run(stage, {k: v[i:i + lim] for k, v in feeds.items()}) for i in range(0, n, lim)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def encode_batch(self, frames, waves: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
+        """N frames (HxWx3 uint8, sizes may differ) and waves [N, samples] -> features [N, ...]."""
         cfg = self.cfg
         with timer("crop_glance"):
-            view = glance_views(frame[None], cfg.glance_size, cfg.mean, cfg.std)
+            views = glance_views(frames, cfg.glance_size, cfg.mean, cfg.std)
         with timer("glance_visual"):
-            v = self.backend.run("glance_visual", {"glance": view})
+            v = self.run("glance_visual", {"glance": views})
         with timer("glance_audio"):
-            a = self.backend.run("glance_audio", {"wave": wave[None].astype(np.float32, copy=False)})
-        return {"gmap": v["gmap"][0], "gvec": v["gvec"][0], "avec": a["avec"][0]}
+            a = self.run("glance_audio", {"wave": np.ascontiguousarray(waves, np.float32)})
+        return {"gmap": v["gmap"], "gvec": v["gvec"], "avec": a["avec"]}
 
-    def decide(self, ring, timer: Timer) -> dict[str, np.ndarray]:
+    def decide_batch(self, rings, timer: Timer) -> list[dict[str, np.ndarray]]:
+        """One decision per (full) ring; the crop reads only each window's k chosen frames."""
         cfg = self.cfg
-        frames, start = ring.frames, ring.start          # crop reads only the k chosen frames
-        gmaps, gvecs, avecs = ring.window("gmap"), ring.window("gvec"), ring.window("avec")
+        gmaps, gvecs, avecs = (np.stack([r.window(n) for r in rings]) for n in ("gmap", "gvec", "avec"))
         with timer("decide"):
-            d = self.backend.run("decide", {"gmaps": gmaps, "gvecs": gvecs, "avecs": avecs})
+            d = self.run("decide", {"gmaps": gmaps, "gvecs": gvecs, "avecs": avecs})
         box_frac = cfg.patch_size / cfg.frame_size
         with timer("crop"):
-            patches = crop_patches(frames, d["indices"], d["centres"], box_frac, cfg.patch_size, cfg.mean, cfg.std,
-                                   start=start)
+            patches = np.stack([crop_patches(r.frames, d["indices"][i], d["centres"][i], box_frac, cfg.patch_size,
+                                             cfg.mean, cfg.std, start=r.start) for i, r in enumerate(rings)])
         with timer("focus_local"):
-            lvecs = self.backend.run("focus_local", {"patches": patches})["lvecs"]
+            lvecs = self.run("focus_local", {"patches": patches})["lvecs"]
         with timer("head"):
-            scores = self.backend.run("head", {"gvecs": gvecs, "avecs": avecs, "lvecs": lvecs,
-                                               "saliency": d["saliency"], "indices": d["indices"]})["scores"]
-        return {**d, "scores": scores, "boxes": boxes_xyxy(d["centres"], box_frac, *frames[0].shape[:2])}
+            scores = self.run("head", {"gvecs": gvecs, "avecs": avecs, "lvecs": lvecs,
+                                       "saliency": d["saliency"], "indices": d["indices"]})["scores"]
+        return [{"saliency": d["saliency"][i], "indices": d["indices"][i], "centres": d["centres"][i],
+                 "scores": scores[i], "boxes": boxes_xyxy(d["centres"][i], box_frac, *r.frames[r.start].shape[:2])}
+                for i, r in enumerate(rings)]
+
+    # the single-snippet / single-ring forms (the TensorRT pipeline has these two)
+    def encode(self, slot: int, frame: np.ndarray, wave: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
+        return {k: v[0] for k, v in self.encode_batch([frame], wave[None], timer).items()}
+
+    def decide(self, ring, timer: Timer) -> dict[str, np.ndarray]:
+        return self.decide_batch([ring], timer)[0]
 
 
 def boxes_xyxy(centres: np.ndarray, box_frac: float, height: int, width: int) -> np.ndarray:

@@ -82,6 +82,7 @@ class DeviceMemory:
 
 class TrtBackend:
     name = "trt"
+    max_batch = 1           # engines are built for batch 1 (trt/build.py); batched profiles are a follow-up
 
     def __init__(self, bundle: Bundle, precision: str = "fp16", engines_dir=None, workspace_mib: int = 1024,
                  cuda_graph: bool = True):
@@ -102,7 +103,10 @@ class TrtBackend:
             if engine is None:
                 raise EngineError(f"cannot deserialize {path}", hint="rebuild it: avgn-edge build-engines --force")
             self.engines[stage] = engine
-            self.contexts[stage] = engine.create_execution_context()
+            context = engine.create_execution_context()
+            for t in bundle.stages[stage].inputs:           # the dynamic batch dim, fixed at 1
+                context.set_input_shape(t.name, t.at(1))
+            self.contexts[stage] = context
         self.stream = _check(driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING))
         self.mem = DeviceMemory(driver)
         # one buffer per tensor name (batch of one decision), shared between stages
@@ -110,7 +114,7 @@ class TrtBackend:
         for spec in bundle.stages.values():
             for t in spec.inputs + spec.outputs:
                 if t.name not in self.buffers:
-                    self.buffers[t.name] = self.mem.alloc(int(np.prod(t.shape)) * _ITEM[t.dtype])
+                    self.buffers[t.name] = self.mem.alloc(int(np.prod(t.at(1))) * _ITEM[t.dtype])
         self._runtime = runtime
 
     # -- host I/O path (parity checks, calibration-style use)
@@ -120,7 +124,7 @@ class TrtBackend:
             a = np.ascontiguousarray(feeds[t.name], dtype=t.dtype)
             _check(driver.cuMemcpyHtoDAsync(self.buffers[t.name], a.ctypes.data, a.nbytes, self.stream))
         self.execute(stage)
-        out = {t.name: np.empty(t.shape, t.dtype) for t in spec.outputs}
+        out = {t.name: np.empty(t.at(1), t.dtype) for t in spec.outputs}
         for t in spec.outputs:
             _check(driver.cuMemcpyDtoHAsync(out[t.name].ctypes.data, self.buffers[t.name], out[t.name].nbytes, self.stream))
         _check(driver.cuStreamSynchronize(self.stream))
@@ -167,13 +171,13 @@ class TrtPipeline:
         self.T, self.k = cfg.num_snippets, cfg.top_k
         self.kernel = CropKernel()
         specs = {t.name: t for st in backend.bundle.stages.values() for t in st.inputs + st.outputs}
-        self.sizes = {n: int(np.prod(t.shape)) * _ITEM[t.dtype] for n, t in specs.items()}
+        self.sizes = {n: int(np.prod(t.at(1))) * _ITEM[t.dtype] for n, t in specs.items()}
         # mirrored feature rings: 2T slots of one snippet's glance outputs each
         self.rings = {ring: (backend.mem.alloc(2 * self.T * self.sizes[one]), self.sizes[one])
                       for ring, one in (("gmaps", "gmap"), ("gvecs", "gvec"), ("avecs", "avec"))}
         self.frames_dev, self.frame_shape = None, None
         self.wave_host = backend.mem.pinned((1, cfg.audio_samples), np.float32)
-        self.out_host = {n: backend.mem.pinned(specs[n].shape, specs[n].dtype)
+        self.out_host = {n: backend.mem.pinned(specs[n].at(1), specs[n].dtype)
                          for n in ("saliency", "indices", "centres", "scores")}
         self.graphs: dict[int, object] = {}
         self.graph_failed = not backend.cuda_graph
@@ -262,7 +266,7 @@ class TrtPipeline:
         _check(driver.cuEventRecord(ev1, s))
         _check(driver.cuStreamSynchronize(s))
         timer.ms["decision_gpu"] = float(_check(driver.cuEventElapsedTime(ev0, ev1)))
-        out = {n: np.array(h) for n, h in self.out_host.items()}
+        out = {n: np.array(h[0]) for n, h in self.out_host.items()}       # batch 1
         box_frac = self.cfg.patch_size / self.cfg.frame_size
         out["boxes"] = boxes_xyxy(out["centres"], box_frac, *self.frame_shape[:2])
         return out

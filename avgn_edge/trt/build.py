@@ -209,6 +209,12 @@ def build_stage(trt, item: PlanItem, spec: StageSpec, timing_cache_file: Path, l
         raise EngineError(f"TensorRT cannot parse {item.onnx_path.name}: " + "; ".join(errors or logged),
                           hint="check the export with avgn_edge.export.trt_support.check_graph")
     config = builder.create_builder_config()
+    # the bundle's graphs have a dynamic batch (-1); for now engines are built for batch 1 only
+    # (min = opt = max = 1). The batched engines (the manifest's batch min/opt/max) are a follow-up.
+    profile = builder.create_optimization_profile()
+    for t in spec.inputs:
+        profile.set_shape(t.name, t.at(1), t.at(1), t.at(1))
+    config.add_optimization_profile(profile)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, key.workspace_mib << 20)
     config.builder_optimization_level = key.builder_optimization_level
     # no FP16/INT8 flags: the network is strongly typed, precision is in the ONNX
