@@ -16,6 +16,9 @@ EXTRAS = {
     "cuda": CUDA,
     "trt": ["tensorrt>=10.3; platform_machine == 'x86_64'"] + CUDA,   # Jetson: TensorRT comes with JetPack
     "bench": ["matplotlib>=3.8"],
+    # avgn-edge serve: HTTP API (aiohttp: also streams MJPEG for the web view), Prometheus metrics,
+    # a YAML config validated like Frigate's (pydantic)
+    "serve": ["aiohttp>=3.9", "prometheus-client>=0.20", "pydantic>=2.6", "pyyaml>=6"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8"],
 }
 

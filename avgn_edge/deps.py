@@ -20,6 +20,10 @@ _EXTRAS = {
     "cuda.core": ("cuda", "CUDA from Python"),
     "sounddevice": ("", "microphone capture"),
     "matplotlib": ("bench", "plots"),
+    "aiohttp": ("serve", "the service's HTTP API"),
+    "prometheus_client": ("serve", "the service's metrics"),
+    "pydantic": ("serve", "the service's config validation"),
+    "yaml": ("serve", "the service's YAML config"),
 }
 
 

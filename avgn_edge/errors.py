@@ -22,6 +22,10 @@ class InputError(AvgnError, ValueError):
     """A bad argument or bad data (shape, rate, file)."""
 
 
+class ConfigError(InputError):
+    """A service configuration that cannot be used (the message names the key)."""
+
+
 class BundleError(AvgnError):
     """A model bundle or checkpoint that is missing, changed or malformed."""
 

@@ -25,15 +25,26 @@ def add_arguments(p):
     p.add_argument("--stride", type=int, default=2, help="a decision every N snippets (default 2)")
 
 
-def match_events(truth: list[dict], results, window_s: float, until: float) -> dict:
-    """An event is matched when a decision made while it was inside the window names it."""
-    done = [e for e in truth if e["t_end"] + window_s <= until]
-    matched = 0
-    for e in done:
-        named = [r for r in results if e["t_start"] < r.t <= e["t_end"] + window_s and r.label == e["label"]]
-        matched += bool(named)
-    return {"events": len(done), "events_matched": matched,
-            "events_matched_fraction": round(matched / len(done), 4) if done else None}
+class EventMatcher:
+    """Matches decisions with the stream's ground-truth events as they come (nothing per decision
+    is kept): an event is matched when a decision made while it was inside the window names it."""
+
+    def __init__(self, video, window_s: float):
+        self.video, self.window_s = video, window_s
+        self.matched: set[float] = set()          # t_start of the events named in time
+        self.last_t: float | None = None
+
+    def __call__(self, r):
+        self.last_t = r.t
+        for e in self.video.ground_truth(until=r.t):
+            if e["t_start"] < r.t <= e["t_end"] + self.window_s and r.label == e["label"]:
+                self.matched.add(e["t_start"])
+
+    def summary(self, until: float) -> dict:
+        done = [e for e in self.video.ground_truth(until=until) if e["t_end"] + self.window_s <= until]
+        matched = sum(e["t_start"] in self.matched for e in done)
+        return {"events": len(done), "events_matched": matched,
+                "events_matched_fraction": round(matched / len(done), 4) if done else None}
 
 
 def run(args) -> int:
@@ -53,14 +64,14 @@ def run(args) -> int:
     video = SynthStream(spec, gap=(T, T + 3))
     log.info("demo: %.0f s of synth:// with %s on %s (%s); writing %s", args.duration, cfg.name,
              rec.backend.name, args.precision, out)
+    matcher = EventMatcher(video, T * cfg.snippet_period)
     with video:
-        summary, loop = run_session(rec, video, video.audio(cfg.sample_rate), display=False,
-                                    save=str(out / "annotated.mp4"), events=str(out / "events.jsonl"),
-                                    duration=args.duration)
-        end = max((r.t for r in loop.results), default=video.t0)
+        summary, _ = run_session(rec, video, video.audio(cfg.sample_rate), display=False,
+                                 save=str(out / "annotated.mp4"), events=str(out / "events.jsonl"),
+                                 duration=args.duration, on_result=matcher)
+        end = matcher.last_t if matcher.last_t is not None else video.t0
         truth = video.ground_truth(until=end)
-    window_s = T * cfg.snippet_period
-    summary.update(match_events(truth, loop.results, window_s, end))
+    summary.update(matcher.summary(end))
     summary.update({"bundle": str(rec.bundle.root), "backend": rec.backend.name, "precision": args.precision,
                     "ground_truth": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in e.items()
                                       if k != "box"} for e in truth]})

@@ -26,6 +26,7 @@ COMMANDS = [
     ("run", "classify video files"),
     ("live", "recognise a live camera + microphone (or any source URI)"),
     ("demo", "live recognition on the built-in synthetic stream, headless"),
+    ("serve", "many cameras through one model: HTTP API, metrics, config file"),
     ("bench", "measure latency, throughput, cost and accuracy side by side"),
 ]
 

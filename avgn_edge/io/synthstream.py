@@ -11,15 +11,46 @@ pairing the training clips use. Frames are rendered on demand when ``latest()`` 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 import time
 
 import numpy as np
 
-from ..data.synth import LABELS, SynthSpec, Timeline, frames_per_segment
+from ..data.synth import LABELS, Segment, SynthSpec, Timeline, frames_per_segment
 from .track import TrackAudio
 from .video import Frame, VideoSource
+
+
+KEEP_SEGMENTS = 256          # 64 s of 0.25 s segments: far more than any window or audio look-back
+KEEP_EVENTS = 512            # about 25 minutes of events for ground_truth()
+
+
+class Recent:
+    """An append-only list that keeps its last ``keep`` items; indices stay absolute and
+    ``len`` counts every item ever appended; a forgotten index reads as ``old``."""
+
+    def __init__(self, keep: int, old=None):
+        self._items: collections.deque = collections.deque(maxlen=keep)
+        self._count, self._old = 0, old
+
+    def append(self, item):
+        self._items.append(item)
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int):
+        i = i + self._count if i < 0 else i
+        first = self._count - len(self._items)
+        if not 0 <= i < self._count:
+            raise IndexError(i)
+        return self._old if i < first else self._items[i - first]
+
+    def __iter__(self):
+        return iter(list(self._items))
 
 
 class SynthStream(VideoSource):
@@ -34,6 +65,10 @@ class SynthStream(VideoSource):
         self.spec = dataclasses.replace(spec or SynthSpec(), **knobs)
         self._rng = np.random.default_rng([self.spec.seed, 7919])
         self._tl = Timeline(self.spec, self._rng)
+        # an endless stream keeps only its recent past (a service runs for months): older
+        # segments render as empty background, older events leave ground_truth()
+        self._tl.segments = Recent(KEEP_SEGMENTS, Segment())
+        self._tl.events = Recent(KEEP_EVENTS)
         self._labels = [LABELS.index(e) for e in events] if events else list(range(len(LABELS)))
         self._gap = gap
         self._lock = threading.Lock()        # the timeline (segment list, audio cache) is not thread-safe
@@ -110,8 +145,8 @@ class SynthStream(VideoSource):
         return self._audio[rate]
 
     def ground_truth(self, until: float | None = None) -> list[dict]:
-        """Events that started by ``until`` (default now): label and [t_start, t_end) on the
-        stream's monotonic clock."""
+        """Events that started by ``until`` (default now), among the last KEEP_EVENTS: label and
+        [t_start, t_end) on the stream's monotonic clock."""
         until = time.monotonic() if until is None else until
         p = self.spec.snippet_period
         with self._lock:

@@ -16,27 +16,21 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
-
-import numpy as np
 
 from ..runtime.result import Result
+from .clock import Snippet, SnippetClock
 from .overlay import draw
 from .stats import LiveStats
+
+__all__ = ["LiveLoop", "Snippet"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Snippet:
-    frame: np.ndarray
-    audio: np.ndarray
-    t: float                 # the frame's timestamp (monotonic); the audio window ends here
-    audio_ok: bool
-    pairing_ms: float        # how far the audio we had fell short of the frame's time
-
-
 class LiveLoop:
+    """``latest`` is the newest Result; every Result goes to ``events`` and ``on_result`` and is
+    not kept (a loop may run for months)."""
+
     def __init__(self, recognizer, video, audio=None, *, frame_sinks=(), events=None, duration: float | None = None,
                  stats_every: float = 5.0, audio_wait: float = 0.15, render_fps: float = 15.0,
                  on_result=None, on_snippet=None):
@@ -47,7 +41,6 @@ class LiveLoop:
         self.on_result, self.on_snippet = on_result, on_snippet
         self.cfg = recognizer.config
         self.stats = LiveStats()
-        self.results: list[Result] = []
         self.latest: Result | None = None
         self._queue: queue.Queue[Snippet] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
@@ -56,41 +49,18 @@ class LiveLoop:
 
     # -- producer
     def _clock(self):
-        period, n = self.cfg.snippet_period, self.cfg.audio_samples
-        last_t = None
-        reconnects = self.video.stats.get("reconnects", 0)
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            next_tick += period
-            if time.monotonic() > next_tick + period:     # fell behind (a stalled source): resync
-                next_tick = time.monotonic()
-            self._stop.wait(max(0.0, next_tick - time.monotonic()))
-            if self._stop.is_set():
-                break
-            frame = self.video.latest(timeout=period)
-            if frame is None:
+        clock = SnippetClock(self.video, self.audio, self.cfg.snippet_period, self.cfg.audio_samples,
+                             stats=self.stats, audio_wait=self.audio_wait)
+        while clock.wait(self._stop):
+            s = clock.take()
+            if s is None:
                 if self.video.eos:
                     log.info("source ended")
                     self._stop.set()
-                else:
-                    self.stats.stale += 1
                 continue
-            if last_t is not None and frame.t <= last_t:
-                self.stats.stale += 1
-                continue
-            now_reconnects = self.video.stats.get("reconnects", 0)
-            if last_t is not None and (frame.t - last_t > 3 * period or now_reconnects != reconnects):
-                log.warning("%.1f s gap in the video (reconnects: %d): restarting the window",
-                            frame.t - last_t, now_reconnects)
+            if s.restart:
                 self._put(None)                       # tells the consumer to reset
-            reconnects = now_reconnects
-            last_t = frame.t
-            if self.audio is not None:
-                wave, ok = self.audio.window(frame.t, n, timeout=self.audio_wait)
-                short = max(0.0, frame.t - self.audio.available_until())
-            else:
-                wave, ok, short = np.zeros(n, np.float32), False, 0.0
-            self._put(Snippet(frame.image, wave, frame.t, ok, 1e3 * short))
+            self._put(s)
 
     def _put(self, item):
         try:
@@ -124,7 +94,6 @@ class LiveLoop:
             self.stats.decision(result.timings, 1e3 * (time.monotonic() - s.t))
             with self._lock:
                 self.latest = result
-                self.results.append(result)
             if self.events is not None:
                 self.events.write_result(result)
             if self.on_result is not None:

@@ -44,7 +44,7 @@ def run_session(recognizer, video, audio, *, display: bool, save: str | None, ev
                         on_result=on_result)
         summary = loop.run()
         if ev is not None:
-            ev.close(loop.results[-1].t if loop.results else None)
+            ev.close(loop.latest.t if loop.latest else None)
             summary["onsets"] = ev.onsets
     return summary, loop
 
