@@ -76,8 +76,7 @@ def crop_latency(bundle, clips, reps: int) -> dict:
 
 def filled(rec: Recognizer, clip) -> Recognizer:
     rec.reset()
-    for i, (f, a) in enumerate(zip(clip.frames, clip.audio)):
-        rec._add(f, a, i + 1.0)
+    rec.encode([rec.window.check(f, a, i + 1.0) for i, (f, a) in enumerate(zip(clip.frames, clip.audio))])
     return rec
 
 
@@ -302,6 +301,11 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
         pg = None if fast else paper_gflops()
         if pg:
             res["jetson_prediction"]["paper"] = {"gflops_per_clip": pg, **jetson.predict_stages(pg, 16, 1)}
+    log.info("streams in real time, batched and batch 1 (same run) ...")
+    from .streams import clip_throughput, max_realtime_streams
+    candidates = [8, 32] if fast else [16, 32, 48, 64, 96, 128, 160, 192, 256]
+    res["streams"] = max_realtime_streams(str(bundle.root), candidates, 6.0 if fast else 20.0)
+    res["streams"]["clip_throughput"] = clip_throughput(str(bundle.root), clip_reps)
     log.info("accuracy on the test split ...")
     res["accuracy"] = accuracy(checkpoint, 64 if fast else 1000)
     res["accuracy_by_precision"] = {p: v.get("accuracy") for p, v in bundle.variants.items()}
