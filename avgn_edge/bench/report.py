@@ -66,6 +66,22 @@ def markdown(r: dict) -> str:
         out += ["", f"Clips through `classify_snippets` (the T glance calls as one): batched "
                 f"{ct['clips_per_s']['batched']} clips/s, one snippet per call {ct['clips_per_s']['one_per_call']} "
                 f"clips/s ({ct['batched_vs_one_per_call']}×, interleaved).", ""]
+    bs = r.get("batch_scaling_ms_per_item")
+    if bs:
+        sizes = list(next(iter(bs.values())))
+        out += ["## Batch size: ms per item (ONNX Runtime FP32, one call of B items)", "",
+                "| stage | " + " | ".join(f"B={b}" for b in sizes) + " |", "|---" * (1 + len(sizes)) + "|"]
+        out += [f"| {s} | " + " | ".join(f"{v[b]:.4f}" for b in sizes) + " |" for s, v in bs.items()]
+        out.append("")
+    soak = r.get("soak")
+    if soak:
+        marks = [1, 5, 10, 20, 30, 40, 50, 60]
+        rows = [next((x for x in soak["samples"] if x["minute"] >= m), None) for m in marks]
+        out += [f"## Soak: {soak['streams']} synth:// streams for {soak['minutes']:g} minutes (`avgn-edge bench --soak`)", "",
+                "| minute | RSS (MB) | decisions so far | dropped so far |", "|---|---|---|---|"]
+        out += [f"| {x['minute']:.1f} | {x['rss_mb']} | {x['decisions']} | {x['dropped']} |" for x in rows if x]
+        out += ["", f"RSS at the end vs at 5 minutes: {soak['growth_vs_5min_percent']:+.2f}% (target within ±5%). "
+                + soak.get("note", ""), ""]
     out += ["## Per-stage latency (p50 / p95 ms, one call)", ""]
     keys = list(r["stages"])
     stages = [s for s in r["stages"][keys[0]]]
@@ -140,6 +156,9 @@ def write_docs(r: dict, folder: str | Path):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "measured").mkdir(exist_ok=True)
+    soak = folder / "measured" / "soak.json"          # written by: bench --soak 60 --soak-out docs/measured/soak.json
+    if soak.is_file() and "soak" not in r:
+        r = {**r, "soak": json.loads(soak.read_text())}
     (folder / "measured" / "bench.json").write_text(json.dumps(r, indent=1, default=float))
     body = markdown(r)
     if r.get("accuracy"):

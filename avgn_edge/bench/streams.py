@@ -134,3 +134,24 @@ def soak(bundle: str, streams: int, minutes: float, every: float = 30.0, max_bat
     return {"streams": streams, "minutes": minutes, "samples": samples, "rss_mb_at_5min": at5["rss_mb"],
             "rss_mb_at_end": last["rss_mb"],
             "growth_vs_5min_percent": round(100 * (last["rss_mb"] - at5["rss_mb"]) / at5["rss_mb"], 2)}
+
+
+def batch_scaling(bundle, feeds: dict, sizes=(1, 8, 32, 64), reps: int = 20) -> dict:
+    """Per stage, ms per item at each batch size (ONNX Runtime FP32, the backend's own threading):
+    how much a bigger call saves per item, the basis of the manifest's opt/max."""
+    from ..bundle import STAGES
+    from ..export.parity import batches
+    from ..runtime.ort import OrtBackend
+    from .timing import time_calls
+    be = OrtBackend(bundle, "fp32")
+    out = {}
+    for stage in STAGES:
+        items = feeds[stage]
+        row = {}
+        for b in sizes:
+            pool = (items * (b // max(len(items), 1) + 1))[:b]
+            feed = batches(pool, b)[0]
+            ms = float(np.median(time_calls(lambda: be.run(stage, feed), max(3, reps * 8 // (b + 7)))))
+            row[str(b)] = round(ms / b, 4)
+        out[stage] = row
+    return out

@@ -33,6 +33,23 @@ def axis_weights(in_size: int, out_size: int, start: float, length: float) -> np
     return w / np.where(total > 0, total, 1.0)
 
 
+def axis_taps(in_size: int, out_size: int, start: float, length: float) -> tuple[int, np.ndarray]:
+    """(first, weights [out_size, n] float32): ``axis_weights`` restricted to the input samples
+    [first, first + n) that carry weight - the same numbers, computed only over the support (a
+    patch's box moves with every decision, so caching the full matrix does not help)."""
+    scale = length / out_size
+    support = max(scale, 1.0)
+    lo = max(int(np.floor(start - support)), 0)
+    hi = min(int(np.ceil(start + length + support)) + 1, in_size)
+    centres = start + scale * (np.arange(out_size) + 0.5)
+    taps = np.arange(lo, hi) + 0.5
+    w = np.clip(1.0 - np.abs(taps[None, :] - centres[:, None]) / support, 0.0, None)
+    total = w.sum(1, keepdims=True)
+    w = w / np.where(total > 0, total, 1.0)
+    nz = np.nonzero(w.any(0))[0]
+    return lo + int(nz[0]), w[:, nz[0]:nz[-1] + 1].astype(np.float32)
+
+
 def patch_box(centre, box_frac: float, height: int, width: int) -> tuple[float, float, float, float]:
     """(x0, y0, w, h) in source pixels of the clamped box around ``centre`` (x, y in [0, 1])."""
     half = 0.5 * box_frac
@@ -46,16 +63,14 @@ def crop_resize(frame: np.ndarray, box: tuple[float, float, float, float], out_h
     """One uint8 HWC frame, box (x0, y0, w, h) -> normalised [3, out_h, out_w]."""
     h, w = frame.shape[:2]
     x0, y0, bw, bh = box
-    wy = axis_weights(h, out_h, y0, bh)
-    wx = axis_weights(w, out_w, x0, bw)
+    r0, wy = axis_taps(h, out_h, y0, bh)
+    c0, wx = axis_taps(w, out_w, x0, bw)
     src = frame[..., ::-1] if swap_rb else frame
-    # rows first on the (small) set of rows with non-zero weight
-    rows = np.nonzero(wy.any(0))[0]
-    cols = np.nonzero(wx.any(0))[0]
-    # weights are computed in float64, applied in float32 (like the kernel): ~1e-6 relative
-    sub = src[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32)
-    rows_done = np.tensordot(wy[:, rows[0]:rows[-1] + 1].astype(np.float32), sub, axes=(1, 0))   # [out_h, w', 3]
-    out = np.tensordot(rows_done, wx[:, cols[0]:cols[-1] + 1].astype(np.float32), axes=(1, 1)).transpose(1, 0, 2)
+    # rows first, on the (small) set of rows and columns with non-zero weight; weights are
+    # computed in float64, applied in float32 (like the kernel): ~1e-6 relative
+    sub = src[r0:r0 + wy.shape[1], c0:c0 + wx.shape[1]].astype(np.float32)
+    rows_done = np.tensordot(wy, sub, axes=(1, 0))                                   # [out_h, w', 3]
+    out = np.tensordot(rows_done, wx, axes=(1, 1)).transpose(1, 0, 2)
     m = np.asarray(mean, np.float32)[:, None, None]
     s = np.asarray(std, np.float32)[:, None, None]
     return ((out / np.float32(255.0) - m) / s).astype(dtype)

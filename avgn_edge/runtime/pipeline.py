@@ -71,21 +71,24 @@ class HostPipeline:
     def decide_batch(self, rings, timer: Timer) -> list[dict[str, np.ndarray]]:
         """One decision per (full) ring; the crop reads only each window's k chosen frames."""
         cfg = self.cfg
-        gmaps, gvecs, avecs = (np.stack([r.window(n) for r in rings]) for n in ("gmap", "gvec", "avec"))
+        orders = [r.order() for r in rings]
+        gmaps, gvecs, avecs = (np.stack([r.features[n][o] for r, o in zip(rings, orders)])
+                               for n in ("gmap", "gvec", "avec"))
         with timer("decide"):
             d = self.run("decide", {"gmaps": gmaps, "gvecs": gvecs, "avecs": avecs})
         box_frac = cfg.patch_size / cfg.frame_size
         with timer("crop"):
             patches = np.stack([crop_patches(r.frames, d["indices"][i], d["centres"][i], box_frac, cfg.patch_size,
-                                             cfg.mean, cfg.std, start=r.start) for i, r in enumerate(rings)])
+                                             cfg.mean, cfg.std, start=int(o[0])) for i, (r, o) in
+                                enumerate(zip(rings, orders))])
         with timer("focus_local"):
             lvecs = self.run("focus_local", {"patches": patches})["lvecs"]
         with timer("head"):
             scores = self.run("head", {"gvecs": gvecs, "avecs": avecs, "lvecs": lvecs,
                                        "saliency": d["saliency"], "indices": d["indices"]})["scores"]
         return [{"saliency": d["saliency"][i], "indices": d["indices"][i], "centres": d["centres"][i],
-                 "scores": scores[i], "boxes": boxes_xyxy(d["centres"][i], box_frac, *r.frames[r.start].shape[:2])}
-                for i, r in enumerate(rings)]
+                 "scores": scores[i], "boxes": boxes_xyxy(d["centres"][i], box_frac, *r.frames[int(o[0])].shape[:2])}
+                for i, (r, o) in enumerate(zip(rings, orders))]
 
     # the single-snippet / single-ring forms (the TensorRT pipeline has these two)
     def encode(self, slot: int, frame: np.ndarray, wave: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
