@@ -266,3 +266,19 @@ def test_crop_kernel_on_device(tmp_path):
                                rtol=0, atol=2e-3)
     ref = R.glance_views(np.roll(frames, -start, axis=0), size, MEAN, STD)
     assert np.abs(host_bufs["g32"] - ref).max() <= 1e-4
+
+
+def test_batched_patch_crop_equals_the_per_ring_reference():
+    """crop_patches_batch (B windows, frame sizes mixed, centres near and past the edges) gives
+    crop_patches' numbers for every ring."""
+    rng = np.random.default_rng(3)
+    B, T, k = 6, 5, 3
+    sizes = [(128, 128), (480, 640), (128, 128), (97, 131), (128, 128), (480, 640)]
+    rings = [[rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(T)] for h, w in sizes]
+    starts = rng.integers(0, T, B)
+    indices = np.stack([rng.choice(T, k, replace=False) for _ in range(B)]).astype(np.int32)
+    centres = rng.uniform(-0.2, 1.2, (B, k, 2)).astype(np.float32)
+    got = R.crop_patches_batch(rings, starts, indices, centres, 0.25, 32, MEAN, STD)
+    for i, ring in enumerate(rings):
+        want = R.crop_patches(ring, indices[i], centres[i], 0.25, 32, MEAN, STD, start=int(starts[i]))
+        np.testing.assert_allclose(got[i], want, rtol=0, atol=1e-5)

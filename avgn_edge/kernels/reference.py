@@ -107,3 +107,48 @@ def crop_patches(frames, indices: np.ndarray, centres: np.ndarray, box_frac: flo
     t, (h, w) = len(frames), frames[0].shape[:2]
     return np.stack([crop_resize(frames[(start + int(i)) % t], patch_box(c, box_frac, h, w), size, size, mean, std, **kw)
                      for i, c in zip(indices, centres)])
+
+
+def _band(in_size: int, out_size: int, starts: np.ndarray, length: float) -> tuple[np.ndarray, np.ndarray]:
+    """For M boxes of one ``length`` at ``starts`` [M]: (first [M] int, weights [M, out, n] float32)
+    over a fixed window of n input samples holding every tap with weight (``axis_weights``' numbers)."""
+    scale = length / out_size
+    support = max(scale, 1.0)
+    n = min(int(np.ceil(length + 2 * support)) + 2, in_size)
+    first = np.clip(np.floor(starts - support).astype(np.int64), 0, in_size - n)
+    centres = starts[:, None] + scale * (np.arange(out_size) + 0.5)                   # [M, out]
+    taps = first[:, None] + np.arange(n) + 0.5                                        # [M, n]
+    w = np.clip(1.0 - np.abs(taps[:, None, :] - centres[:, :, None]) / support, 0.0, None)
+    total = w.sum(2, keepdims=True)
+    return first, (w / np.where(total > 0, total, 1.0)).astype(np.float32)
+
+
+def crop_patches_batch(rings, starts, indices: np.ndarray, centres: np.ndarray, box_frac: float, size: int,
+                       mean, std) -> np.ndarray:
+    """The patches of B windows at once: ``rings`` B frame rings (lists of T frames; frame sizes may
+    differ between rings), ``starts`` their oldest slots, indices [B, k], centres [B, k, 2] ->
+    [B, k, 3, size, size]; the same numbers as ``crop_patches`` per ring, vectorised over the
+    B*k patches of each frame size (a few array operations per call, not per patch)."""
+    b, k = indices.shape
+    out = np.empty((b, k, 3, size, size), np.float32)
+    jobs: dict[tuple, list] = {}
+    for i, (ring, start) in enumerate(zip(rings, starts)):
+        for j in range(k):
+            f = ring[(int(start) + int(indices[i, j])) % len(ring)]
+            jobs.setdefault(f.shape[:2], []).append((i, j, f))
+    m = np.asarray(mean, np.float32)[:, None, None]
+    s = np.asarray(std, np.float32)[:, None, None]
+    for (h, w), items in jobs.items():
+        c = np.array([centres[i, j] for i, j, _ in items], np.float64)
+        half = 0.5 * box_frac
+        cx, cy = np.clip(c[:, 0], half, 1.0 - half), np.clip(c[:, 1], half, 1.0 - half)   # as patch_box
+        fy, wy = _band(h, size, (cy - half) * h, box_frac * h)
+        fx, wx = _band(w, size, (cx - half) * w, box_frac * w)
+        ny, nx = wy.shape[2], wx.shape[2]
+        sub = np.stack([f[y:y + ny, x:x + nx] for (_, _, f), y, x in zip(items, fy, fx)]).astype(np.float32)
+        rows = np.matmul(wy, sub.reshape(len(items), ny, nx * 3)).reshape(len(items), size, nx, 3)
+        v = np.matmul(rows.transpose(0, 3, 1, 2), wx.transpose(0, 2, 1)[:, None])         # [M, 3, size, size]
+        v = (v / np.float32(255.0) - m) / s
+        for (i, j, _), p in zip(items, v):
+            out[i, j] = p
+    return out

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..bundle import STAGES, Bundle
-from ..kernels.reference import crop_patches, glance_views, patch_box
+from ..kernels.reference import crop_patches_batch, glance_views, patch_box
 
 
 class Timer:
@@ -78,9 +78,8 @@ class HostPipeline:
             d = self.run("decide", {"gmaps": gmaps, "gvecs": gvecs, "avecs": avecs})
         box_frac = cfg.patch_size / cfg.frame_size
         with timer("crop"):
-            patches = np.stack([crop_patches(r.frames, d["indices"][i], d["centres"][i], box_frac, cfg.patch_size,
-                                             cfg.mean, cfg.std, start=int(o[0])) for i, (r, o) in
-                                enumerate(zip(rings, orders))])
+            patches = crop_patches_batch([r.frames for r in rings], [int(o[0]) for o in orders], d["indices"],
+                                         d["centres"], box_frac, cfg.patch_size, cfg.mean, cfg.std)
         with timer("focus_local"):
             lvecs = self.run("focus_local", {"patches": patches})["lvecs"]
         with timer("head"):
