@@ -170,8 +170,8 @@ def test_many_windows_in_one_batch_give_each_its_own_answer(rec, tiny_cfg):
     rec.backend.run = lambda stage, feeds: calls.append((stage, len(next(iter(feeds.values()))))) or run(stage, feeds)
     try:
         for i in range(tiny_cfg.num_snippets):
-            rec.encode([w.check(c.frames[i], c.audio[i], i + 1.0) for w, c in zip(windows, clips)])
-        batched = rec.decide(windows)
+            rec.encode_many([w.check(c.frames[i], c.audio[i], i + 1.0) for w, c in zip(windows, clips)])
+        batched = rec.decide_many(windows)
     finally:
         rec.backend.run = run
     assert ("glance_visual", 3) in calls and ("decide", 3) in calls and ("focus_local", 3) in calls

@@ -76,7 +76,7 @@ def crop_latency(bundle, clips, reps: int) -> dict:
 
 def filled(rec: Recognizer, clip) -> Recognizer:
     rec.reset()
-    rec.encode([rec.window.check(f, a, i + 1.0) for i, (f, a) in enumerate(zip(clip.frames, clip.audio))])
+    rec.encode_many([rec.window.check(f, a, i + 1.0) for i, (f, a) in enumerate(zip(clip.frames, clip.audio))])
     return rec
 
 

@@ -23,7 +23,7 @@ def markdown(r: dict) -> str:
            f"ONNX Runtime {m['onnxruntime']}" + (f", PyTorch {m['torch']} ({m['torch_threads']} threads)" if "torch" in m else "")
            + f"; `avgn-edge bench{' --fast' if r['mode'] == 'fast' else ''}`. T={c['T']}, k={c['k']}, "
            f"frames {c['frame']} px, patches {c['patch']} px, a snippet every {c['snippet_period_s']} s, "
-           f"a decision every {c['stride']} snippets.", ""]
+           f"a decision every {c['stride']} snippets.", ""] + ([f"**{r['note']}**", ""] if r.get("note") else [])
     rt = r["ratios"]
     out += ["## Side by side (same run, interleaved; how many times faster the first is)", "",
             "| comparison | ratio | target |", "|---|---|---|",
@@ -175,6 +175,7 @@ sides interleaved; rerun to see the spread.
 
     ./dev shell
     avgn-edge bench --write-docs docs          # this page, the plot and docs/measured/bench.json (~10 min)
-    avgn-edge bench --fast --json              # the CI smoke run (under two minutes)
+    avgn-edge bench --fast --json              # the CI smoke run (a few minutes)
+    avgn-edge bench --soak 60 --soak-out docs/measured/soak.json   # the soak (then --write-docs shows it)
     avgn-edge bench --backend trt              # on a Jetson: the same tables, measured on TensorRT
 """

@@ -18,6 +18,7 @@ def add_arguments(p):
     p.add_argument("--fast", action="store_true", help="fewer repetitions, shorter live run (under two minutes)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--write-docs", metavar="DIR", help="write benchmarks.md, the plot and the raw JSON into DIR")
+    p.add_argument("--note", help="a line printed under the header (e.g. how busy the machine was)")
     p.add_argument("--soak", type=float, metavar="MINUTES", help="only the soak: RSS over MINUTES of many streams")
     p.add_argument("--soak-streams", type=int, default=24, help="streams in the soak (default 24)")
     p.add_argument("--soak-out", metavar="FILE.json", help="write the soak's samples here")
@@ -36,6 +37,8 @@ def run(args) -> int:
 
     backends = {"ort": ("ort",), "trt": ("trt",), "auto": ("ort", "trt") if trt_available()[0] else ("ort",)}
     res = measure(args.bundle, args.checkpoint, fast=args.fast, backends=backends[args.backend], stride=args.stride)
+    if args.note:
+        res["note"] = args.note
     if args.write_docs:
         write_docs(res, args.write_docs)
     print(json.dumps(res, default=float) if args.json else markdown(res))

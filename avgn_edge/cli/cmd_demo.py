@@ -27,21 +27,26 @@ def add_arguments(p):
 
 class EventMatcher:
     """Matches decisions with the stream's ground-truth events as they come (nothing per decision
-    is kept): an event is matched when a decision made while it was inside the window names it."""
+    is kept; one entry per event of this bounded run): an event is matched when a decision made
+    while it was inside the window names it."""
 
     def __init__(self, video, window_s: float):
         self.video, self.window_s = video, window_s
+        self.events: dict[float, dict] = {}      # t_start -> event (the stream itself keeps only recent ones)
         self.matched: set[float] = set()          # t_start of the events named in time
         self.last_t: float | None = None
 
     def __call__(self, r):
         self.last_t = r.t
         for e in self.video.ground_truth(until=r.t):
+            self.events.setdefault(e["t_start"], e)
             if e["t_start"] < r.t <= e["t_end"] + self.window_s and r.label == e["label"]:
                 self.matched.add(e["t_start"])
 
     def summary(self, until: float) -> dict:
-        done = [e for e in self.video.ground_truth(until=until) if e["t_end"] + self.window_s <= until]
+        for e in self.video.ground_truth(until=until):
+            self.events.setdefault(e["t_start"], e)
+        done = [e for e in self.events.values() if e["t_end"] + self.window_s <= until]
         matched = sum(e["t_start"] in self.matched for e in done)
         return {"events": len(done), "events_matched": matched,
                 "events_matched_fraction": round(matched / len(done), 4) if done else None}
@@ -70,8 +75,8 @@ def run(args) -> int:
                                  save=str(out / "annotated.mp4"), events=str(out / "events.jsonl"),
                                  duration=args.duration, on_result=matcher)
         end = matcher.last_t if matcher.last_t is not None else video.t0
-        truth = video.ground_truth(until=end)
-    summary.update(matcher.summary(end))
+        summary.update(matcher.summary(end))
+    truth = sorted(matcher.events.values(), key=lambda e: e["t_start"])
     summary.update({"bundle": str(rec.bundle.root), "backend": rec.backend.name, "precision": args.precision,
                     "ground_truth": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in e.items()
                                       if k != "box"} for e in truth]})

@@ -24,7 +24,7 @@ from .video import Frame, VideoSource
 
 
 KEEP_SEGMENTS = 256          # 64 s of 0.25 s segments: far more than any window or audio look-back
-KEEP_EVENTS = 512            # about 25 minutes of events for ground_truth()
+KEEP_EVENTS = 64             # a few minutes of events for ground_truth()
 
 
 class Recent:

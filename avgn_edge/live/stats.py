@@ -1,7 +1,8 @@
 """Live statistics in bounded memory: counters, percentiles over the recent past, a latency histogram.
 
 Percentiles (p50/p95 of end-to-end latency, per-stage time, A/V pairing) are over the last
-``RECENT`` values: a process that runs for months keeps the same few kilobytes. The
+``RECENT`` values, in rings allocated up front: a process that runs for months keeps the same
+few kilobytes from its first minute on. The
 decision-latency histogram has fixed buckets and counts every decision ever made (what
 Prometheus wants).
 """
@@ -14,7 +15,7 @@ from collections import defaultdict, deque
 
 import numpy as np
 
-RECENT = 2048
+RECENT = 1024
 # seconds; around the 250 ms real-time budget
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.5)
 
@@ -42,12 +43,36 @@ class Histogram:
         return out
 
 
+class Recent:
+    """The last ``size`` floats in a preallocated ring: its memory is all there from the start."""
+
+    def __init__(self, size: int = RECENT):
+        self._buf = np.zeros(size)
+        self._n = 0
+
+    def append(self, value: float):
+        self._buf[self._n % len(self._buf)] = value
+        self._n += 1
+
+    def values(self) -> np.ndarray:
+        """Oldest first."""
+        if self._n <= len(self._buf):
+            return self._buf[:self._n].copy()
+        return np.roll(self._buf, -(self._n % len(self._buf)))
+
+    def __len__(self) -> int:
+        return min(self._n, len(self._buf))
+
+    def __iter__(self):
+        return iter(self.values().tolist())
+
+
 class LiveStats:
     def __init__(self):
         self.start = time.monotonic()
-        self.stage_ms: dict[str, deque] = defaultdict(lambda: deque(maxlen=RECENT))
-        self.latency_ms: deque = deque(maxlen=RECENT)        # snippet time -> result ready
-        self.pairing_ms: deque = deque(maxlen=RECENT)        # |audio window end - frame time|
+        self.stage_ms: dict[str, Recent] = defaultdict(Recent)
+        self.latency_ms = Recent()               # snippet time -> result ready
+        self.pairing_ms = Recent()               # |audio window end - frame time|
         self.latency = Histogram()
         self.snippets = 0
         self.decisions = 0
@@ -71,8 +96,8 @@ class LiveStats:
             self.stage_ms[k].append(v)
 
     @staticmethod
-    def _pct(values, q):
-        return float(np.percentile(values, q)) if values else None
+    def _pct(recent, q):
+        return float(np.percentile(recent.values(), q)) if len(recent) else None
 
     def recent_rate(self, horizon: float = 10.0) -> float:
         """Snippets per second over about the last ``horizon`` seconds (0 when none came)."""

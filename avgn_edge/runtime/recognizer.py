@@ -10,7 +10,7 @@ Push mode, for apps that own their capture (robotics, surveillance)::
 
 Clip mode: ``rec.classify_clip("clip.mp4")``. Stream mode (the recognizer owns capture):
 see ``avgn_edge.live``. Many streams through one model: ``new_window`` + the batched
-``encode``/``decide`` (see ``avgn_edge.serve``).
+``encode_many``/``decide_many`` (see ``avgn_edge.serve``).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 class Recognizer:
     """One model (bundle + backend + pipeline) and a default stream window for push mode.
 
-    Many streams share one Recognizer through ``new_window`` and the batched ``encode`` /
-    ``decide``: N snippets of N streams go through the glance stages in one call, the due
+    Many streams share one Recognizer through ``new_window`` and the batched ``encode_many`` /
+    ``decide_many``: N snippets of N streams go through the glance stages in one call, the due
     windows through the decision stages in one call (``avgn_edge.serve`` does this).
     """
 
@@ -85,10 +85,10 @@ class Recognizer:
         """Add one snippet; returns a Result when a decision is made (every ``stride`` snippets
         once T snippets are in), else None. Bad input raises InputError and leaves the ring as it was."""
         timer = Timer()
-        self.encode([self.window.check(frame, audio, timestamp, sample_rate)], timer)
-        return self.decide([self.window], timer)[0] if self.window.due else None
+        self.encode_many([self.window.check(frame, audio, timestamp, sample_rate)], timer)
+        return self.decide(timer) if self.window.due else None
 
-    def encode(self, items: list[Checked], timer: Timer | None = None) -> None:
+    def encode_many(self, items: list[Checked], timer: Timer | None = None) -> None:
         """Encode checked snippets (``window.check``; several may belong to one window, in time
         order) and add them to their windows: one glance call for all on a batched pipeline."""
         timer = timer or Timer()
@@ -102,9 +102,12 @@ class Recognizer:
             for c in items:
                 c.window.add(c, self.pipeline.encode(c.window.next_slot(c), c.frame, c.wave, timer))
 
-    def decide(self, windows: list[StreamWindow] | None = None, timer: Timer | None = None) -> list[Result]:
-        """Decisions over full windows (default: this Recognizer's own), batched."""
-        windows = [self.window] if windows is None else windows
+    def decide(self, timer: Timer | None = None) -> Result:
+        """A decision over this Recognizer's own window (needs T snippets)."""
+        return self.decide_many([self.window], timer)[0]
+
+    def decide_many(self, windows: list[StreamWindow], timer: Timer | None = None) -> list[Result]:
+        """Decisions over full windows, batched (one call per decision stage on a batched pipeline)."""
         timer = timer or Timer()
         for w in windows:
             if not w.ring.full:
@@ -139,8 +142,8 @@ class Recognizer:
         clip._warn = self.window._warn                    # warn once per kind, clip or live
         timer = Timer()
         try:
-            self.encode([clip.check(f, a, t) for f, a, t in zip(frames, audio, times)], timer)
-            result = self.decide([clip], timer)[0]
+            self.encode_many([clip.check(f, a, t) for f, a, t in zip(frames, audio, times)], timer)
+            result = self.decide_many([clip], timer)[0]
         finally:
             if getattr(self.pipeline, "device_ring", False) and self.window.ring.count:
                 self.reset()              # its device slots now hold this clip's features

@@ -1,7 +1,7 @@
 """One stream's state: its ring of the last T snippets, its input checks and its decision cadence.
 
 A Recognizer owns one for push mode; a service owns one per camera and runs many of them
-through one model, batched (``Recognizer.encode`` / ``Recognizer.decide`` take lists).
+through one model, batched (``Recognizer.encode_many`` / ``Recognizer.decide_many``).
 """
 
 from __future__ import annotations

@@ -124,13 +124,13 @@ class Scheduler:
         timer, size = Timer(), self.cfg.max_batch
         t0 = time.perf_counter()
         for part in chunks(items, size):
-            self.rec.encode(part, timer)
+            self.rec.encode_many(part, timer)
             self.snippet_batches.observe(len(part))
         t1 = time.perf_counter()
         due = [st for st in trigger if st.window.due]
         results = []
         for part in chunks(due, size):
-            results += zip(part, self.rec.decide([st.window for st in part], timer))
+            results += zip(part, self.rec.decide_many([st.window for st in part], timer))
             self.decision_batches.observe(len(part))
         t2 = time.perf_counter()
         self.seconds["encode"].observe(t1 - t0)

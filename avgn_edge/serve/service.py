@@ -104,7 +104,7 @@ class Service:
         with self._lock:
             streams = list(self._streams.values())
         for st in streams:                       # stop all capture threads at once, then wait
-            st._stop.set()
+            st.request_stop()
         if self.scheduler is not None:
             self.scheduler.stop(timeout)
         for st in streams:
@@ -147,7 +147,6 @@ class Service:
             self._check_labels(f"cameras.{name}.detect", cam.detect)
             st = Stream(name, cam, self)
             st.outputs = self._outputs(name, cam)
-            st.recent_events = _Tee(st.recent_events, self._events, name)
             self._streams[name] = st
         st.start()
         log.info("camera %s: added (%s)", name, cam.display_source)
@@ -173,19 +172,9 @@ class Service:
             st.close()
             log.info("camera %s: removed", name)
 
+    def note_events(self, camera: str, records: list[dict]):
+        """A stream's new event records, for /api/events (the last 200 of all streams)."""
+        self._events.extend({"camera": camera, **r} for r in records)
+
     def recent_events(self) -> list[dict]:
         return list(self._events)
-
-
-class _Tee:
-    """A stream's recent-events deque that also feeds the service-wide one (camera added)."""
-
-    def __init__(self, mine: deque, shared: deque, camera: str):
-        self.mine, self.shared, self.camera = mine, shared, camera
-
-    def extend(self, records):
-        self.mine.extend(records)
-        self.shared.extend({"camera": self.camera, **r} for r in records)
-
-    def __iter__(self):
-        return iter(self.mine)

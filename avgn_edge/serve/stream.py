@@ -50,6 +50,9 @@ class Stream:
             self._thread = threading.Thread(target=self._run, name=f"stream {self.name}", daemon=True)
             self._thread.start()
 
+    def request_stop(self):
+        self._stop.set()
+
     def stop_capture(self, timeout: float = 4.0):
         self._stop.set()
         if self._thread is not None:
@@ -151,7 +154,9 @@ class Stream:
         self.stats.decision({}, 1e3 * latency_s)
         records = self.events.update(r)
         self.last_result = r
-        self.recent_events.extend(records)
+        if records:
+            self.recent_events.extend(records)
+            self.service.note_events(self.name, records)
         for out in self.outputs:
             out.write(self.name, r, records)
 
