@@ -179,7 +179,10 @@ def describe(exc: ValidationError, root=ServeConfig, prefix: tuple = ()) -> tupl
     if e["type"] == "missing":
         return f"{key}: required{more}", None
     msg = e["msg"].removeprefix("Value error, ")
-    return f"{key}: {redact_uri(msg) if 'source' in key else msg}{more}", hint
+    if loc and loc[-1] == "source":
+        from ..io.uri import FORMS
+        hint = "sources: " + ", ".join(FORMS)
+    return f"{key}: {msg}{more}", hint
 
 
 # -------------------------------------------------------------------------- YAML with duplicate keys refused
