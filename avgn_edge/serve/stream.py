@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 
-from ..errors import SourceError
+from ..errors import AvgnError
 from ..live.clock import SnippetClock
 from ..live.stats import LiveStats
 from .events import EventState
@@ -47,7 +47,7 @@ class Stream:
         if self.cam.enabled and self._thread is None:
             self._stop.clear()
             self.status = "starting"
-            self._thread = threading.Thread(target=self._run, name=f"stream {self.name}", daemon=True)
+            self._thread = threading.Thread(target=self._guarded, name=f"stream {self.name}", daemon=True)
             self._thread.start()
 
     def request_stop(self):
@@ -107,12 +107,19 @@ class Stream:
         self.audio_kind = "source" if audio is not None else "none"
         return video, audio, None
 
+    def _guarded(self):
+        try:
+            self._run()
+        except Exception as exc:                    # a bug: this stream stops, the others go on
+            log.exception("camera %s: capture failed", self.name)
+            self._set("failed", f"{type(exc).__name__}: {exc}")
+
     def _run(self):
         delay, svc = BACKOFF[0], self.service
         while not self._stop.is_set():
             try:
                 video, audio, mic = self._open()
-            except SourceError as exc:
+            except AvgnError as exc:                # unreachable source, missing microphone, ...
                 self._set("offline", str(exc))
                 if self._stop.wait(delay):
                     break
