@@ -304,8 +304,8 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
     log.info("streams in real time, batched and batch 1 (same run) ...")
     from .streams import batch_scaling, clip_throughput, max_realtime_streams
     res["batch_scaling_ms_per_item"] = batch_scaling(bundle, feeds, (1, 16) if fast else (1, 8, 32, 64))
-    candidates = [8, 32] if fast else [16, 32, 48, 64, 96, 128, 160, 192, 256]
-    res["streams"] = max_realtime_streams(str(bundle.root), candidates, 6.0 if fast else 20.0)
+    res["streams"] = (max_realtime_streams(str(bundle.root), 6.0, start=8, limit=16, bisect=False) if fast
+                      else max_realtime_streams(str(bundle.root), 20.0))
     res["streams"]["clip_throughput"] = clip_throughput(str(bundle.root), clip_reps)
     log.info("accuracy on the test split ...")
     res["accuracy"] = accuracy(checkpoint, 64 if fast else 1000)

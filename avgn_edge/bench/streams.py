@@ -71,28 +71,34 @@ def _counts(st) -> dict:
             "decisions": st.stats.decisions}
 
 
-def max_realtime_streams(bundle: str, candidates: list[int], seconds: float) -> dict:
-    """The largest candidate n that runs in real time, batched and batch 1, measured in turn
-    (batched n, batch-1 n, next n ...) so both see the same machine; stops at the first failure."""
-    runs, best = [], {"batched": 0, "batch1": 0}
-    alive = {"batched": True, "batch1": True}
-    for n in candidates:
-        for mode, mb in (("batched", 64), ("batch1", 1)):
-            if not alive[mode]:
+def max_realtime_streams(bundle: str, seconds: float, start: int = 8, limit: int = 512, bisect: bool = True) -> dict:
+    """The most streams that run in real time, batched and batch 1: doubling from ``start`` until
+    a run fails, then (``bisect``) halving the bracket until it is within 1/8 of its top. The two
+    modes take turns, step by step, so both see the same machine."""
+    modes = {"batched": 64, "batch1": 1}
+    state = {m: {"lo": 0, "hi": None, "next": start} for m in modes}
+    runs = []
+    while any(st["next"] is not None for st in state.values()):
+        for mode, max_batch in modes.items():
+            st = state[mode]
+            n = st["next"]
+            if n is None:
                 continue
-            r = realtime_run(bundle, n, mb, seconds)
-            r["mode"] = mode
+            r = dict(realtime_run(bundle, n, max_batch, seconds), mode=mode)
             runs.append(r)
             log.info("%s %d streams: %s", mode, n, r)
-            if r["realtime"]:
-                best[mode] = n
+            st["lo" if r["realtime"] else "hi"] = n
+            if st["hi"] is None:
+                st["next"] = 2 * n if 2 * n <= limit else None
+            elif bisect and st["hi"] - st["lo"] > max(1, st["hi"] // 8):
+                st["next"] = (st["lo"] + st["hi"]) // 2
             else:
-                alive[mode] = False
-        if not any(alive.values()):
-            break
+                st["next"] = None
+    best = {m: state[m]["lo"] for m in modes}
     return {"max_realtime_streams": best["batched"], "max_realtime_streams_batch1": best["batch1"],
             "ratio": round(best["batched"] / best["batch1"], 2) if best["batch1"] else None,
-            "candidates": candidates, "seconds_per_run": seconds, "runs": runs}
+            "search": {"start": start, "limit": limit, "bisect": bisect}, "seconds_per_run": seconds,
+            "runs": sorted(runs, key=lambda x: (x["streams"], x["mode"]))}
 
 
 def clip_throughput(bundle: str, reps: int) -> dict:
