@@ -34,6 +34,12 @@ class EngineError(AvgnError):
     """A TensorRT engine that cannot be built or used."""
 
 
+class BackendError(AvgnError):
+    """A call into a backend that failed for a reason outside this process: a remote inference
+    server that is down, timed out, lacks a model or serves another version of it. ``live`` and
+    ``serve`` count these and keep running; one-shot commands end with the message."""
+
+
 class SourceError(AvgnError):
     """A video or audio source that cannot be opened or read."""
 

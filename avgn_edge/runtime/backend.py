@@ -4,7 +4,8 @@
     outputs = backend.run("decide", {"gmaps": ..., "gvecs": ..., "avecs": ...})
 
 ``auto`` picks TensorRT when it is importable, a CUDA GPU is present and engines for the
-bundle are built (or buildable), else ONNX Runtime. Backends touch no GPU before they
+bundle are built (or buildable), else ONNX Runtime. ``triton`` runs the stages on a remote
+Triton Inference Server (``url=...``; runtime/triton.py); ``auto`` never picks it. Backends touch no GPU before they
 are opened, and are context managers.
 """
 
@@ -20,7 +21,7 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "ort", "trt")
+BACKENDS = ("auto", "ort", "trt", "triton")
 
 
 class Backend(Protocol):
@@ -63,5 +64,8 @@ def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "fp32",
     if backend == "trt":
         from .trt import TrtBackend
         return TrtBackend(bundle, precision, **options)
+    if backend == "triton":
+        from .triton import TritonBackend
+        return TritonBackend(bundle, precision, **options)
     from .ort import OrtBackend
     return OrtBackend(bundle, precision, **options)

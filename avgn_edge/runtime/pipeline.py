@@ -10,6 +10,12 @@ the single-item methods:
     decide(ring, timer) -> {"saliency", "indices", "centres", "scores", "boxes"}
 
 and HostPipeline adds ``encode_batch(frames, waves, timer)`` and ``decide_batch(rings, timer)``.
+
+Stages that follow one another without client state in between form a ``CHAIN``: a backend
+that can run a chain in one call (a Triton ensemble: ``backend.chains`` and
+``backend.run_chain``) gets one call for it, any other backend one call per stage. The crop
+splits the decision in two: it needs the k chosen full-resolution frames, which only the
+client (the stream's ring) holds.
 """
 
 from __future__ import annotations
@@ -21,6 +27,23 @@ import numpy as np
 
 from ..bundle import STAGES, Bundle
 from ..kernels.reference import crop_patches_batch, glance_views, patch_box
+
+# name -> stages, in order; an input of a later stage may be an earlier stage's output (tensor
+# names are shared). "encode": once per snippet; "focus_head": after the crop, once per decision.
+CHAINS = {"encode": ("glance_visual", "glance_audio"), "focus_head": ("focus_local", "head")}
+
+
+def chain_io(stages: dict, chain: str) -> tuple[list, list]:
+    """(inputs, outputs) of a chain as TensorSpecs: the inputs no earlier stage of it produces,
+    the outputs no later stage of it consumes (each name once)."""
+    names = CHAINS[chain]
+    inputs, outputs, made = {}, {}, set()
+    for i, s in enumerate(names):
+        later = {t.name for n in names[i + 1:] for t in stages[n].inputs}
+        inputs.update({t.name: t for t in stages[s].inputs if t.name not in made and t.name not in inputs})
+        outputs.update({t.name: t for t in stages[s].outputs if t.name not in later})
+        made |= {t.name for t in stages[s].outputs}
+    return list(inputs.values()), list(outputs.values())
 
 
 class Timer:
@@ -47,26 +70,35 @@ class HostPipeline:
     def __init__(self, bundle: Bundle, backend):
         self.cfg = bundle.config
         self.backend = backend
-        own = getattr(backend, "max_batch", None)
-        self.limit = {s: min(bundle.stages[s].batch.max, own or bundle.stages[s].batch.max) for s in STAGES}
+        self.stages = bundle.stages
+        own = getattr(backend, "max_batch", None)            # one number, or one per stage
+        own = own if isinstance(own, dict) else {s: own for s in STAGES}
+        self.limit = {s: min(bundle.stages[s].batch.max, own.get(s) or bundle.stages[s].batch.max) for s in STAGES}
+        self.fused = set(getattr(backend, "chains", ())) & set(CHAINS)
 
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n, lim = len(next(iter(feeds.values()))), self.limit[stage]
-        if n <= lim:
-            return self.backend.run(stage, feeds)
-        parts = [self.backend.run(stage, {k: v[i:i + lim] for k, v in feeds.items()}) for i in range(0, n, lim)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return _split(lambda f: self.backend.run(stage, f), feeds, self.limit[stage])
+
+    def run_chain(self, chain: str, feeds: dict[str, np.ndarray], timer: Timer) -> dict[str, np.ndarray]:
+        """Every output of the chain's stages: one call where the backend fuses the chain, else
+        one per stage (timed per stage, the names the benchmarks report)."""
+        stages = CHAINS[chain]
+        if chain in self.fused:
+            with timer(chain):
+                return _split(lambda f: self.backend.run_chain(chain, f), feeds, min(self.limit[s] for s in stages))
+        have = dict(feeds)
+        for s in stages:
+            with timer(s):
+                have.update(self.run(s, {t.name: have[t.name] for t in self.stages[s].inputs}))
+        return have
 
     def encode_batch(self, frames, waves: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
         """N frames (HxWx3 uint8, sizes may differ) and waves [N, samples] -> features [N, ...]."""
         cfg = self.cfg
         with timer("crop_glance"):
             views = glance_views(frames, cfg.glance_size, cfg.mean, cfg.std)
-        with timer("glance_visual"):
-            v = self.run("glance_visual", {"glance": views})
-        with timer("glance_audio"):
-            a = self.run("glance_audio", {"wave": np.ascontiguousarray(waves, np.float32)})
-        return {"gmap": v["gmap"], "gvec": v["gvec"], "avec": a["avec"]}
+        out = self.run_chain("encode", {"glance": views, "wave": np.ascontiguousarray(waves, np.float32)}, timer)
+        return {"gmap": out["gmap"], "gvec": out["gvec"], "avec": out["avec"]}
 
     def decide_batch(self, rings, timer: Timer) -> list[dict[str, np.ndarray]]:
         """One decision per (full) ring; the crop reads only each window's k chosen frames."""
@@ -80,11 +112,8 @@ class HostPipeline:
         with timer("crop"):
             patches = crop_patches_batch([r.frames for r in rings], [int(o[0]) for o in orders], d["indices"],
                                          d["centres"], box_frac, cfg.patch_size, cfg.mean, cfg.std)
-        with timer("focus_local"):
-            lvecs = self.run("focus_local", {"patches": patches})["lvecs"]
-        with timer("head"):
-            scores = self.run("head", {"gvecs": gvecs, "avecs": avecs, "lvecs": lvecs,
-                                       "saliency": d["saliency"], "indices": d["indices"]})["scores"]
+        scores = self.run_chain("focus_head", {"patches": patches, "gvecs": gvecs, "avecs": avecs,
+                                               "saliency": d["saliency"], "indices": d["indices"]}, timer)["scores"]
         return [{"saliency": d["saliency"][i], "indices": d["indices"][i], "centres": d["centres"][i],
                  "scores": scores[i], "boxes": boxes_xyxy(d["centres"][i], box_frac, *r.frames[int(o[0])].shape[:2])}
                 for i, (r, o) in enumerate(zip(rings, orders))]
@@ -95,6 +124,15 @@ class HostPipeline:
 
     def decide(self, ring, timer: Timer) -> dict[str, np.ndarray]:
         return self.decide_batch([ring], timer)[0]
+
+
+def _split(call, feeds: dict[str, np.ndarray], limit: int) -> dict[str, np.ndarray]:
+    """``call(feeds)`` in parts of at most ``limit`` items (axis 0 of every feed), outputs joined."""
+    n = len(next(iter(feeds.values())))
+    if n <= limit:
+        return call(feeds)
+    parts = [call({k: v[i:i + limit] for k, v in feeds.items()}) for i in range(0, n, limit)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def boxes_xyxy(centres: np.ndarray, box_frac: float, height: int, width: int) -> np.ndarray:
