@@ -18,6 +18,8 @@ def add_runtime_arguments(p, default_precision: str = "fp32"):
                    help="with --backend triton: http://HOST:8000 or grpc://HOST:8001 (default $AVGN_TRITON_URL)")
     g.add_argument("--triton-timeout", type=float, default=10.0, metavar="S",
                    help="seconds a Triton call may take (default 10)")
+    g.add_argument("--triton-prefix", default="avgn_", metavar="P",
+                   help="the repository's model name prefix (export-triton --prefix; default avgn_)")
 
 
 def backend_options(args) -> dict:
@@ -25,7 +27,7 @@ def backend_options(args) -> dict:
     if args.backend == "trt" and getattr(args, "engines", None):
         return {"engines_dir": args.engines}
     if args.backend == "triton":
-        return {"url": args.triton_url, "timeout": args.triton_timeout}
+        return {"url": args.triton_url, "timeout": args.triton_timeout, "prefix": args.triton_prefix}
     return {}
 
 

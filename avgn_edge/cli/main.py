@@ -23,6 +23,8 @@ COMMANDS = [
     ("export", "export a checkpoint to a model bundle of per-stage ONNX graphs"),
     ("quantize", "add an FP16 or INT8 (Q/DQ) variant to a bundle"),
     ("build-engines", "build TensorRT engines from a bundle (cached)"),
+    ("export-triton", "a Triton model repository from a bundle (one model per stage, ensembles)"),
+    ("triton-local", "serve a Triton model repository on 127.0.0.1 with the bundled tritonserver"),
     ("run", "classify video files"),
     ("live", "recognise a live camera + microphone (or any source URI)"),
     ("demo", "live recognition on the built-in synthetic stream, headless"),

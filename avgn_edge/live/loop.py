@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 
+from ..errors import BackendError
 from ..runtime.result import Result
 from .clock import Snippet, SnippetClock
 from .overlay import draw
@@ -46,6 +47,7 @@ class LiveLoop:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.error: BaseException | None = None
+        self._failing = False
 
     # -- producer
     def _clock(self):
@@ -87,7 +89,14 @@ class LiveLoop:
             self.stats.snippet(s.pairing_ms, s.audio_ok)
             if self.on_snippet is not None:
                 self.on_snippet(s)
-            result = self.rec.push(s.frame, s.audio, s.t)
+            try:
+                result = self.rec.push(s.frame, s.audio, s.t)
+            except BackendError as exc:               # a remote server down or slow: counted, the loop goes on
+                self._failed(exc)
+                continue
+            if self.stats.failed_calls and self._failing:
+                log.info("backend calls succeed again (%d failed)", self.stats.failed_calls)
+                self._failing = False
             if result is None:
                 continue
             result.audio_ok = result.audio_ok and s.audio_ok
@@ -98,6 +107,13 @@ class LiveLoop:
                 self.events.write_result(result)
             if self.on_result is not None:
                 self.on_result(result)
+
+    def _failed(self, exc):
+        self.stats.failed_calls += 1
+        if not self._failing:
+            log.warning("backend calls fail (%s); counting them until they succeed again", exc)
+        self._failing = True
+        self.rec.reset()                              # the window lost a snippet: it restarts
 
     def _guard(self, fn):
         def run():

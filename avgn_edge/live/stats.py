@@ -80,6 +80,7 @@ class LiveStats:
         self.late = 0                            # clock ticks lost because the clock thread ran late
         self.stale = 0                           # clock ticks with no new frame
         self.audio_gaps = 0
+        self.failed_calls = 0                    # backend calls that failed (a remote server down): skipped
         self._rate = deque(maxlen=64)            # (time, snippets) for the recent snippet rate
 
     def snippet(self, pairing_ms: float, audio_ok: bool):
@@ -112,7 +113,7 @@ class LiveStats:
         out = {"seconds": round(elapsed, 2), "snippets": self.snippets, "decisions": self.decisions,
                "snippets_per_s": round(self.snippets / elapsed, 3) if elapsed > 0 else 0.0,
                "dropped": self.dropped, "late_ticks": self.late, "stale_ticks": self.stale,
-               "audio_gaps": self.audio_gaps,
+               "audio_gaps": self.audio_gaps, "failed_calls": self.failed_calls,
                "latency_p50_ms": self._pct(self.latency_ms, 50), "latency_p95_ms": self._pct(self.latency_ms, 95),
                "av_pairing_p95_ms": self._pct(self.pairing_ms, 95),
                "stages_ms": {k: {"p50": self._pct(v, 50), "p95": self._pct(v, 95)} for k, v in self.stage_ms.items()}}
@@ -121,6 +122,7 @@ class LiveStats:
     def line(self) -> str:
         s = self.summary()
         p95 = s["latency_p95_ms"]
+        failed = f", failed backend calls {self.failed_calls}" if self.failed_calls else ""
         return (f"{s['snippets_per_s']:.2f} snippets/s, {s['decisions']} decisions, latency p95 "
-                f"{p95:.0f} ms, dropped {s['dropped']}, audio gaps {s['audio_gaps']}" if p95 is not None
-                else f"{s['snippets']} snippets, waiting for a full window")
+                f"{p95:.0f} ms, dropped {s['dropped']}, audio gaps {s['audio_gaps']}{failed}" if p95 is not None
+                else f"{s['snippets']} snippets, waiting for a full window{failed}")

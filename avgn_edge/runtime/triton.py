@@ -79,26 +79,28 @@ class TritonBackend:
     def _call(self, what: str, fn, *args, **kw):
         if self.protocol == "grpc":
             kw["client_timeout"] = self.timeout
+        where, down = f"Triton at {self.url}: {what}", "is the server up? (avgn-edge triton-local REPO, or check --triton-url)"
         try:
             return fn(*args, **kw)
         except self.utils.InferenceServerException as exc:
-            raise BackendError(f"Triton at {self.url}: {what} failed: {_short(exc)}") from None
-        except Exception as exc:                   # connection refused/reset, timeouts (socket, gevent)
-            raise BackendError(f"Triton at {self.url}: {what} failed: {_reason(exc)}",
-                               hint="is the server up? avgn-edge triton-local REPO, or check --triton-url") from None
+            status, text = str(exc.status() or ""), " ".join(str(exc.message() or exc).split())[:240]
+            if "DEADLINE_EXCEEDED" in status:
+                raise BackendError(f"{where} timed out after {self.timeout:g} s") from None
+            if "UNAVAILABLE" in status:
+                raise BackendError(f"{where} failed: the server is unreachable ({text})", hint=down) from None
+            raise BackendError(f"{where} failed: {text}") from None
+        except TimeoutError:
+            raise BackendError(f"{where} timed out after {self.timeout:g} s") from None
+        except Exception as exc:                   # the network under the HTTP client: refused, reset, cut short
+            raise BackendError(f"{where} failed: the server is unreachable ({_reason(exc)})", hint=down) from None
         except BaseException as exc:               # gevent.Timeout derives from BaseException
             if type(exc).__name__ != "Timeout":
                 raise
-            raise BackendError(f"Triton at {self.url}: {what} timed out after {self.timeout:g} s") from None
+            raise BackendError(f"{where} timed out after {self.timeout:g} s") from None
 
     def _check_server(self):
         c = self._client()
-        try:
-            live = self._call("the health check", c.is_server_live)
-        except BackendError as exc:
-            raise BackendError(f"cannot reach Triton at {self.url} ({str(exc).split('failed: ', 1)[-1]})",
-                               hint="start one (avgn-edge triton-local REPO) or check --triton-url") from None
-        if not live:
+        if not self._call("the health check", c.is_server_live):
             raise BackendError(f"Triton at {self.url} is not live")
         for stage in STAGES:
             name = model_name(self.prefix, stage)
@@ -180,17 +182,6 @@ class TritonBackend:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _short(exc) -> str:
-    msg = exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)
-    status = exc.status() if hasattr(exc, "status") and callable(exc.status) else None
-    text = " ".join(str(msg).split())
-    if status and "DEADLINE_EXCEEDED" in str(status):
-        return "timed out"
-    if status and "UNAVAILABLE" in str(status):
-        return f"server unavailable ({text[:160]})"
-    return text[:240]
 
 
 def _reason(exc) -> str:

@@ -1,7 +1,7 @@
 """``avgn-edge serve`` configuration: YAML in the spirit of Frigate's, validated strictly.
 
     api: {host: 127.0.0.1, port: 8080}        # token: ... (or AVGN_API_TOKEN); required off loopback
-    model: {bundle: synth, backend: auto, precision: fp32}
+    model: {bundle: synth, backend: auto, precision: fp32}   # backend: triton + triton_url: grpc://HOST:8001
     scheduler: {max_batch: 64, max_wait_ms: 30, deadline_ms: 250}
     detect: {stride: 2, threshold: 0.5, filters: {bell-checker: {threshold: 0.7}}}   # every camera's defaults
     jsonl: {path: "events/{camera}.jsonl", decisions: true}                         # an output, off by default
@@ -55,9 +55,24 @@ class ApiConfig(Section):
 
 class ModelConfig(Section):
     bundle: str = "synth"
-    backend: Literal["auto", "ort", "trt"] = "auto"
+    backend: Literal["auto", "ort", "trt", "triton"] = "auto"
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
     engines: Optional[str] = None
+    triton_url: Optional[str] = None          # backend triton: http://HOST:8000 or grpc://HOST:8001
+    triton_timeout: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _triton(self):
+        if self.backend == "triton" and not self.triton_url:
+            raise ValueError("triton_url: required with backend triton (http://HOST:8000 or grpc://HOST:8001)")
+        return self
+
+    def backend_options(self) -> dict:
+        if self.backend == "trt" and self.engines:
+            return {"engines_dir": self.engines}
+        if self.backend == "triton":
+            return {"url": self.triton_url, "timeout": self.triton_timeout}
+        return {}
 
 
 class SchedulerConfig(Section):

@@ -13,6 +13,7 @@ a stream that is removed simply stops appearing, and nothing is kept per scrape.
     avgn_decision_latency_seconds{stream}                         histogram, capture -> result
     avgn_batch_size{kind}                                         histogram: snippets | decisions per call
     avgn_inference_seconds{phase}                                 histogram: encode | decide per tick
+    avgn_backend_failed_calls_total{phase}                        backend calls that failed (a remote server down)
     avgn_output_dropped_total / avgn_output_errors_total{stream,output}
     process_*                                                     prometheus-client's process collector
 """
@@ -74,8 +75,13 @@ def registry_for(service):
             secs = HistogramMetricFamily("avgn_inference_seconds", "inference time per tick", labels=["phase"])
             for phase, h in sch.seconds.items():
                 _hist(secs, [phase], h)
+            failed = c("avgn_backend_failed_calls", "backend calls that failed (server down, timeout)",
+                       labels=["phase"])
+            for phase, n in sch.failed_calls.items():
+                failed.add_metric([phase], n)
             yield batch
             yield secs
+            yield failed
             yield g("avgn_streams", "streams configured", value=len(streams))
 
     registry = CollectorRegistry()

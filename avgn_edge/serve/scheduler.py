@@ -11,6 +11,10 @@ the first, waits up to ``max_wait_ms`` for the rest of the online streams, then
     3. runs one batched decision for every stream whose window is due,
     4. hands each result to its stream (event state, outputs, counters).
 
+A backend call that fails for an outside reason (``BackendError``: a remote server down or
+slow) is counted (``failed_calls``, per phase) and logged when failures start and stop; the
+snippets it carried are lost and their windows restart, the service keeps going.
+
 Latency is measured from the frame's capture time to the result.
 """
 
@@ -20,7 +24,7 @@ import logging
 import threading
 import time
 
-from ..errors import InputError
+from ..errors import BackendError, InputError
 from ..live.stats import Histogram
 from ..runtime.pipeline import Timer
 
@@ -47,6 +51,8 @@ class Scheduler:
         self.decision_batches = Histogram(BATCH_BUCKETS)
         self.seconds = {"encode": Histogram(SECONDS_BUCKETS), "decide": Histogram(SECONDS_BUCKETS)}
         self.steps = 0
+        self.failed_calls = {"encode": 0, "decide": 0}
+        self._failing: str | None = None          # the last failure's message while calls keep failing
 
     # -- streams' threads
     def post(self, stream, snippet):
@@ -124,13 +130,16 @@ class Scheduler:
         timer, size = Timer(), self.cfg.max_batch
         t0 = time.perf_counter()
         for part in chunks(items, size):
-            self.rec.encode_many(part, timer)
+            if not self._guard("encode", self.rec.encode_many, part, timer)[0]:
+                for c in part:                       # a window must not skip a snippet: it restarts
+                    c.window.reset()
             self.snippet_batches.observe(len(part))
         t1 = time.perf_counter()
         due = [st for st in trigger if st.window.due]
         results = []
         for part in chunks(due, size):
-            results += zip(part, self.rec.decide_many([st.window for st in part], timer))
+            ok, out = self._guard("decide", self.rec.decide_many, [st.window for st in part], timer)
+            results += zip(part, out) if ok else []
             self.decision_batches.observe(len(part))
         t2 = time.perf_counter()
         self.seconds["encode"].observe(t1 - t0)
@@ -142,3 +151,19 @@ class Scheduler:
             r.audio_ok = r.audio_ok and s.audio_ok
             st.on_result(r, done - s.t)
         self.steps += 1
+
+    def _guard(self, phase: str, fn, *args):
+        """(True, ``fn(*args)``), or (False, None) counted when the backend call fails for an outside reason."""
+        try:
+            out = fn(*args)
+        except BackendError as exc:
+            self.failed_calls[phase] += 1
+            if self._failing is None:
+                log.warning("backend calls fail (%s); counting them (avgn_backend_failed_calls_total) until they "
+                            "succeed again", exc)
+            self._failing = str(exc)
+            return False, None
+        if self._failing is not None:
+            log.info("backend calls succeed again (%d failed so far)", sum(self.failed_calls.values()))
+            self._failing = None
+        return True, out

@@ -62,8 +62,7 @@ class Service:
         from ..runtime.recognizer import Recognizer
         m = self.cfg.model
         bundle = load_bundle(m.bundle)
-        opts = {"engines_dir": m.engines} if m.engines and m.backend == "trt" else {}
-        backend = open_backend(bundle, m.backend, m.precision, **opts)
+        backend = open_backend(bundle, m.backend, m.precision, **m.backend_options())
         # the host pipeline batches across streams on any backend (TensorRT's engines are batch 1 for now)
         self.rec = Recognizer(bundle, backend, HostPipeline(bundle, backend))
         self._check_labels("detect", self.cfg.detect)

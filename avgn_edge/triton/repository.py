@@ -61,7 +61,7 @@ def export_repository(bundle: Bundle, out: str | Path, precision: str = "fp32", 
         written.append(_write_model(out, cfg, version, files))
     for chain in CHAINS:
         written.append(_write_model(out, ensemble_config(bundle, chain, prefix), version, {}))
-    log.info("wrote %d models (%s, %s, version %d) to %s", len(written), platform, precision, version, out)
+    log.debug("wrote %d models (%s, %s, version %d) to %s", len(written), platform, precision, version, out)
     return written
 
 
