@@ -19,6 +19,10 @@ EXTRAS = {
     # avgn-edge serve: HTTP API (aiohttp: also streams MJPEG for the web view), Prometheus metrics,
     # a YAML config validated like Frigate's (pydantic)
     "serve": ["aiohttp>=3.9", "prometheus-client>=0.20", "pydantic>=2.6", "pyyaml>=6"],
+    # beyond one machine: a Triton Inference Server as the backend (client + the model configuration
+    # schema; its metrics parsed with prometheus-client), and Ray Data over video archives
+    "triton": ["tritonclient[http,grpc]>=2.40", "prometheus-client>=0.20"],
+    "ray": ["ray[data]>=2.40"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8"],
 }
 
