@@ -78,10 +78,11 @@ def classify_with_ray(files: list, emit, *, address: str | None = None, bundle: 
                       precision: str = "fp32", options: dict | None = None, top: int = 3, actors: int | None = None,
                       cpus_per_actor: float = 1.0, gpus_per_actor: float | None = None, batch_size: int = 4,
                       events=None, quiet: bool = False) -> dict:
-    """Classify ``files`` in Ray actors; ``emit(records)`` gets each file's records as they arrive."""
+    """Classify ``files`` in Ray actors; ``emit(records)`` gets each file's records as they arrive.
+    ``steady_clips_per_s``: from the first record to the last (without starting Ray and the actors)."""
     import json
     if not files:
-        return {"files": 0, "seconds": 0.0, "actors": 0, "resources": {}}
+        return {"files": 0, "seconds": 0.0, "actors": 0, "resources": {}, "steady_clips_per_s": None}
     ray = init_ray(address, quiet)
     n, resources = placement(ray, actors, cpus_per_actor, gpus_per_actor)
     log.info("Ray: %d actor(s) with %s each, over %d file(s)", n, resources, len(files))
@@ -94,7 +95,12 @@ def classify_with_ray(files: list, emit, *, address: str | None = None, bundle: 
                                                    cpu_threads=None if "num_gpus" in resources
                                                    else max(1, int(cpus_per_actor))),
                         **resources)
+    first = last = None
     for row in ds.iter_rows():
         emit(json.loads(row["records"]))
         done += 1
-    return {"files": done, "seconds": time.perf_counter() - t0, "actors": n, "resources": resources}
+        last = time.perf_counter()
+        first = first or last
+    steady = (done - 1) / (last - first) if done > 1 and last > first else None
+    return {"files": done, "seconds": time.perf_counter() - t0, "actors": n, "resources": resources,
+            "steady_clips_per_s": steady}

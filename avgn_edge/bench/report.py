@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 # Published AdaFocus-family points (ActivityNet mAP %, GFLOPs per video), from the peers'
@@ -165,7 +166,19 @@ def write_docs(r: dict, folder: str | Path):
     if r.get("accuracy"):
         plot(r, folder / "accuracy_vs_gflops.png")
         body += "\n![accuracy vs GFLOPs](accuracy_vs_gflops.png)\n"
+    for section in sorted((folder / "measured").glob("*.md")):   # measured by other commands (e.g. scale-out)
+        body += "\n" + section.read_text()
     (folder / "benchmarks.md").write_text("# Benchmarks\n\n" + body + REPRODUCE)
+
+
+def measured_note(command: str, load_before: float) -> str:
+    """The line that says where, when and under what load a section was measured, and by what command."""
+    from .measure import machine_info
+    m = machine_info()
+    load = os.getloadavg()[0]
+    return (f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['machine']}); `{command}`. The machine "
+            f"was shared with other jobs (1-minute load average {load_before:.1f} before, {load:.1f} after, "
+            f"on {m['cores']} cores): absolute figures are inflated; rerun to see the spread.")
 
 
 REPRODUCE = """
@@ -179,4 +192,6 @@ sides interleaved; rerun to see the spread.
     avgn-edge bench --fast --json              # the CI smoke run (a few minutes)
     avgn-edge bench --soak 60 --soak-out docs/measured/soak.json   # the soak (then --write-docs shows it)
     avgn-edge bench --backend trt              # on a Jetson: the same tables, measured on TensorRT
+    python -m avgn_edge.triton.loadgen --streams 8 --write docs/measured/triton.md    # 8 clients, one Triton
+    python -m avgn_edge.archive.bench --clips 300 --write docs/measured/archive.md    # local run vs run --ray
 """

@@ -79,7 +79,9 @@ def run(args) -> int:
                                     precision=args.precision, options=backend_options(args), top=args.top,
                                     actors=args.actors, cpus_per_actor=args.cpus_per_actor,
                                     gpus_per_actor=args.gpus_per_actor, batch_size=args.batch, quiet=args.quiet)
-            how = f" (Ray, {ray['actors']} actor(s) with {ray['resources']})"
+            steady = ray["steady_clips_per_s"]
+            how = (f" (Ray, {ray['actors']} actor(s) with {ray['resources']}"
+                   + (f"; {steady:.2f} clips/s from the first record on" if steady else "") + ")")
         else:
             with open_recognizer(args) as rec:
                 for path in todo:
