@@ -27,6 +27,19 @@ class CropArgs(ctypes.Structure):
                 ("mean", ctypes.c_float * 3), ("std", ctypes.c_float * 3),
                 ("swap_rb", ctypes.c_int)]
 
+    def touched(self, fp16: bool) -> dict[str, int]:
+        """Bytes behind each pointer field that one launch may read or write."""
+        out = {"frames": self.T * self.H * self.W * 3, "out": self.k * 3 * self.out_h * self.out_w * (2 if fp16 else 4)}
+        if self.indices:
+            out["indices"] = self.k * 4
+        if self.centres:
+            out["centres"] = self.k * 8
+        return out
+
+
+# kernel name -> (its by-value argument struct, fp16 output); the emulated GPU checks launches with it
+KERNEL_ARGS = {"crop_resize_f32": (CropArgs, False), "crop_resize_f16": (CropArgs, True)}
+
 
 def make_args(frames: int, ring: tuple[int, int, int], out: int, k: int, out_h: int, out_w: int, mean, std, *,
               indices: int = 0, centres: int = 0, box_frac: float = 0.0, start: int = 0,
