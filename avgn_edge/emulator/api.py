@@ -12,6 +12,7 @@ each output, as the real bindings return them.
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 
 import numpy as np
@@ -65,6 +66,14 @@ def device_ptr(value) -> int:
     try:
         return int(value.__index__())
     except AttributeError:
+        raise TypeError("an integer is required") from None
+
+
+def size(value) -> int:
+    """A C integer argument (size_t, unsigned int, flags): ints and NumPy integers, not str or float."""
+    try:
+        return operator.index(value)
+    except TypeError:
         raise TypeError("an integer is required") from None
 
 

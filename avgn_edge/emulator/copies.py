@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ctypes
 
-from .api import CudaError, HostPtr, R, api, device_ptr, driver
+from .api import CudaError, HostPtr, R, api, device_ptr, driver, size
 from .device import STATE
 from .streams import check_capture_safe, enqueue, legacy, run, stream_of, sync_context
 
@@ -58,7 +58,7 @@ def _copy_op(dst: int, src: int, n: int, label: str, device_args=(), pinned_args
 
 
 def _htod(dst, src, n, stream, label):
-    dst, n = device_ptr(dst), int(n)
+    dst, n = device_ptr(dst), size(n)
     host = HostPtr(src)
     _device(dst, n, "destination")
     kind = _host(host.address, n, "source")
@@ -72,7 +72,7 @@ def _htod(dst, src, n, stream, label):
 
 
 def _dtoh(dst, src, n, stream, label):
-    src, n = device_ptr(src), int(n)
+    src, n = device_ptr(src), size(n)
     host = HostPtr(dst)
     _device(src, n, "source")
     kind = _host(host.address, n, "destination")
@@ -85,7 +85,7 @@ def _dtoh(dst, src, n, stream, label):
 
 
 def _dtod(dst, src, n, stream, label):
-    dst, src, n = device_ptr(dst), device_ptr(src), int(n)
+    dst, src, n = device_ptr(dst), device_ptr(src), size(n)
     _device(dst, n, "destination")
     _device(src, n, "source")
     return enqueue(stream, label, _copy_op(dst, src, n, label, (dst, src)))
@@ -109,9 +109,9 @@ def _sync_copy(kind, *args):
 @api(outputs=1)
 def cuMemAlloc(bytesize):
     check_capture_safe("cuMemAlloc")
-    if int(bytesize) == 0:
+    if size(bytesize) == 0:
         raise CudaError(R.CUDA_ERROR_INVALID_VALUE, "cuMemAlloc of 0 bytes")
-    a = STATE.memory.device.alloc(int(bytesize), owner=STATE.require_context())
+    a = STATE.memory.device.alloc(size(bytesize), owner=STATE.require_context())
     if a is None:
         raise CudaError(R.CUDA_ERROR_OUT_OF_MEMORY)
     return driver.CUdeviceptr(a.base)
@@ -131,9 +131,9 @@ def cuMemFree(dptr):
 @api(outputs=1)
 def cuMemHostAlloc(bytesize, Flags):
     check_capture_safe("cuMemHostAlloc")
-    if int(bytesize) == 0 or int(Flags) & ~MEMHOSTALLOC_FLAGS:
+    if size(bytesize) == 0 or size(Flags) & ~MEMHOSTALLOC_FLAGS:
         raise CudaError(R.CUDA_ERROR_INVALID_VALUE)
-    a = STATE.memory.pinned.alloc(int(bytesize), owner=STATE.require_context())
+    a = STATE.memory.pinned.alloc(size(bytesize), owner=STATE.require_context())
     if a is None:
         raise CudaError(R.CUDA_ERROR_OUT_OF_MEMORY)
     return a.base
@@ -186,11 +186,11 @@ def cuMemcpyDtoDAsync(dstDevice, srcDevice, ByteCount, hStream):
 
 @api()
 def cuMemsetD8Async(dstDevice, uc, N, hStream):
-    dst, n = device_ptr(dstDevice), int(N)
+    dst, n = device_ptr(dstDevice), size(N)
     _device(dst, n, "destination")
 
     def fn():
         if STATE.memory.device_range(dst, n) is None:
             raise CudaError(R.CUDA_ERROR_ILLEGAL_ADDRESS, "cuMemsetD8Async on freed memory")
-        ctypes.memset(dst, int(uc) & 0xFF, n)
+        ctypes.memset(dst, size(uc) & 0xFF, n)
     enqueue(stream_of(hStream), "cuMemsetD8Async", fn)

@@ -23,7 +23,7 @@ import itertools
 import os
 import threading
 
-from .api import LOCK, CudaError, R, api, driver, handle
+from .api import LOCK, CudaError, R, api, driver, handle, size
 from .memory import Memory
 
 NAME = "avgn-edge emulated GPU"
@@ -179,7 +179,7 @@ def _ordinal(dev) -> int:
 
 @api(context=False)
 def cuInit(Flags):
-    if int(Flags) != 0:
+    if size(Flags) != 0:
         raise CudaError(R.CUDA_ERROR_INVALID_VALUE, "cuInit flags must be 0")
     STATE.initialize()
 

@@ -19,7 +19,7 @@ import ctypes
 import struct
 from dataclasses import dataclass
 
-from .api import CudaError, R, api, driver, handle
+from .api import CudaError, R, api, driver, handle, size
 from .device import STATE, new_handle
 from .streams import enqueue, stream_of
 
@@ -222,11 +222,12 @@ def cuLaunchKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockD
     fn = STATE.require_context().objects.get(handle(f))
     if not isinstance(fn, Function) or fn.module.handle not in STATE.require_context().objects:
         raise CudaError(R.CUDA_ERROR_INVALID_HANDLE, "not a function of a loaded module")
-    grid, block = (int(gridDimX), int(gridDimY), int(gridDimZ)), (int(blockDimX), int(blockDimY), int(blockDimZ))
+    grid = (size(gridDimX), size(gridDimY), size(gridDimZ))
+    block = (size(blockDimX), size(blockDimY), size(blockDimZ))
     if min(grid + block) < 1 or block[0] * block[1] * block[2] > 1024 or block[0] > 1024 or block[1] > 1024 \
             or block[2] > 64 or grid[1] > 65535 or grid[2] > 65535 or grid[0] > 2**31 - 1:
         raise CudaError(R.CUDA_ERROR_INVALID_VALUE, f"launch grid {grid} block {block} exceeds the device's limits")
-    if int(sharedMemBytes) > 48 << 10:
+    if size(sharedMemBytes) > 48 << 10:
         raise CudaError(R.CUDA_ERROR_INVALID_VALUE, "more than 48 KiB of dynamic shared memory")
     if extra not in (None, 0):
         raise NotImplementedError("the emulated GPU takes kernel parameters through kernelParams only")

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 
-from .api import CudaError, R, api, driver, handle
+from .api import CudaError, R, api, driver, handle, size
 from .device import STATE, Context, new_handle
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,10 @@ def sync_context(ctx: Context) -> None:
 
 def sync_stream(stream: Stream) -> None:
     run(stream.last)
+    if stream is stream.ctx.legacy:                  # the legacy stream also waits for the blocking streams
+        for s in _streams(stream.ctx):
+            if s.blocking:
+                run(s.last)
     if stream.ctx.sticky is not None:
         raise CudaError(stream.ctx.sticky)
 
@@ -197,7 +201,7 @@ def _refuse_if_capturing(stream: Stream, what: str) -> None:
 
 @api(outputs=1)
 def cuStreamCreate(Flags):
-    flags = int(Flags)
+    flags = size(Flags)
     if flags & ~int(driver.CUstream_flags.CU_STREAM_NON_BLOCKING):
         raise CudaError(R.CUDA_ERROR_INVALID_VALUE, f"unknown stream flags {flags:#x}")
     ctx = STATE.require_context()
@@ -245,7 +249,7 @@ def cuStreamWaitEvent(hStream, hEvent, Flags):
 @api()
 def cuStreamBeginCapture(hStream, mode):
     s = stream_of(hStream)
-    mode = MODE(int(mode))
+    mode = MODE(size(mode))
     if s is s.ctx.legacy:
         raise CudaError(R.CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "the legacy default stream cannot be captured")
     if s.capture is not None:
@@ -298,7 +302,7 @@ def event_of(value) -> Event:
 @api(outputs=1)
 def cuEventCreate(Flags):
     ctx = STATE.require_context()
-    e = Event(ctx, int(Flags))
+    e = Event(ctx, size(Flags))
     ctx.objects[e.handle] = e
     return driver.CUevent(e.handle)
 

@@ -23,6 +23,7 @@ tests/data/tensorrt-python-names). The behaviour (trt_build.py, trt_engine.py):
 from __future__ import annotations
 
 import enum
+import importlib.machinery
 import os
 import sys
 import types
@@ -131,6 +132,7 @@ def module(version: str | None = None) -> types.ModuleType:
     lib = Lib(version, enums)
     mod = types.ModuleType("tensorrt", "TensorRT on avgn-edge's emulated GPU (see avgn_edge/emulator/tensorrt.py)")
     mod.__version__, mod.EMULATED, mod.__lib__ = version, True, lib
+    mod.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)      # importlib.util.find_spec works
     mod.ILogger, mod.Logger, mod.Dims = ILogger, Logger, trt_build.Dims
     for name, value in enums.items():
         setattr(mod, name, value)
