@@ -457,8 +457,7 @@ def run_engine(engine_path: Path, feeds: dict) -> dict:
     """Minimal TensorRT execution with cuda.bindings (the project's runtime does this properly)."""
     from cuda.bindings import driver
     trt = trt_build.import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    runtime = trt.Runtime(logger)
+    runtime = trt.Runtime(trt_build.trt_logger(trt))           # TensorRT keeps the first logger: use the project's
     engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
     assert engine is not None
     _check(driver.cuInit(0))

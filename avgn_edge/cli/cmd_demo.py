@@ -61,7 +61,9 @@ def run(args) -> int:
         truth = video.ground_truth(until=end)
     window_s = T * cfg.snippet_period
     summary.update(match_events(truth, loop.results, window_s, end))
+    from .. import emulator
     summary.update({"bundle": str(rec.bundle.root), "backend": rec.backend.name, "precision": args.precision,
+                    "emulated_gpu": rec.backend.name == "trt" and emulator.active(),
                     "ground_truth": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in e.items()
                                       if k != "box"} for e in truth]})
     write_summary(out / "summary.json", summary)

@@ -123,7 +123,8 @@ def module(version: str | None = None) -> types.ModuleType:
                                                    "DLA_GLOBAL_DRAM", "TACTIC_DRAM"]),
         "ExecutionContextAllocationStrategy": _enum("ExecutionContextAllocationStrategy",
                                                     ["STATIC", "ON_PROFILE_CHANGE", "USER_MANAGED"]),
-        "ErrorCode": _enum("ErrorCode", ["SUCCESS", "INTERNAL_ERROR", "MEM_ALLOC_FAILED", "MODEL_DESERIALIZE_FAILED",
+        "ErrorCode": _enum("ErrorCode", ["SUCCESS", "INTERNAL_ERROR"] + (["MEM_ALLOC_FAILED"] if major < 11 else []) + [
+                                         "MODEL_DESERIALIZE_FAILED",
                                          "INVALID_VALUE", "INVALID_GRAPH", "INVALID_NODE", "UNSUPPORTED_GRAPH",
                                          "UNSUPPORTED_NODE", "UNSUPPORTED_NODE_ATTR", "UNSUPPORTED_NODE_INPUT",
                                          "UNSUPPORTED_NODE_DATATYPE", "UNSUPPORTED_NODE_DYNAMIC",

@@ -100,7 +100,10 @@ class ICudaEngine:
     def device_memory_size_v2(self) -> int:
         return int(self._meta["device_memory"])
 
-    device_memory_size = device_memory_size_v2
+    def __getattr__(self, name):
+        if name == "device_memory_size" and self._lib.major < 11:       # deprecated in 10.x, gone in 11
+            return self.device_memory_size_v2
+        raise AttributeError(f"'tensorrt.ICudaEngine' object has no attribute '{name}'")
 
     def get_device_memory_size_for_profile_v2(self, profile_index: int) -> int:
         return self.device_memory_size_v2

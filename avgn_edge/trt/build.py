@@ -210,18 +210,18 @@ def build_stage(trt, item: PlanItem, spec: StageSpec, timing_cache_file: Path, l
     """Parse, build, verify by deserializing, then store engine + sidecar and the timing cache.
     Returns the deserialized engine."""
     key, start = item.key, time.perf_counter()
-    logger = trt_logger(trt)
-    logger.take()                                                # errors of earlier work are not this stage's
-    builder = trt.Builder(logger)
+    collector = trt_logger(trt)        # ours, not a TensorRT object: .take()
+    collector.take()                                                # errors of earlier work are not this stage's
+    builder = trt.Builder(collector)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, logger)
+    parser = trt.OnnxParser(network, collector)
     if not parser.parse_from_file(str(item.onnx_path)):          # resolves external weights too
         errors = []
         for i in range(parser.num_errors):
             parser_error = parser.get_error(i)
             errors.append(f"node {parser_error.node()} '{parser_error.node_name()}' "
                           f"({parser_error.node_operator()}): {parser_error.desc()}")
-        raise EngineError(f"TensorRT cannot parse {item.onnx_path.name}: " + "; ".join(errors or logger.take()),
+        raise EngineError(f"TensorRT cannot parse {item.onnx_path.name}: " + "; ".join(errors or collector.take()),
                           hint="check the export with avgn_edge.export.trt_support.check_graph")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, key.workspace_mib << 20)
@@ -231,19 +231,19 @@ def build_stage(trt, item: PlanItem, spec: StageSpec, timing_cache_file: Path, l
     timing_cache = config.create_timing_cache(previous)
     if timing_cache is None or not config.set_timing_cache(timing_cache, ignore_mismatch=False):
         log(f"  timing cache {timing_cache_file.name} does not fit this TensorRT/GPU; starting a fresh one")
-        logger.take()
+        collector.take()
         timing_cache = config.create_timing_cache(b"")
         config.set_timing_cache(timing_cache, ignore_mismatch=False)
     plan_bytes = builder.build_serialized_network(network, config)
     if plan_bytes is None:
-        raise EngineError(f"TensorRT failed to build {item.stage} ({'; '.join(logger.take()[-3:]) or 'no details'})",
+        raise EngineError(f"TensorRT failed to build {item.stage} ({'; '.join(collector.take()[-3:]) or 'no details'})",
                           hint=f"out of memory is the usual cause on Jetson: try --workspace "
                                f"{max(key.workspace_mib // 2, 64)}, close other programs, add swap")
     engine_bytes = bytes(plan_bytes)
-    runtime = trt.Runtime(logger)
+    runtime = trt.Runtime(collector)
     engine = runtime.deserialize_cuda_engine(engine_bytes)
     if engine is None:
-        raise EngineError(f"the engine built for {item.stage} does not deserialize ({'; '.join(logger.take()[-3:])})")
+        raise EngineError(f"the engine built for {item.stage} does not deserialize ({'; '.join(collector.take()[-3:])})")
     problems = io_problems(spec, engine_io(trt, engine))
     if problems:
         raise EngineError(f"the {item.stage} engine does not match the bundle: " + "; ".join(problems),
@@ -266,19 +266,19 @@ def load_engines(bundle: Bundle, precision: str, out_dir=None, workspace_mib: in
     items = plan(bundle, precision, out_dir, workspace_mib, force, env=env, log=log)
     folder = items[0].engine_path.parent
     timing = timing_cache_path(folder, env.trt_version, env.gpu_name, env.compute_capability)
-    logger = trt_logger(trt)
-    runtime = trt.Runtime(logger)
+    collector = trt_logger(trt)        # ours, not a TensorRT object: .take()
+    runtime = trt.Runtime(collector)
     out = []
     for item in items:
         reason = item.reason
         if item.hit:
-            logger.take()
+            collector.take()
             engine = runtime.deserialize_cuda_engine(item.engine_path.read_bytes())
             if engine is not None:
                 log(f"{item.stage}: cached {item.engine_path}")
                 out.append((item, engine))
                 continue
-            why = "; ".join(logger.take()[-2:]) or "no details"
+            why = "; ".join(collector.take()[-2:]) or "no details"
             reason = f"the cached engine does not deserialize with TensorRT {env.trt_version}: {why}"
         log(f"{item.stage}: building {item.engine_path.name} ({reason}); this can take minutes ...")
         t0 = time.perf_counter()
