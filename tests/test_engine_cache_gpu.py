@@ -175,3 +175,18 @@ def test_demo_with_trt_matches_the_onnx_runtime_demo(synth_engines, tmp_path):
 def emulator_on() -> bool:
     from avgn_edge import emulator
     return emulator.requested()
+
+
+def test_check_with_trt_compares_every_decision_and_labels_the_device(synth_engines):
+    pytest.importorskip("torch", reason="check compares with the PyTorch checkpoint")
+    engines, _ = synth_engines
+    res = cli("check", "--backend", "trt", "--precision", "fp16", "--clips", "3", "--json", "--engines", engines)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["device"]["backend"] == "trt" and out["device"]["emulated"] == emulator_on()
+    assert out["device"]["gpu_name"] == "avgn-edge emulated GPU" or not emulator_on()
+    t = out["trt_vs_ort"]
+    assert t["decisions"] == 3 * 8 - 8 + 1 and t["window_starts"] == list(range(8))
+    assert t["top1_agreement"] + t["top1_ties"] / t["decisions"] == 1.0 and t["max_abs_score"] <= 1e-2
+    human = cli("check", "--backend", "trt", "--precision", "fp16", "--clips", "2", "--engines", engines)
+    assert human.returncode == 0 and (human.stdout.startswith("EMULATED GPU") == emulator_on()), human.stdout

@@ -14,10 +14,9 @@ import pytest
 
 from avgn_edge import emulator
 from avgn_edge.runtime.backend import trt_available
-from avgn_edge.runtime.compare import compare, decisions, snippet_stream
+from avgn_edge.runtime.compare import TOLERANCE, compare, decisions, snippet_stream
 
 pytestmark = pytest.mark.gpu
-TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2, "int8": 5e-2}      # max |score difference| in any decision
 
 
 @pytest.fixture(scope="module")

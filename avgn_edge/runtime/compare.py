@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# how far a TensorRT engine's scores may be from ONNX Runtime's on the same variant, per precision
+TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2, "int8": 5e-2}
+
 
 def snippet_stream(dataset, clips: int, period: float):
     """(frames, audio, times) of ``clips`` clips of ``dataset`` back to back, a snippet every ``period`` s."""
