@@ -249,3 +249,20 @@ def test_selftest_command_runs_on_the_emulated_gpu():
         pytest.skip("NVRTC unavailable")
     assert res.returncode == 0, res.stdout + res.stderr[-2000:]
     assert res.stdout.startswith("device: avgn-edge emulated GPU (EMULATED") and res.stdout.count("ok ") == 6
+
+
+def test_cuda_extras_pin_the_cuda_major():
+    """cuda-bindings 13 needs a CUDA 13 driver (>= 580); JetPack 6 is CUDA 12.6: one extra per major."""
+    from packaging.requirements import Requirement
+    text = (ROOT / "setup.py").read_text()
+    scope: dict = {}
+    exec(text.split("EXTRAS = {")[0].split("# CUDA from Python")[1].split("\n", 1)[1], {}, scope)
+    for extra, major in (("CUDA12", 12), ("CUDA13", 13)):
+        reqs = [Requirement(r) for r in scope[extra]]
+        bindings = next(r for r in reqs if r.name == "cuda-bindings")
+        assert bindings.specifier.contains(f"{major}.9") and not bindings.specifier.contains(f"{major + 1}.0")
+        assert not bindings.specifier.contains(f"{major - 1}.9")
+        wheels = [r for r in reqs if r.name.startswith("nvidia-")]
+        assert wheels and all(r.name.endswith("-cu12") == (major == 12) for r in wheels)
+        assert all(r.specifier.contains(f"{major}.9") and not r.specifier.contains(f"{major + 1}.0") for r in wheels)
+        assert all("x86_64" in str(r.marker) for r in wheels)       # Jetson: NVRTC and headers come with JetPack

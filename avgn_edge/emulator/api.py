@@ -106,7 +106,3 @@ class HostPtr:
             raise RuntimeError("Failed to retrieve buffer through Buffer Protocol")
         self.keep = np.frombuffer(view.cast("B") if view.ndim != 1 or view.format != "B" else view, np.uint8)
         self.address = int(self.keep.ctypes.data) if self.keep.size else 0
-
-
-def code_of(err) -> "R":
-    return R(int(err))

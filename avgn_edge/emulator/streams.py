@@ -68,6 +68,10 @@ class Graph:
         self.handle, self.nodes = new_handle(), list(nodes)
 
 
+class GraphExec(Graph):
+    """An instantiated graph: a frozen copy of the captured nodes."""
+
+
 # -- streams and the queue
 
 def legacy(ctx: Context) -> Stream:
@@ -359,25 +363,23 @@ def cuEventElapsedTime(hStart, hEnd):
     return float(max(0.0, (b.time - a.time) * 1e3))
 
 
-def _graph(value, kind):
+def _graph(value, kind: type):
     g = STATE.require_context().objects.get(handle(value))
-    if not isinstance(g, Graph) or getattr(g, "kind", "graph") != kind:
-        raise CudaError(R.CUDA_ERROR_INVALID_VALUE, f"not a live {kind}")
+    if type(g) is not kind:
+        raise CudaError(R.CUDA_ERROR_INVALID_VALUE, f"not a live {kind.__name__}")
     return g
 
 
 @api(outputs=1)
 def cuGraphInstantiate(hGraph, flags):
-    g = _graph(hGraph, "graph")
-    ex = Graph(g.nodes)
-    ex.kind = "graph exec"
+    ex = GraphExec(_graph(hGraph, Graph).nodes)
     STATE.require_context().objects[ex.handle] = ex
     return driver.CUgraphExec(ex.handle)
 
 
 @api()
 def cuGraphLaunch(hGraphExec, hStream):
-    ex, s = _graph(hGraphExec, "graph exec"), stream_of(hStream)
+    ex, s = _graph(hGraphExec, GraphExec), stream_of(hStream)
     nodes = list(ex.nodes)
 
     def replay():
@@ -388,9 +390,9 @@ def cuGraphLaunch(hGraphExec, hStream):
 
 @api()
 def cuGraphDestroy(hGraph):
-    del STATE.require_context().objects[_graph(hGraph, "graph").handle]
+    del STATE.require_context().objects[_graph(hGraph, Graph).handle]
 
 
 @api()
 def cuGraphExecDestroy(hGraphExec):
-    del STATE.require_context().objects[_graph(hGraphExec, "graph exec").handle]
+    del STATE.require_context().objects[_graph(hGraphExec, GraphExec).handle]

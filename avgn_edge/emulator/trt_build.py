@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 
 import numpy as np
@@ -134,7 +135,6 @@ class OnnxParser:
             proto = onnx.load_from_string(bytes(model))
             if path:
                 from onnx.external_data_helper import load_external_data_for_model
-                import os
                 load_external_data_for_model(proto, os.path.dirname(path))
         except Exception as exc:
             return self._fail(self._lib.ErrorCode.MODEL_DESERIALIZE_FAILED, f"Failed to parse the ONNX model ({exc})")
@@ -339,18 +339,25 @@ class Builder:
 
 
 def _scratch_bytes(network: INetworkDefinition, profiles: list) -> int:
-    """Activation memory: every intermediate tensor once (at the profiles' largest shapes), 256-B aligned."""
+    """Activation memory: every intermediate tensor once, at the first profile's largest shapes, 256-B aligned."""
     import onnx
+    model = onnx.ModelProto()
+    model.CopyFrom(network.model)
+    biggest = profiles[0] if profiles else {}
+    for v in model.graph.input:
+        if v.name in biggest:
+            for d, n in zip(v.type.tensor_type.shape.dim, biggest[v.name][2]):
+                d.dim_value = n
     try:
-        inferred = onnx.shape_inference.infer_shapes(network.model)
-    except Exception:
-        inferred = network.model
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception:                                   # keep what the model says of itself
+        pass
     io = {t["name"] for t in network.inputs + network.outputs}
     total = 0
-    for v in inferred.graph.value_info:
+    for v in model.graph.value_info:
         if v.name in io:
             continue
         meta = tensor_meta(v)
-        n = int(np.prod([d if d > 0 else 64 for d in meta["shape"]] or [1]))
+        n = int(np.prod([max(d, 1) for d in meta["shape"]] or [1]))
         total += -(-n * np.dtype(TRT_TO_NUMPY.get(meta["dtype"], "float32")).itemsize // 256) * 256
     return total
