@@ -10,13 +10,13 @@ from avgn_edge.errors import EngineError
 pytest.importorskip("cuda.bindings.driver", reason="the emulator reuses cuda-bindings' types")
 
 
-def _census():
+def _census() -> set:
+    """Every live handle of the primary context and every live allocation (after collecting garbage)."""
+    import gc
     from avgn_edge.emulator.device import STATE
-    ctx = STATE.primary
-    objects = {type(o).__name__: 0 for o in (ctx.objects.values() if ctx else [])}
-    for o in (ctx.objects.values() if ctx else []):
-        objects[type(o).__name__] += 1
-    return objects, len(STATE.memory.device.live()), len(STATE.memory.pinned.live())
+    gc.collect()
+    handles = {(type(o).__name__, h) for h, o in (STATE.primary.objects.items() if STATE.primary else [])}
+    return handles | {(a.kind, a.base) for a in STATE.memory.device.live() + STATE.memory.pinned.live()}
 
 
 def test_close_destroys_everything_and_nothing_touches_freed_memory(emulated_gpu, tmp_path):
@@ -32,10 +32,11 @@ def test_close_destroys_everything_and_nothing_touches_freed_memory(emulated_gpu
     for n in range(10):
         rec.push(clip.frames[n % 8], clip.audio[n % 8], n + 1.0)
     assert len(rec.pipeline.graphs) == 3                                    # windows 0, 1, 2 captured
-    private = [a for a in STATE.memory.device.live() if isinstance(a.owner, IExecutionContext)]
+    private = [a for a in STATE.memory.device.live() if isinstance(a.owner, IExecutionContext)
+               and ("device", a.base) not in before]
     assert private == []                                                    # one shared USER_MANAGED scratch
     rec.close()
-    assert _census() == before                                              # streams, events, graphs, module, memory
+    assert _census() - before == set()                                      # streams, events, graphs, module, memory
     with pytest.raises(EngineError, match="closed"):
         rec.push(clip.frames[0], clip.audio[0], 100.0)
     assert STATE.memory.pinned.poison_broken() == []                        # no write into freed pinned memory

@@ -41,6 +41,8 @@ def cache(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("arch", ["87", "89", "90", "110"])
 def test_nvrtc_cubin(arch, cache):
     _nvrtc_or_skip()
+    if arch == "110" and kc.nvrtc_version()[0] < 13:
+        pytest.skip("sm_110 (Thor) needs NVRTC 13: JetPack 7, the cuda13 extra")
     cubin = kc.compile_cubin(arch, cache_dir=cache)
     assert cubin[:4] == b"\x7fELF" and len(cubin) > 4096
     assert all(name.encode() in cubin for name in kc.KERNEL_NAMES)

@@ -157,14 +157,9 @@ class TrtPipeline:
         return self.graphs[start]
 
     def _end_failed_capture(self) -> None:
-        """Leave no capture open and no error pending on the stream (as trtexec does after a failed capture)."""
-        driver, s = self.driver, self.b.stream
-        err, status = driver.cuStreamIsCapturing(s)
-        if int(err) == 0 and status != driver.CUstreamCaptureStatus.CU_STREAM_CAPTURE_STATUS_NONE:
-            err, graph = driver.cuStreamEndCapture(s)
-            if int(err) == 0 and graph is not None:
-                driver.cuGraphDestroy(graph)
-        check(driver.cuStreamSynchronize(s))
+        """After a failed capture (already ended by ``_capture``'s finally, its graph discarded), make
+        sure nothing is pending on the stream before the eager path goes on (trtexec clears the error too)."""
+        check(self.driver.cuStreamSynchronize(self.b.stream))
 
     @on_device
     def decide(self, ring, timer: Timer) -> dict:
