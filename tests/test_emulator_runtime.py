@@ -25,8 +25,10 @@ def test_close_destroys_everything_and_nothing_touches_freed_memory(emulated_gpu
     from avgn_edge.emulator.device import STATE
     from avgn_edge.emulator.trt_engine import IExecutionContext
     from avgn_edge.runtime.recognizer import Recognizer
+    from avgn_edge.kernels.device import PrimaryContext
     clip = open_dataset("synth:seed=1000,clips=1", get_preset("synth"))[0]
     Recognizer.load("synth", backend="trt", precision="fp16", engines_dir=tmp_path).close()   # engines built
+    other_user = PrimaryContext()      # another CUDA user keeps the context alive: what close leaves stays visible
     before = _census()
     rec = Recognizer.load("synth", backend="trt", precision="fp16", engines_dir=tmp_path, stride=1)
     for n in range(10):
@@ -40,6 +42,7 @@ def test_close_destroys_everything_and_nothing_touches_freed_memory(emulated_gpu
     with pytest.raises(EngineError, match="closed"):
         rec.push(clip.frames[0], clip.audio[0], 100.0)
     assert STATE.memory.pinned.poison_broken() == []                        # no write into freed pinned memory
+    other_user.release()
 
 
 def test_a_refused_binding_is_an_error_not_a_silent_old_address(emulated_gpu, tmp_path):
