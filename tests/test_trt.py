@@ -161,6 +161,7 @@ def test_key_round_trip_and_names(tmp_path):
     key = _key()
     assert EngineKey.from_dict(json.loads(json.dumps(key.to_dict()))) == key
     assert engine_filename(key) == "decide.fp16.sm87.trt10.3.0.engine"
+    assert engine_filename(_key(gpu_name="avgn-edge emulated GPU")) == "decide.fp16.sm87.trt10.3.0.emulated.engine"
     assert sidecar_path(tmp_path / engine_filename(key)).name == "decide.fp16.sm87.trt10.3.0.json"
     assert engine_filename(_key(trt_version="unknown", compute_capability="unknown")) == \
         "decide.fp16.sm-unknown.trt-unknown.engine"
