@@ -152,8 +152,9 @@ def _events(folder: Path) -> list[tuple[str, float]]:
 
 
 def test_demo_with_trt_matches_the_onnx_runtime_demo(synth_engines, tmp_path):
-    """Same stream (seed, duration), TensorRT vs ONNX Runtime: the same events, onsets within a
-    snippet or two (the demo is real time: each run samples the stream at its own instants)."""
+    """Same stream (seed, duration), TensorRT vs ONNX Runtime: the same events, onsets within three
+    snippets (the demo is real time: each run samples the stream at its own instants, a frame apart
+    or more on a busy machine, which can move a borderline onset by a snippet)."""
     engines, _ = synth_engines
     runs = {}
     for backend in ("trt", "ort"):
@@ -169,7 +170,7 @@ def test_demo_with_trt_matches_the_onnx_runtime_demo(synth_engines, tmp_path):
     n = min(len(trt), len(ort))
     assert n >= 3 and abs(len(trt) - len(ort)) <= 1, runs             # one may end just before the other's last
     assert [label for label, _ in trt[:n]] == [label for label, _ in ort[:n]], runs
-    assert all(abs(a - b) <= 0.5 for (_, a), (_, b) in zip(trt[:n], ort[:n])), runs
+    assert all(abs(a - b) <= 0.75 for (_, a), (_, b) in zip(trt[:n], ort[:n])), runs
 
 
 def emulator_on() -> bool:
