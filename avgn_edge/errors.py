@@ -34,6 +34,14 @@ class EngineError(AvgnError):
     """A TensorRT engine that cannot be built or used."""
 
 
+class CudaError(EngineError):
+    """A CUDA driver call failed; ``code`` is the CUresult's name (``CUDA_ERROR_INVALID_CONTEXT``)."""
+
+    def __init__(self, message: str, hint: str | None = None, code: str = ""):
+        super().__init__(message, hint)
+        self.code = code
+
+
 class SourceError(AvgnError):
     """A video or audio source that cannot be opened or read."""
 

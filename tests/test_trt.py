@@ -162,6 +162,7 @@ def test_key_round_trip_and_names(tmp_path):
     key = _key()
     assert EngineKey.from_dict(json.loads(json.dumps(key.to_dict()))) == key
     assert engine_filename(key) == "decide.fp16.sm87.trt10.3.0.engine"
+    assert engine_filename(_key(gpu_name="avgn-edge emulated GPU")) == "decide.fp16.sm87.trt10.3.0.emulated.engine"
     assert sidecar_path(tmp_path / engine_filename(key)).name == "decide.fp16.sm87.trt10.3.0.json"
     assert engine_filename(_key(trt_version="unknown", compute_capability="unknown")) == \
         "decide.fp16.sm-unknown.trt-unknown.engine"
@@ -458,8 +459,7 @@ def run_engine(engine_path: Path, feeds: dict) -> dict:
     """Minimal TensorRT execution with cuda.bindings (the project's runtime does this properly)."""
     from cuda.bindings import driver
     trt = trt_build.import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    runtime = trt.Runtime(logger)
+    runtime = trt.Runtime(trt_build.trt_logger(trt))           # TensorRT keeps the first logger: use the project's
     engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
     assert engine is not None
     _check(driver.cuInit(0))
@@ -509,15 +509,15 @@ TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2, "int8": 1.5e-1}        # relative to th
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_engines_match_onnxruntime(precision, tmp_path):
     _require_gpu()
-    import onnxruntime as ort
+    from avgn_edge.runtime.ort import OrtBackend
     bundle = _gpu_bundle(precision)
+    reference = OrtBackend(bundle, precision)
     paths = build_engines(bundle, precision, tmp_path / "engines")
     rng = np.random.default_rng(0)
     for path, stage in zip(paths, STAGES):
         spec = bundle.stages[stage]
         feeds = _feeds(spec, rng, bundle.config.num_snippets)
-        session = ort.InferenceSession(str(bundle.stage_path(stage, precision)), providers=["CPUExecutionProvider"])
-        want = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+        want = reference.run(stage, feeds)
         got = run_engine(path, feeds)
         for name, ref in want.items():
             if ref.dtype.kind in "iub":

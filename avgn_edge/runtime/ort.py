@@ -6,6 +6,10 @@ import numpy as np
 
 from ..bundle import STAGES, Bundle
 
+# ONNX Runtime's NCHWc layout pass segfaults on the FP16 decide graph with a dynamic batch (seen
+# with 1.32 while creating the session); it is an FP32-CPU layout pass anyway
+FP16_DISABLED_OPTIMIZERS = ["NchwcTransformer"]
+
 
 class OrtBackend:
     """Q/DQ (int8) graphs run with graph optimisations off by default: ONNX Runtime then
@@ -25,9 +29,7 @@ class OrtBackend:
         self.sessions = {}
         for stage in STAGES:
             opts = self._options(ort, stage, precision, threads, optimize)
-            # ONNX Runtime's NCHWc layout pass segfaults on the FP16 decide graph with a dynamic
-            # batch (seen with 1.32 while creating the session); it is an FP32-CPU layout pass anyway
-            off = ["NchwcTransformer"] if precision == "fp16" else None
+            off = FP16_DISABLED_OPTIMIZERS if precision == "fp16" else None
             self.sessions[stage] = ort.InferenceSession(str(bundle.stage_path(stage, precision)), opts,
                                                         providers=self.providers, disabled_optimizers=off)
         self.outputs = {s: [o.name for o in sess.get_outputs()] for s, sess in self.sessions.items()}

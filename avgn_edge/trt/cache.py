@@ -67,9 +67,12 @@ def io_spec(tensors) -> IOSpec:
 
 
 def engine_filename(key: EngineKey) -> str:
+    """``decide.fp16.sm87.trt10.3.0.engine``; ``...trt10.3.0.emulated.engine`` from the emulated GPU, which
+    must never take the place of a real device's engine in a shared folder."""
+    from ..emulator import LABEL
     sm = "sm-unknown" if key.compute_capability == UNKNOWN else "sm" + key.compute_capability.replace(".", "")
     trt = "trt-unknown" if key.trt_version == UNKNOWN else "trt" + key.trt_version
-    return f"{key.stage}.{key.precision}.{sm}.{trt}.engine"
+    return f"{key.stage}.{key.precision}.{sm}.{trt}{'.emulated' if key.gpu_name == LABEL else ''}.engine"
 
 
 def sidecar_path(engine_path: str | os.PathLike) -> Path:
