@@ -121,3 +121,76 @@ def test_only_enqueues_are_captured(emulated_gpu, tmp_path, monkeypatch):
         assert len(rec.pipeline.graphs) == 3 and binds_in_capture == []
     finally:
         rec.close()
+
+
+def _live_device_memory() -> set:
+    import gc
+    from avgn_edge.emulator.device import STATE
+    gc.collect()
+    return {a.base for a in STATE.memory.device.live()}
+
+
+def test_a_window_that_is_gone_frees_its_device_rings_and_graphs(emulated_gpu, tmp_path):
+    """A service's removed camera, a classified clip: each window has device rings of its own, freed
+    (with the graphs that read them) on the pipeline's next call after the window is collected."""
+    from avgn_edge.config import get_preset
+    from avgn_edge.data.datasets import open_dataset
+    from avgn_edge.runtime.recognizer import Recognizer
+    clip = open_dataset("synth:seed=1000,clips=1", get_preset("synth"))[0]
+    rec = Recognizer.load("synth", backend="trt", precision="fp16", engines_dir=tmp_path, stride=1)
+    try:
+        _stream_results(rec, clip, 9)                                   # the Recognizer's own window
+        p, before = rec.pipeline, _live_device_memory()
+        own = {serial for layout in p.graphs for serial, _ in layout}
+        rec.classify_snippets(clip.frames, clip.audio)                  # a window of its own, gone at return
+        other = rec.new_window(stride=1)
+        rec.encode_many([other.check(f, a, i + 1.0) for i, (f, a) in enumerate(zip(clip.frames, clip.audio))])
+        rec.decide_many([other])
+        assert len(p.pool) >= 2 and len({serial for layout in p.graphs for serial, _ in layout}) >= 2
+        del other
+        rec.push(clip.frames[1], clip.audio[1], 100.0)                  # the next call frees what is gone
+        assert len(p.pool) == 1 and {serial for layout in p.graphs for serial, _ in layout} <= own
+        assert _live_device_memory() == before
+    finally:
+        rec.close()
+
+
+def test_a_new_frame_size_gets_a_new_frame_ring(emulated_gpu, tmp_path):
+    from avgn_edge.config import get_preset
+    from avgn_edge.data.datasets import open_dataset
+    from avgn_edge.runtime.recognizer import Recognizer
+    clip = open_dataset("synth:seed=1000,clips=1", get_preset("synth"))[0]
+    big = [np.repeat(np.repeat(f, 3, axis=0), 2, axis=1) for f in clip.frames]      # 384 x 256
+    recs = [Recognizer.load("synth", backend=b, precision="fp16", stride=1, **kw)
+            for b, kw in (("trt", {"engines_dir": tmp_path}), ("ort", {}))]
+    try:
+        out = []
+        for rec in recs:
+            _stream_results(rec, clip, 9)
+            if rec is recs[0]:
+                small = {serial for layout in rec.pipeline.graphs for serial, _ in layout}
+            out.append([rec.push(f, a, 20.0 + i) for i, (f, a) in enumerate(zip(big, clip.audio))][-1])
+        got, want = out
+        graphs = recs[0].pipeline.graphs
+        assert small and graphs and not small & {serial for layout in graphs for serial, _ in layout}
+        assert got.label == want.label and float(np.abs(got.scores - want.scores).max()) <= 1e-2
+        np.testing.assert_allclose(got.boxes, want.boxes, atol=0.5)     # in the new frame's pixels
+        cfg = recs[0].config
+        assert np.allclose(got.boxes[:, 2] - got.boxes[:, 0], cfg.patch_size / cfg.frame_size * 256)
+        assert recs[0].pipeline.pool._streams.popitem()[1].frame_shape == big[0].shape
+    finally:
+        recs[0].close()
+
+
+def test_a_call_larger_than_the_engine_profile_is_refused_on_the_host_path(emulated_gpu, tmp_path):
+    from avgn_edge.bundle import load_bundle
+    from avgn_edge.errors import InputError
+    from avgn_edge.runtime.trt import TrtBackend
+    b = load_bundle("synth")
+    with TrtBackend(b, "fp32", engines_dir=tmp_path) as backend:
+        top = b.stages["glance_audio"].batch.max
+        assert backend.max_batch["glance_audio"] == top
+        S = b.config.audio_samples
+        assert backend.run("glance_audio", {"wave": np.zeros((top, S), np.float32)})["avec"].shape[0] == top
+        with pytest.raises(InputError, match=f"batch {top + 1} is outside the engine's 1..{top}"):
+            backend.run("glance_audio", {"wave": np.zeros((top + 1, S), np.float32)})

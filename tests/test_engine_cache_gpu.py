@@ -57,6 +57,27 @@ def test_hit_and_miss_with_the_reason(bundle, tmp_path):
     assert all("(workspace_mib: 1024 -> 512)" in s for s in said if "building" in s) and len(said) == 10
 
 
+def test_a_batch_1_engine_is_rebuilt_for_the_bundles_batch_profile(tmp_path):
+    """The profile (batch min/opt/max) is in the key: engines built for batch 1 (an older recipe, or a
+    bundle whose manifest said 1/1/1) are never taken for batched ones, and the reason says so."""
+    from avgn_edge.bundle import BatchRange
+    one = {unit: BatchRange(unit, 1, 1, 1) for unit in ("snippets", "decisions")}
+    batch1 = make_bundle(tmp_path / "batch1", precisions=("fp32",), batch=one)
+    batched = make_bundle(tmp_path / "batched", precisions=("fp32",))          # the same graphs, default ranges
+    items, _ = _load(batch1, tmp_path / "e")
+    assert [e.get_tensor_profile_shape(batch1.stages[i.stage].inputs[0].name, 0)[2][0] for i, e in items] == [1] * 5
+    items, said = _load(batched, tmp_path / "e")
+    rebuilt = [s for s in said if "building" in s]
+    assert len(rebuilt) == 5, said
+    for (item, engine), line in zip(items, rebuilt):
+        b = batched.stages[item.stage].batch
+        assert f"(batch: [1, 1, 1] -> [{b.min}, {b.opt}, {b.max}])" in line, line
+        top = engine.get_tensor_profile_shape(batched.stages[item.stage].inputs[0].name, 0)
+        assert [tuple(d)[0] for d in top] == [b.min, b.opt, b.max]
+    _, said = _load(batched, tmp_path / "e")
+    assert all(": cached " in s for s in said) and len(said) == 5
+
+
 @pytest.mark.parametrize("damage", ["other TensorRT", "corrupt"])
 def test_an_engine_that_does_not_deserialize_is_rebuilt_with_a_message(bundle, tmp_path, damage):
     items, _ = _load(bundle, tmp_path)
@@ -83,13 +104,13 @@ def test_errors_reach_the_stage_that_caused_them(bundle, tmp_path):
     spec = bundle.stages["head"]
     out = spec.outputs[0]
     graph = helper.make_graph([helper.make_node("Identity", ["x"], [out.name])], "dyn",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", out.shape[0]])],
-                              [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, ["n", out.shape[0]])])
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", *out.shape[1:]])],
+                              [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, ["n", *out.shape[1:]])])
     path = tmp_path / "dynamic.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     item = trt_build.plan(bundle, "fp32", tmp_path / "dyn", env=trt_build.probe_environment())[4]
     item = trt_build.PlanItem(item.stage, path, item.engine_path, item.key, False, "test")
-    with pytest.raises(EngineError, match="optimization profile"):
+    with pytest.raises(EngineError, match=r"build head \(.*profile"):      # 'x' is dynamic, not in the profile
         trt_build.build_stage(trt_build.import_tensorrt(), item, spec, tmp_path / "timing.cache", log=lambda s: None)
 
 
@@ -104,11 +125,12 @@ def test_auto_falls_back_to_onnx_runtime_when_an_engine_cannot_be_built(tmp_path
                                                                                 [1, 2, 3, 4])),
              helper.make_node("Det", ["m"], ["d"], name="the_det"),
              helper.make_node("Expand", ["d", "shape"], [out.name], name="expand")]
-    shape = helper.make_tensor("shape", TensorProto.INT64, [1], list(out.shape))
+    shape = helper.make_tensor("shape", TensorProto.INT64, [len(out.shape)], list(out.at(1)))
+    dims = lambda t: ["batch", *t.shape[1:]]                                                          # noqa: E731
     g = helper.make_graph(nodes, "head", [helper.make_tensor_value_info(t.name, TensorProto.INT32 if t.dtype == "int32"
-                                                                         else TensorProto.FLOAT, t.shape)
+                                                                         else TensorProto.FLOAT, dims(t))
                                            for t in spec.inputs],
-                          [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, out.shape)], initializer=[shape])
+                          [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, dims(out))], initializer=[shape])
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), b.root / "fp32" / "head.onnx")
     b.variants["fp32"]["files"]["head"] = b.add_file("fp32/head.onnx")
     b.save()

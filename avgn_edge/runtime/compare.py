@@ -30,6 +30,23 @@ def decisions(rec, frames, audio, times) -> list:
     return out
 
 
+def many_decisions(rec, streams: list, offsets: list[int]) -> list[list]:
+    """Several streams through one Recognizer, as a service's scheduler runs them: at each tick one
+    ``encode_many`` for every stream that has a snippet, then one ``decide_many`` for the due windows.
+    Stream i (``(frames, audio, times)``) starts at tick ``offsets[i]``; stride 1. Per stream, the
+    ``decisions`` list (Result, window start)."""
+    windows = [rec.new_window(stride=1) for _ in streams]
+    out: list[list] = [[] for _ in streams]
+    T = rec.config.num_snippets
+    for tick in range(max(o + len(s[0]) for s, o in zip(streams, offsets))):
+        active = [i for i, ((frames, _, _), o) in enumerate(zip(streams, offsets)) if 0 <= tick - o < len(frames)]
+        rec.encode_many([windows[i].check(*(part[tick - offsets[i]] for part in streams[i])) for i in active])
+        due = [i for i in active if windows[i].due]
+        for i, r in zip(due, rec.decide_many([windows[i] for i in due])):
+            out[i].append((r, windows[i].ring.count % T))
+    return out
+
+
 def compare(got: list, want: list, tolerance: float) -> dict:
     """Agreement of ``got`` with ``want`` (lists from ``decisions``, same stream). A top-1 that differs
     only where ``want``'s two best scores are within ``tolerance`` counts as a tie, not a miss."""

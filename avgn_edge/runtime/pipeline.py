@@ -1,15 +1,16 @@
 """The glance pipeline: encode each snippet once, then decide -> crop -> focus -> head.
 
+A pipeline is batched and has two methods, which the Recognizer (and through it a service's
+scheduler) calls with many streams' items at once:
+
+    encode_batch(items, timer) -> features [N, ...] to keep in the host rings (empty when they
+                                  stay on the device); items are checked snippets (window.py)
+    decide_batch(rings, timer) -> one {"saliency", "indices", "centres", "scores", "boxes"} per ring
+
 ``HostPipeline`` runs over any backend with host (NumPy) I/O and crops with the NumPy
-reference of the CUDA kernel, batched: many snippets (of many streams, or a clip's T) in
-one glance call, many rings' decisions in one call per decision stage. The TensorRT
-backend brings its own device-resident pipeline (runtime/trt.py, batch 1 for now) with
-the single-item methods:
-
-    encode(slot, frame, wave, timer) -> host features to keep in the ring (may be empty)
-    decide(ring, timer) -> {"saliency", "indices", "centres", "scores", "boxes"}
-
-and HostPipeline adds ``encode_batch(frames, waves, timer)`` and ``decide_batch(rings, timer)``.
+reference of the CUDA kernel: many snippets (of many streams, or a clip's T) in one glance
+call, many rings' decisions in one call per decision stage. The TensorRT backend brings its
+own device-resident pipeline (runtime/trt_pipeline.py) with the same two methods.
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ class HostPipeline:
     """Batched: ``encode_batch`` runs the glance stages once for N snippets (of any streams),
     ``decide_batch`` one decision per ring, B rings in one call of each decision stage. A
     call bigger than a stage's batch limit (the manifest's ``max``, or a backend's own
-    ``max_batch``) is split."""
+    ``max_batch``: one number, or one per stage) is split."""
 
     def __init__(self, bundle: Bundle, backend):
         self.cfg = bundle.config
         self.backend = backend
         own = getattr(backend, "max_batch", None)
-        self.limit = {s: min(bundle.stages[s].batch.max, own or bundle.stages[s].batch.max) for s in STAGES}
+        own = own if isinstance(own, dict) else {s: own for s in STAGES}
+        self.limit = {s: min(bundle.stages[s].batch.max, own.get(s) or bundle.stages[s].batch.max) for s in STAGES}
 
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n, lim = len(next(iter(feeds.values()))), self.limit[stage]
@@ -57,11 +59,12 @@ class HostPipeline:
         parts = [self.backend.run(stage, {k: v[i:i + lim] for k, v in feeds.items()}) for i in range(0, n, lim)]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    def encode_batch(self, frames, waves: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
-        """N frames (HxWx3 uint8, sizes may differ) and waves [N, samples] -> features [N, ...]."""
+    def encode_batch(self, items, timer: Timer) -> dict[str, np.ndarray]:
+        """N checked snippets (frames HxWx3 uint8, sizes may differ) -> features [N, ...]."""
         cfg = self.cfg
+        waves = np.stack([c.wave for c in items])
         with timer("crop_glance"):
-            views = glance_views(frames, cfg.glance_size, cfg.mean, cfg.std)
+            views = glance_views([c.frame for c in items], cfg.glance_size, cfg.mean, cfg.std)
         with timer("glance_visual"):
             v = self.run("glance_visual", {"glance": views})
         with timer("glance_audio"):
@@ -89,12 +92,10 @@ class HostPipeline:
                  "scores": scores[i], "boxes": boxes_xyxy(d["centres"][i], box_frac, *r.frames[int(o[0])].shape[:2])}
                 for i, (r, o) in enumerate(zip(rings, orders))]
 
-    # the single-snippet / single-ring forms (the TensorRT pipeline has these two)
-    def encode(self, slot: int, frame: np.ndarray, wave: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
-        return {k: v[0] for k, v in self.encode_batch([frame], wave[None], timer).items()}
 
-    def decide(self, ring, timer: Timer) -> dict[str, np.ndarray]:
-        return self.decide_batch([ring], timer)[0]
+def pipeline_for(bundle: Bundle, backend):
+    """The backend's own device-resident pipeline (TensorRT), else the host pipeline over it."""
+    return backend.pipeline(bundle) if hasattr(backend, "pipeline") else HostPipeline(bundle, backend)
 
 
 def boxes_xyxy(centres: np.ndarray, box_frac: float, height: int, width: int) -> np.ndarray:

@@ -4,8 +4,10 @@
   does not deserialize is rebuilt), one execution context each. The contexts share one scratch
   buffer (``USER_MANAGED``): the stages run one after another on one stream, and on a Jetson
   GPU memory is the system's memory.
-* Every tensor name of the bundle has one device buffer, so an output and the next stage's
-  input of the same name are the same memory: no copies between engines.
+* Engines take a dynamic leading batch, built with one optimization profile (the manifest's
+  batch min/opt/max; trt/build.py). Every tensor name of the bundle has one device buffer, sized
+  for the profile's max, so an output and the next stage's input of the same name are the same
+  memory: no copies between engines. Each call sets the input shapes for its batch first.
 * Each entry point makes the CUDA context current on the calling thread (``@on_device``):
   contexts are per CPU thread, and a Recognizer is often fed from another thread than the one
   that built it (the live loop's inference thread).
@@ -25,7 +27,7 @@ import logging
 import numpy as np
 
 from ..bundle import Bundle
-from ..errors import EngineError
+from ..errors import EngineError, InputError
 from ..kernels.device import DeviceMemory, PrimaryContext, check, on_device
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,6 @@ def nbytes(spec, batch: int = 1) -> int:
 
 class TrtBackend:
     name = "trt"
-    max_batch = 1           # engines are built for batch 1 (trt/build.py); batched profiles are a follow-up
 
     def __init__(self, bundle: Bundle, precision: str = "fp16", engines_dir=None, workspace_mib: int = 1024,
                  cuda_graph: bool = True):
@@ -61,6 +62,8 @@ class TrtBackend:
         self.driver, self.logger = driver, trt_logger(trt)
         loaded = load_engines(self.bundle, self.precision, engines_dir, workspace_mib, log=log.info)
         self.engines = {item.stage: engine for item, engine in loaded}
+        # the most items one call may carry: what each engine's profile was built for
+        self.max_batch = {stage: self._profile_max(stage, engine) for stage, engine in self.engines.items()}
         self.mem = DeviceMemory()
         scratch = max(int(e.device_memory_size_v2) for e in self.engines.values())
         self.scratch = self.mem.alloc(scratch) if scratch else 0
@@ -70,28 +73,53 @@ class TrtBackend:
                 raise EngineError(f"TensorRT cannot create an execution context for {stage} ({self._said()})")
             if scratch:
                 context.set_device_memory(self.scratch, scratch)
-            for t in self.bundle.stages[stage].inputs:      # the dynamic batch dim, fixed at 1
-                context.set_input_shape(t.name, t.at(1))
             self.contexts[stage] = context
         self.stream = check(driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING))
-        self.buffers: dict[str, int] = {}
-        for spec in self.bundle.stages.values():
+        self.shapes: dict[str, int] = {}                 # stage -> the batch its context's inputs are set for
+        sizes: dict[str, int] = {}
+        for stage, spec in self.bundle.stages.items():
             for t in spec.inputs + spec.outputs:
-                if t.name not in self.buffers:
-                    self.buffers[t.name] = self.mem.alloc(nbytes(t))
+                sizes[t.name] = max(sizes.get(t.name, 0), nbytes(t, self.max_batch[stage]))
+        self.buffers = {name: self.mem.alloc(size) for name, size in sizes.items()}
+
+    def _profile_max(self, stage: str, engine) -> int:
+        spec = self.bundle.stages[stage]
+        shapes = engine.get_tensor_profile_shape(spec.inputs[0].name, 0)     # [min, opt, max] of profile 0
+        if len(shapes) != 3:
+            raise EngineError(f"the {stage} engine has no optimization profile for its batch ({self._said()})",
+                              hint="rebuild it: avgn-edge build-engines --force")
+        return int(shapes[2][0])
 
     def _said(self) -> str:
         return "; ".join(self.logger.take()[-2:]) or "no details from TensorRT"
+
+    def set_batch(self, stage: str, n: int) -> None:
+        """Set the stage's input shapes for ``n`` items (outside any capture: TensorRT then does setup work)."""
+        if self.shapes.get(stage) == n:
+            return
+        if not 1 <= n <= self.max_batch[stage]:
+            raise InputError(f"{stage}: batch {n} is outside the engine's 1..{self.max_batch[stage]}",
+                             hint="split the call (HostPipeline and the TensorRT pipeline do)")
+        context = self.contexts[stage]
+        for t in self.bundle.stages[stage].inputs:
+            if not context.set_input_shape(t.name, t.at(n)):
+                raise EngineError(f"TensorRT refused shape {list(t.at(n))} for {stage}'s input {t.name} "
+                                  f"({self._said()})")
+        self.shapes[stage] = n
 
     # -- host I/O path (parity checks, calibration-style use)
     @on_device
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         driver, spec = self.driver, self.bundle.stages[stage]
+        n = len(feeds[spec.inputs[0].name])
+        self.set_batch(stage, n)
         for t in spec.inputs:
             a = np.ascontiguousarray(feeds[t.name], dtype=t.dtype)
+            if a.shape != t.at(n):
+                raise InputError(f"{stage}: input {t.name} is {list(a.shape)}, the engine takes {list(t.at(n))}")
             check(driver.cuMemcpyHtoDAsync(self.buffers[t.name], a.ctypes.data, a.nbytes, self.stream))
         self.execute(stage)
-        out = {t.name: np.empty(t.at(1), t.dtype) for t in spec.outputs}
+        out = {t.name: np.empty(t.at(n), t.dtype) for t in spec.outputs}
         for t in spec.outputs:
             check(driver.cuMemcpyDtoHAsync(out[t.name].ctypes.data, self.buffers[t.name], out[t.name].nbytes,
                                            self.stream))

@@ -123,7 +123,7 @@ def stage_key(bundle: Bundle, stage: str, precision: str, env: Environment, work
                      trt_version=env.trt_version, gpu_name=env.gpu_name,
                      compute_capability=env.compute_capability, cuda_driver_version=env.cuda_driver_version,
                      l4t_release=env.l4t_release, inputs=io_spec(spec.inputs), outputs=io_spec(spec.outputs),
-                     workspace_mib=int(workspace_mib), builder_optimization_level=int(opt_level))
+                     batch=(spec.batch.min, spec.batch.opt, spec.batch.max), workspace_mib=int(workspace_mib), builder_optimization_level=int(opt_level))
 
 
 def plan(bundle: Bundle, precision: str, out_dir=None, workspace_mib: int = DEFAULT_WORKSPACE_MIB,
@@ -224,12 +224,14 @@ def build_stage(trt, item: PlanItem, spec: StageSpec, timing_cache_file: Path, l
         raise EngineError(f"TensorRT cannot parse {item.onnx_path.name}: " + "; ".join(errors or collector.take()),
                           hint="check the export with avgn_edge.export.trt_support.check_graph")
     config = builder.create_builder_config()
-    # the bundle's graphs have a dynamic batch (-1); for now engines are built for batch 1 only
-    # (min = opt = max = 1). The batched engines (the manifest's batch min/opt/max) are a follow-up.
+    # one optimization profile over the dynamic leading batch: the manifest's min/opt/max (in the key)
     profile = builder.create_optimization_profile()
+    lo, opt, hi = key.batch
     for t in spec.inputs:
-        profile.set_shape(t.name, t.at(1), t.at(1), t.at(1))
-    config.add_optimization_profile(profile)
+        profile.set_shape(t.name, t.at(lo), t.at(opt), t.at(hi))
+    if config.add_optimization_profile(profile) < 0:
+        raise EngineError(f"TensorRT refused the batch profile {list(key.batch)} for {item.stage} "
+                          f"({'; '.join(collector.take()[-2:]) or 'no details'})")
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, key.workspace_mib << 20)
     config.builder_optimization_level = key.builder_optimization_level
     # no FP16/INT8 flags: the network is strongly typed, precision is in the ONNX
