@@ -70,9 +70,8 @@ def _agree(got, want, precision, T) -> dict:
 
 @pytest.mark.parametrize("graph", [True, False], ids=["graph", "eager"])
 def test_many_streams_match_ort_at_batch_min_opt_max(tiny_bundle, tmp_path_factory, graph):
-    from avgn_edge.bundle import load_bundle
     from avgn_edge.runtime.trt_pipeline import GRAPH_CACHE
-    bundle = load_bundle(tiny_bundle)
+    bundle = tiny_bundle
     offsets = _sweep_offsets(bundle)
     streams = _streams(bundle.config, len(offsets))
     trt_rec = _load(bundle, "trt", "fp32", tmp_path_factory.mktemp("engines"), cuda_graph=graph)

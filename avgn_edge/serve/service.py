@@ -63,7 +63,7 @@ class Service:
         from ..runtime.recognizer import Recognizer
         m = self.cfg.model
         bundle = load_bundle(m.bundle)
-        opts = {"engines_dir": m.engines} if m.engines and m.backend == "trt" else {}
+        opts = {"engines_dir": m.engines} if m.engines and m.backend != "ort" else {}
         backend = open_backend(bundle, m.backend, m.precision, **opts)
         self.rec = Recognizer(bundle, backend, pipeline_for(bundle, backend))   # batched on every backend
         self._check_labels("detect", self.cfg.detect)
