@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_runtime_gpu import _check_agreement, _load
 
 from avgn_edge import emulator
 from avgn_edge.runtime.backend import trt_available
-from avgn_edge.runtime.compare import TOLERANCE, compare, many_decisions
+from avgn_edge.runtime.compare import many_decisions
 
 pytestmark = pytest.mark.gpu
 
@@ -23,12 +24,6 @@ def gpu():
     ok, why = trt_available()
     if not ok:
         pytest.skip(f"needs TensorRT and a CUDA GPU: {why}")
-
-
-def _load(bundle, backend, precision, engines=None, **kw):
-    from avgn_edge.runtime.recognizer import Recognizer
-    options = {"engines_dir": engines, **kw} if backend == "trt" else {}
-    return Recognizer.load(bundle, backend=backend, precision=precision, stride=1, **options)
 
 
 def _streams(cfg, n: int, sizes=None) -> list:
@@ -60,14 +55,6 @@ def _sweep_offsets(bundle) -> list[int]:
     return [offset for count, offset in groups for _ in range(count)]
 
 
-def _agree(got, want, precision, T) -> dict:
-    report = compare(got, want, TOLERANCE[precision])
-    assert report["window_starts"] == list(range(T)), report
-    assert report["top1_agreement"] + report["top1_ties"] / report["decisions"] == 1.0, report
-    assert report["max_abs_score"] <= TOLERANCE[precision], report
-    return report
-
-
 @pytest.mark.parametrize("graph", [True, False], ids=["graph", "eager"])
 def test_many_streams_match_ort_at_batch_min_opt_max(tiny_bundle, tmp_path_factory, graph):
     from avgn_edge.runtime.trt_pipeline import GRAPH_CACHE
@@ -83,7 +70,7 @@ def test_many_streams_match_ort_at_batch_min_opt_max(tiny_bundle, tmp_path_facto
         want = many_decisions(_load(bundle, "ort", "fp32"), streams, offsets)
         T = bundle.config.num_snippets
         for g, w in zip(got, want):
-            _agree(g, w, "fp32", T)
+            _check_agreement(g, w, "fp32", T)
         for stage, spec in bundle.stages.items():
             assert {spec.batch.min, spec.batch.opt, spec.batch.max} <= seen[stage], (stage, sorted(seen[stage]))
         p = trt_rec.pipeline
@@ -111,7 +98,7 @@ def test_streams_of_different_frame_sizes_in_one_batch(tmp_path):
         got = many_decisions(trt_rec, streams, offsets)
         want = many_decisions(_load("synth", "ort", "fp16"), streams, offsets)
         for g, w in zip(got, want):
-            _agree(g, w, "fp16", cfg.num_snippets)
+            _check_agreement(g, w, "fp16", cfg.num_snippets)
         for (frames, _, _), decisions in zip(streams, got):
             h, w = frames[0].shape[:2]
             boxes = decisions[-1][0].boxes
