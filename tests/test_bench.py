@@ -40,3 +40,12 @@ def test_jetson_prediction_reproduces_its_published_anchors():
         for gmacs, ms in jetson.PUBLISHED.values():
             assert jetson.predict_ms(gmacs, p) == pytest.approx(ms[p], abs=1e-3)
     assert jetson.predict_ms(4.1, "int8", "agx_orin") == pytest.approx(0.636, abs=1e-3)
+
+
+def test_emulated_gpu_results_are_labelled(emulated_gpu):
+    from avgn_edge.bench import measure, report
+    r = json.loads((ROOT / "docs" / "measured" / "bench.json").read_text())
+    assert "EMULATED" not in report.markdown(r)
+    r["emulated_gpu"] = {"emulated": True}
+    assert report.markdown(r).startswith("**EMULATED GPU**")
+    assert measure.row_key("trt", "fp16") == "trt-emulated/fp16" and measure.row_key("ort", "fp16") == "ort/fp16"

@@ -200,3 +200,22 @@ def test_classify_clip_makes_one_glance_call_and_splits_at_the_batch_limit(rec, 
     finally:
         rec.backend.run, rec.pipeline.limit = run, limit
     np.testing.assert_allclose(whole.scores, split.scores, atol=1e-5)
+
+
+def test_auto_on_a_machine_with_tensorrt_but_no_driver_uses_onnx_runtime(tmp_path, monkeypatch, caplog):
+    """cuda-bindings raises RuntimeError (not ImportError) when libcuda is missing: that is 'no GPU'."""
+    driver = pytest.importorskip("cuda.bindings.driver", reason="cuda-bindings not installed")
+    (tmp_path / "tensorrt").mkdir()
+    (tmp_path / "tensorrt" / "__init__.py").write_text("__version__ = '10.3.0'\n")   # TensorRT 'installed'
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def no_driver(flags):
+        raise RuntimeError("Failed to dlopen libcuda.so.1")
+    monkeypatch.setattr(driver, "cuInit", no_driver)
+    from avgn_edge.runtime.backend import open_backend, trt_available
+    ok, why = trt_available()
+    assert ok is False and "RuntimeError" in why and "libcuda" in why
+    from avgn_edge.bundle import load_bundle
+    with caplog.at_level(logging.INFO, logger="avgn_edge"):
+        assert open_backend(load_bundle("synth"), "auto").name == "ort"
+    assert any("no usable CUDA driver" in r.message for r in caplog.records)

@@ -239,3 +239,34 @@ def test_threads_and_servers_are_gone_after_stop():
     time.sleep(0.5)
     left = {t.name for t in threading.enumerate()} - before
     assert not left, left
+
+
+@pytest.mark.gpu
+def test_serve_with_the_trt_backend(tmp_path):
+    """`serve` on TensorRT (the emulated GPU where there is none): streams batched through the engines,
+    each with its own device rings; a removed stream's device memory is freed."""
+    import gc
+    from avgn_edge import emulator
+    from avgn_edge.runtime.backend import trt_available
+    ok, why = trt_available()
+    if not ok:
+        pytest.skip(f"needs TensorRT and a CUDA GPU: {why}")
+    config = {"model": {"backend": "trt", "precision": "fp16", "engines": str(tmp_path / "engines")},
+              "cameras": {name: {"source": f"synth://?seed={seed}", "detect": {"stride": 1}}
+                          for name, seed in (("a", 3), ("b", 5), ("c", 7))}}
+    with running_service(config) as (svc, url):
+        wait_for(lambda: all(svc.get_stream(n).stats.decisions >= 3 for n in "abc"), 120, what="decisions")
+        status, body = http("GET", url + "/api/streams")
+        assert status == 200 and {s["name"]: s["status"] for s in body["streams"]} == dict.fromkeys("abc", "online")
+        assert all(s["last_decision"]["top"][0]["label"] in svc.rec.labels for s in body["streams"])
+        info = metrics(url)["avgn_model_info"][0][0]
+        assert info["backend"] == "trt" and info["emulated_gpu"] == str(emulator.active()).lower()
+        for h in (svc.scheduler.snippet_batches, svc.scheduler.decision_batches):
+            assert h.sum > h.count                                   # some calls carried several streams
+        pipeline = svc.rec.pipeline
+        assert type(pipeline).__name__ == "TrtPipeline" and len(pipeline.pool) == 3
+        assert http("DELETE", url + "/api/streams/c") == (200, {"deleted": "c"})
+        gc.collect()
+        wait_for(lambda: len(pipeline.pool) == 2, 30, what="the removed stream's device rings freed")
+        n = svc.get_stream("a").stats.decisions
+        wait_for(lambda: svc.get_stream("a").stats.decisions > n, 30, what="decisions after the removal")

@@ -45,15 +45,16 @@ def bundle():
     return load_bundle("synth")
 
 
-def fake_engines(bundle, folder: Path, ccs=("8.7", "9.0")):
-    """An engine cache as build-engines writes it (plans are placeholders: TensorRT is not installed here,
-    and only the files' selection by sidecar is under test)."""
+def fake_engines(bundle, folder: Path, ccs=("8.7", "9.0"), gpu="Orin"):
+    """An engine cache as build-engines writes it (plans are placeholders: real TensorRT is not installed
+    here, and only the files' selection by their sidecars is under test)."""
     from avgn_edge.trt.cache import EngineKey, engine_filename, io_spec, store_engine
     for stage in STAGES:
         for cc in ccs:
-            key = EngineKey(stage, "fp16", bundle.files[bundle.variants["fp16"]["files"][stage]], "10.3.0", "Orin",
+            b = bundle.stages[stage].batch
+            key = EngineKey(stage, "fp16", bundle.files[bundle.variants["fp16"]["files"][stage]], "10.3.0", gpu,
                             cc, "12.6", "", io_spec(bundle.stages[stage].inputs), io_spec(bundle.stages[stage].outputs),
-                            1024, 3)
+                            (b.min, b.opt, b.max // (2 if cc == "9.0" else 1)), 1024, 3)
             store_engine(folder / engine_filename(key), b"plan " + stage.encode(), key)
 
 
@@ -67,8 +68,9 @@ def test_every_config_follows_tritons_schema_and_the_manifest(tmp_path, bundle, 
     assert set(configs) == {f"avgn_{s}" for s in STAGES} | {"avgn_encode", "avgn_focus_head"}
     for stage in STAGES:
         cfg, spec = configs[f"avgn_{stage}"], bundle.stages[stage]
-        assert cfg.max_batch_size == spec.batch.max
-        assert list(cfg.dynamic_batching.preferred_batch_size) == sorted({spec.batch.opt, spec.batch.max})
+        top = spec.batch.max // 2 if platform == "tensorrt" else spec.batch.max     # the smallest plan's profile
+        assert cfg.max_batch_size == top
+        assert list(cfg.dynamic_batching.preferred_batch_size) == sorted({min(spec.batch.opt, top), top})
         for served, tensors in ((cfg.input, spec.inputs), (cfg.output, spec.outputs)):
             assert [(t.name, list(t.dims), model_config_pb2().DataType.Name(t.data_type)) for t in served] == \
                    [(t.name, list(t.shape[1:]), TYPES[t.dtype]) for t in tensors]
@@ -108,6 +110,10 @@ def test_tensorrt_needs_engines_built_from_this_bundle(tmp_path, bundle):
     fake_engines(bundle, tmp_path / "e")
     with pytest.raises(InputError, match="no TensorRT engine for glance_visual \\(fp32\\)"):
         export_repository(bundle, tmp_path / "r", "fp32", "tensorrt", engines=tmp_path / "e")
+    from avgn_edge.emulator import LABEL
+    fake_engines(bundle, tmp_path / "emulated", gpu=LABEL)           # an emulated GPU's engines are no plans
+    with pytest.raises(InputError, match="on a real GPU"):
+        export_repository(bundle, tmp_path / "r", "fp16", "tensorrt", engines=tmp_path / "emulated")
     res = cli("export-triton", "synth", "--out", tmp_path / "r", "--platform", "tensorrt")
     assert res.returncode == 2 and res.stderr.startswith("error: --platform tensorrt needs --engines")
 

@@ -58,9 +58,9 @@ def _stage_graph(spec):
                   [_vi(t.name, _np_elem(t.dtype), dims(t)) for t in spec.outputs], name=spec.name)
 
 
-def make_bundle(root: Path, precisions=("fp32", "fp16")) -> Bundle:
+def make_bundle(root: Path, precisions=("fp32", "fp16"), batch=None) -> Bundle:
     cfg = get_preset("tiny")
-    specs = stage_specs(cfg, glance_channels=8, glance_map=4, glance_dim=16, audio_dim=8, local_dim=12)
+    specs = stage_specs(cfg, glance_channels=8, glance_map=4, glance_dim=16, audio_dim=8, local_dim=12, batch=batch)
     bundle = Bundle(root, cfg, specs, {}, {})
     for prec in precisions:
         (root / prec).mkdir(parents=True, exist_ok=True)
@@ -77,8 +77,8 @@ def make_bundle(root: Path, precisions=("fp32", "fp16")) -> Bundle:
 def _key(**changes) -> EngineKey:
     base = EngineKey(stage="decide", precision="fp16", onnx_sha256="a" * 64, trt_version="10.3.0",
                      gpu_name="Orin", compute_capability="8.7", cuda_driver_version="12.6", l4t_release="R36.4.3",
-                     inputs=(("gvecs", (4, 16), "float32"),), outputs=(("indices", (1,), "int32"),),
-                     workspace_mib=1024, builder_optimization_level=3)
+                     inputs=(("gvecs", (-1, 4, 16), "float32"),), outputs=(("indices", (-1, 1), "int32"),),
+                     batch=(1, 8, 32), workspace_mib=1024, builder_optimization_level=3)
     return dataclasses.replace(base, **changes)
 
 
@@ -162,6 +162,7 @@ def test_key_round_trip_and_names(tmp_path):
     key = _key()
     assert EngineKey.from_dict(json.loads(json.dumps(key.to_dict()))) == key
     assert engine_filename(key) == "decide.fp16.sm87.trt10.3.0.engine"
+    assert engine_filename(_key(gpu_name="avgn-edge emulated GPU")) == "decide.fp16.sm87.trt10.3.0.emulated.engine"
     assert sidecar_path(tmp_path / engine_filename(key)).name == "decide.fp16.sm87.trt10.3.0.json"
     assert engine_filename(_key(trt_version="unknown", compute_capability="unknown")) == \
         "decide.fp16.sm-unknown.trt-unknown.engine"
@@ -178,12 +179,13 @@ def test_check_cached_hit_and_every_mismatch(tmp_path):
     assert check_cached(path, _key(trt_version="10.16.1")) == (False, "trt_version: 10.3.0 -> 10.16.1")
     changed = {"stage": "head", "precision": "int8", "onnx_sha256": "b" * 64, "gpu_name": "Thor",
                "compute_capability": "11.0", "cuda_driver_version": "13.0", "l4t_release": "R39.0",
-               "inputs": (("gvecs", (8, 16), "float32"),), "outputs": (("indices", (2,), "int32"),),
-               "workspace_mib": 512, "builder_optimization_level": 5, "recipe": "avgn-edge 9.9 r9"}
+               "inputs": (("gvecs", (-1, 8, 16), "float32"),), "outputs": (("indices", (-1, 2), "int32"),),
+               "batch": (1, 1, 1), "workspace_mib": 512, "builder_optimization_level": 5, "recipe": "avgn-edge 9.9 r9"}
     assert set(changed) | {"trt_version"} == {f.name for f in dataclasses.fields(EngineKey)}
     for field, value in changed.items():
         ok, reason = check_cached(path, _key(**{field: value}))
         assert not ok and reason.startswith(f"{field}: ") and " -> " in reason, reason
+    assert check_cached(path, _key(batch=(1, 1, 1))) == (False, "batch: [1, 8, 32] -> [1, 1, 1]")
     path.write_bytes(b"plan-bytes+garbage")
     assert check_cached(path, key)[1].startswith("engine file size differs")
     sidecar_path(path).write_text("{not json")
@@ -458,8 +460,7 @@ def run_engine(engine_path: Path, feeds: dict) -> dict:
     """Minimal TensorRT execution with cuda.bindings (the project's runtime does this properly)."""
     from cuda.bindings import driver
     trt = trt_build.import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    runtime = trt.Runtime(logger)
+    runtime = trt.Runtime(trt_build.trt_logger(trt))           # TensorRT keeps the first logger: use the project's
     engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
     assert engine is not None
     _check(driver.cuInit(0))
@@ -492,13 +493,14 @@ def run_engine(engine_path: Path, feeds: dict) -> dict:
     return {name: host for name, (ptr, host) in outputs.items()}
 
 
-def _feeds(spec, rng, num_snippets: int) -> dict:
+def _feeds(spec, rng, num_snippets: int, batch: int = 1) -> dict:
     feeds = {}
     for t in spec.inputs:
-        if t.dtype.startswith("int"):
-            feeds[t.name] = rng.choice(num_snippets, size=t.at(1), replace=False).astype(t.dtype)
+        if t.dtype.startswith("int"):                      # snippet indices: distinct within an item
+            feeds[t.name] = np.stack([rng.choice(num_snippets, size=t.shape[1:], replace=False)
+                                      for _ in range(batch)]).astype(t.dtype)
         else:
-            feeds[t.name] = rng.standard_normal(t.at(1)).astype(t.dtype)
+            feeds[t.name] = rng.standard_normal(t.at(batch)).astype(t.dtype)
     return feeds
 
 
@@ -507,23 +509,30 @@ TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2, "int8": 1.5e-1}        # relative to th
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", PRECISIONS)
-def test_engines_match_onnxruntime(precision, tmp_path):
+def test_engines_match_onnxruntime_at_batch_min_opt_max(precision, tmp_path):
+    """Each engine alone, at its profile's min, opt and max batch, against ONNX Runtime on the same variant."""
     _require_gpu()
-    import onnxruntime as ort
+    from avgn_edge.runtime.ort import OrtBackend
     bundle = _gpu_bundle(precision)
     paths = build_engines(bundle, precision, tmp_path / "engines")
+    reference = OrtBackend(bundle, precision)
     rng = np.random.default_rng(0)
     for path, stage in zip(paths, STAGES):
         spec = bundle.stages[stage]
-        feeds = _feeds(spec, rng, bundle.config.num_snippets)
-        session = ort.InferenceSession(str(bundle.stage_path(stage, precision)), providers=["CPUExecutionProvider"])
-        want = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
-        got = run_engine(path, feeds)
-        for name, ref in want.items():
-            if ref.dtype.kind in "iub":
-                if precision == "fp32":                                  # top-k ties may flip at lower precision
-                    np.testing.assert_array_equal(got[name], ref, err_msg=f"{stage}/{name}")
-                continue
-            scale = max(float(np.abs(ref).max()), 1e-3)
-            err = float(np.abs(got[name].astype(np.float64) - ref).max()) / scale
-            assert err <= TOLERANCE[precision], f"{stage}/{name} {precision}: relative error {err:.3g}"
+        for batch in sorted({spec.batch.min, spec.batch.opt, spec.batch.max}):
+            feeds = _feeds(spec, rng, bundle.config.num_snippets, batch)
+            want = reference.run(stage, feeds)
+            got = run_engine(path, feeds)
+            for name, ref in want.items():
+                assert got[name].shape == ref.shape == spec_out(spec, name).at(batch), (stage, name, batch)
+                if ref.dtype.kind in "iub":
+                    if precision == "fp32":                              # top-k ties may flip at lower precision
+                        np.testing.assert_array_equal(got[name], ref, err_msg=f"{stage}/{name} batch {batch}")
+                    continue
+                scale = max(float(np.abs(ref).max()), 1e-3)
+                err = float(np.abs(got[name].astype(np.float64) - ref).max()) / scale
+                assert err <= TOLERANCE[precision], f"{stage}/{name} {precision} batch {batch}: relative error {err:.3g}"
+
+
+def spec_out(spec, name):
+    return next(t for t in spec.outputs if t.name == name)

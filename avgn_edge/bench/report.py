@@ -20,7 +20,10 @@ def _ms(d):
 
 def markdown(r: dict) -> str:
     m, c = r["machine"], r["config"]
-    out = [f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['machine']}, VNNI: {m['vnni']}), "
+    out = (["**EMULATED GPU**: the `trt-emulated` rows ran TensorRT's code path on avgn-edge's emulated device "
+            "(engines executed by ONNX Runtime on this CPU), not on a GPU: they are not GPU figures.", ""]
+           if r.get("emulated_gpu") else [])
+    out += [f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['machine']}, VNNI: {m['vnni']}), "
            f"ONNX Runtime {m['onnxruntime']}" + (f", PyTorch {m['torch']} ({m['torch_threads']} threads)" if "torch" in m else "")
            + f"; `avgn-edge bench{' --fast' if r['mode'] == 'fast' else ''}`. T={c['T']}, k={c['k']}, "
            f"frames {c['frame']} px, patches {c['patch']} px, a snippet every {c['snippet_period_s']} s, "

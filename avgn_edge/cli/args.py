@@ -24,7 +24,7 @@ def add_runtime_arguments(p, default_precision: str = "fp32"):
 
 def backend_options(args) -> dict:
     """The backend's own options from the command line."""
-    if args.backend == "trt" and getattr(args, "engines", None):
+    if args.backend in ("auto", "trt") and getattr(args, "engines", None):
         return {"engines_dir": args.engines}
     if args.backend == "triton":
         return {"url": args.triton_url, "timeout": args.triton_timeout, "prefix": args.triton_prefix}

@@ -77,10 +77,13 @@ def run(args) -> int:
         end = matcher.last_t if matcher.last_t is not None else video.t0
         summary.update(matcher.summary(end))
     truth = sorted(matcher.events.values(), key=lambda e: e["t_start"])
+    from .. import emulator
     summary.update({"bundle": str(rec.bundle.root), "backend": rec.backend.name, "precision": args.precision,
+                    "emulated_gpu": rec.backend.name == "trt" and emulator.active(),
                     "ground_truth": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in e.items()
                                       if k != "box"} for e in truth]})
     write_summary(out / "summary.json", summary)
-    keys = ("events_matched_fraction", "events", "snippets_per_s", "dropped", "latency_p95_ms")
+    keys = ("events_matched_fraction", "events", "snippets_per_s", "dropped", "latency_p95_ms") + \
+        (("emulated_gpu",) if summary["emulated_gpu"] else ())
     print(json.dumps({k: summary[k] for k in keys}))
     return 0

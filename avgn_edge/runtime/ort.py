@@ -6,6 +6,10 @@ import numpy as np
 
 from ..bundle import STAGES, Bundle
 
+# ONNX Runtime's NCHWc layout pass segfaults on the FP16 decide graph with a dynamic batch (seen
+# with 1.32 while creating the session); it is an FP32-CPU layout pass anyway
+FP16_DISABLED_OPTIMIZERS = ["NchwcTransformer"]
+
 
 class OrtBackend:
     """Q/DQ (int8) graphs run with graph optimisations off by default: ONNX Runtime then
@@ -51,9 +55,7 @@ def session_settings(stage: str, precision: str, threads: int | None = None, opt
     # local encoder, the one stage with real work, gets all cores.
     return {"threads": threads if threads is not None else (0 if stage == "focus_local" else 1),
             "optimize": precision != "int8" if optimize is None else bool(optimize),
-            # ONNX Runtime's NCHWc layout pass segfaults on the FP16 decide graph with a dynamic
-            # batch (seen with 1.32 while creating the session); it is an FP32-CPU layout pass anyway
-            "disabled_optimizers": ["NchwcTransformer"] if precision == "fp16" else []}
+            "disabled_optimizers": FP16_DISABLED_OPTIMIZERS if precision == "fp16" else []}
 
 
 def _options(ort, settings: dict):

@@ -1,15 +1,16 @@
 """The glance pipeline: encode each snippet once, then decide -> crop -> focus -> head.
 
+A pipeline is batched and has two methods, which the Recognizer (and through it a service's
+scheduler) calls with many streams' items at once:
+
+    encode_batch(items, timer) -> features [N, ...] to keep in the host rings (empty when they
+                                  stay on the device); items are checked snippets (window.py)
+    decide_batch(rings, timer) -> one {"saliency", "indices", "centres", "scores", "boxes"} per ring
+
 ``HostPipeline`` runs over any backend with host (NumPy) I/O and crops with the NumPy
-reference of the CUDA kernel, batched: many snippets (of many streams, or a clip's T) in
-one glance call, many rings' decisions in one call per decision stage. The TensorRT
-backend brings its own device-resident pipeline (runtime/trt.py, batch 1 for now) with
-the single-item methods:
-
-    encode(slot, frame, wave, timer) -> host features to keep in the ring (may be empty)
-    decide(ring, timer) -> {"saliency", "indices", "centres", "scores", "boxes"}
-
-and HostPipeline adds ``encode_batch(frames, waves, timer)`` and ``decide_batch(rings, timer)``.
+reference of the CUDA kernel: many snippets (of many streams, or a clip's T) in one glance
+call, many rings' decisions in one call per decision stage. The TensorRT backend brings its
+own device-resident pipeline (runtime/trt_pipeline.py) with the same two methods.
 
 Stages that follow one another without client state in between form a ``CHAIN``: a backend
 that can run a chain in one call (a Triton ensemble: ``backend.chains`` and
@@ -65,13 +66,13 @@ class HostPipeline:
     """Batched: ``encode_batch`` runs the glance stages once for N snippets (of any streams),
     ``decide_batch`` one decision per ring, B rings in one call of each decision stage. A
     call bigger than a stage's batch limit (the manifest's ``max``, or a backend's own
-    ``max_batch``) is split."""
+    ``max_batch``: one number, or one per stage) is split."""
 
     def __init__(self, bundle: Bundle, backend):
         self.cfg = bundle.config
         self.backend = backend
         self.stages = bundle.stages
-        own = getattr(backend, "max_batch", None)            # one number, or one per stage
+        own = getattr(backend, "max_batch", None)
         own = own if isinstance(own, dict) else {s: own for s in STAGES}
         self.limit = {s: min(bundle.stages[s].batch.max, own.get(s) or bundle.stages[s].batch.max) for s in STAGES}
         self.fused = set(getattr(backend, "chains", ())) & set(CHAINS)
@@ -92,11 +93,12 @@ class HostPipeline:
                 have.update(self.run(s, {t.name: have[t.name] for t in self.stages[s].inputs}))
         return have
 
-    def encode_batch(self, frames, waves: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
-        """N frames (HxWx3 uint8, sizes may differ) and waves [N, samples] -> features [N, ...]."""
+    def encode_batch(self, items, timer: Timer) -> dict[str, np.ndarray]:
+        """N checked snippets (frames HxWx3 uint8, sizes may differ) -> features [N, ...]."""
         cfg = self.cfg
+        waves = np.stack([c.wave for c in items])
         with timer("crop_glance"):
-            views = glance_views(frames, cfg.glance_size, cfg.mean, cfg.std)
+            views = glance_views([c.frame for c in items], cfg.glance_size, cfg.mean, cfg.std)
         out = self.run_chain("encode", {"glance": views, "wave": np.ascontiguousarray(waves, np.float32)}, timer)
         return {"gmap": out["gmap"], "gvec": out["gvec"], "avec": out["avec"]}
 
@@ -118,12 +120,10 @@ class HostPipeline:
                  "scores": scores[i], "boxes": boxes_xyxy(d["centres"][i], box_frac, *r.frames[int(o[0])].shape[:2])}
                 for i, (r, o) in enumerate(zip(rings, orders))]
 
-    # the single-snippet / single-ring forms (the TensorRT pipeline has these two)
-    def encode(self, slot: int, frame: np.ndarray, wave: np.ndarray, timer: Timer) -> dict[str, np.ndarray]:
-        return {k: v[0] for k, v in self.encode_batch([frame], wave[None], timer).items()}
 
-    def decide(self, ring, timer: Timer) -> dict[str, np.ndarray]:
-        return self.decide_batch([ring], timer)[0]
+def pipeline_for(bundle: Bundle, backend):
+    """The backend's own device-resident pipeline (TensorRT), else the host pipeline over it."""
+    return backend.pipeline(bundle) if hasattr(backend, "pipeline") else HostPipeline(bundle, backend)
 
 
 def _split(call, feeds: dict[str, np.ndarray], limit: int) -> dict[str, np.ndarray]:

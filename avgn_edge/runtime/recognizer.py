@@ -24,7 +24,7 @@ from ..bundle import Bundle, load_bundle
 from ..errors import InputError
 from ..media import read_snippets
 from .backend import open_backend
-from .pipeline import HostPipeline, Timer
+from .pipeline import Timer, pipeline_for
 from .result import Result
 from .window import Checked, StreamWindow
 
@@ -51,8 +51,7 @@ class Recognizer:
              stride: int = 2, **options) -> "Recognizer":
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         be = open_backend(b, backend, precision, **options)
-        pipeline = be.pipeline(b) if hasattr(be, "pipeline") else HostPipeline(b, be)
-        return cls(b, be, pipeline, stride)
+        return cls(b, be, pipeline_for(b, be), stride)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -66,15 +65,8 @@ class Recognizer:
     def ring(self):
         return self.window.ring
 
-    @property
-    def batched(self) -> bool:
-        """Whether the pipeline takes many windows per call (the host pipeline; TensorRT's is batch 1)."""
-        return hasattr(self.pipeline, "encode_batch")
-
     def new_window(self, stride: int = 2) -> StreamWindow:
-        if getattr(self.pipeline, "device_ring", False):
-            raise InputError("this pipeline keeps one feature ring on the device: one stream only",
-                             hint="use the ONNX Runtime backend (or the host pipeline) for many streams")
+        """Another stream through this model (a TensorRT pipeline gives it its own device rings)."""
         return StreamWindow(self.config, stride)
 
     def reset(self):
@@ -90,31 +82,28 @@ class Recognizer:
 
     def encode_many(self, items: list[Checked], timer: Timer | None = None) -> None:
         """Encode checked snippets (``window.check``; several may belong to one window, in time
-        order) and add them to their windows: one glance call for all on a batched pipeline."""
+        order) and add them to their windows: one glance call for all (split at the engines' batch limit)."""
         timer = timer or Timer()
         if not items:
             return
-        if self.batched:
-            feats = self.pipeline.encode_batch([c.frame for c in items], np.stack([c.wave for c in items]), timer)
-            for i, c in enumerate(items):
-                c.window.add(c, {k: v[i] for k, v in feats.items()})
-        else:
-            for c in items:
-                c.window.add(c, self.pipeline.encode(c.window.next_slot(c), c.frame, c.wave, timer))
+        feats = self.pipeline.encode_batch(items, timer)
+        for i, c in enumerate(items):
+            c.window.add(c, {k: v[i] for k, v in feats.items()})
 
     def decide(self, timer: Timer | None = None) -> Result:
         """A decision over this Recognizer's own window (needs T snippets)."""
         return self.decide_many([self.window], timer)[0]
 
     def decide_many(self, windows: list[StreamWindow], timer: Timer | None = None) -> list[Result]:
-        """Decisions over full windows, batched (one call per decision stage on a batched pipeline)."""
+        """Decisions over full windows, batched (one call per decision stage, split at the batch limit)."""
         timer = timer or Timer()
+        if not windows:
+            return []
         for w in windows:
             if not w.ring.full:
                 raise InputError(f"a decision needs {w.ring.size} snippets, the window has {len(w.ring)}")
         rings = [w.ring for w in windows]
-        outs = (self.pipeline.decide_batch(rings, timer) if self.batched
-                else [self.pipeline.decide(r, timer) for r in rings])
+        outs = self.pipeline.decide_batch(rings, timer)
         results = []
         for ring, out in zip(rings, outs):
             order = ring.order()
@@ -132,8 +121,7 @@ class Recognizer:
 
     def classify_snippets(self, frames, audio, times=None, audio_ok: bool = True) -> Result:
         """Classify T snippets at once (frames [T,H,W,3], audio [T,N]): one glance call for the T
-        snippets on a batched pipeline. The live window is kept, except on a pipeline whose feature
-        ring lives on the device (TensorRT), where it restarts."""
+        snippets, in a window of their own (the live window is kept)."""
         T = self.config.num_snippets
         if len(frames) != T or len(audio) != T:
             raise InputError(f"need exactly {T} frames and audio windows, got {len(frames)} and {len(audio)}")
@@ -141,12 +129,8 @@ class Recognizer:
         clip = StreamWindow(self.config, self.window.stride)
         clip._warn = self.window._warn                    # warn once per kind, clip or live
         timer = Timer()
-        try:
-            self.encode_many([clip.check(f, a, t) for f, a, t in zip(frames, audio, times)], timer)
-            result = self.decide_many([clip], timer)[0]
-        finally:
-            if getattr(self.pipeline, "device_ring", False) and self.window.ring.count:
-                self.reset()              # its device slots now hold this clip's features
+        self.encode_many([clip.check(f, a, t) for f, a, t in zip(frames, audio, times)], timer)
+        result = self.decide_many([clip], timer)[0]
         result.audio_ok = result.audio_ok and audio_ok
         return result
 

@@ -68,11 +68,19 @@ class StreamWindow:
         self._frame_shape, self._last_t = frame.shape, t
         return Checked(self, frame, wave, t, audio_ok, restart)
 
-    def next_slot(self, c: Checked) -> int:
-        """The ring slot ``c`` will occupy (a device-resident ring writes its features there)."""
-        return 0 if c.restart else self.ring.count % self.ring.size
-
     def add(self, c: Checked, features: dict[str, np.ndarray]) -> None:
         if c.restart:
             self.ring.reset()
         self.ring.push(c.frame, c.t, features, c.audio_ok)
+
+
+def ring_slots(items: list[Checked]) -> list[int]:
+    """The ring slot each checked snippet will occupy once added, in order (several may belong to one
+    window; a restart starts its window over at slot 0). A device-resident ring writes features there."""
+    counts: dict[int, int] = {}
+    slots = []
+    for c in items:
+        n = 0 if c.restart else counts.get(id(c.window), c.window.ring.count)
+        slots.append(n % c.window.ring.size)
+        counts[id(c.window)] = n + 1
+    return slots

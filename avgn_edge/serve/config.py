@@ -68,7 +68,7 @@ class ModelConfig(Section):
         return self
 
     def backend_options(self) -> dict:
-        if self.backend == "trt" and self.engines:
+        if self.backend in ("auto", "trt") and self.engines:
             return {"engines_dir": self.engines}
         if self.backend == "triton":
             return {"url": self.triton_url, "timeout": self.triton_timeout}

@@ -3,7 +3,7 @@
 A custom collector (prometheus-client's documented pattern for values that live elsewhere):
 a stream that is removed simply stops appearing, and nothing is kept per scrape.
 
-    avgn_model_info{bundle,model,precision,backend,version}      1
+    avgn_model_info{bundle,model,precision,backend,emulated_gpu,...} 1
     avgn_stream_up{stream}                                        1 online, 0 otherwise
     avgn_snippets_total / avgn_decisions_total{stream}            counters
     avgn_snippets_per_second{stream}                              over the last ~10 s

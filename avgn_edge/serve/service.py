@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 
-from .. import __version__
+from .. import __version__, emulator
 from ..errors import ConfigError, InputError
 from .config import CameraConfig, ServeConfig, camera_from_request, patched_camera
 from .outputs import JsonlOutput, Worker
@@ -52,19 +52,19 @@ class Service:
         m = self.cfg.model
         return {"bundle": str(self.rec.bundle.root), "model": self.rec.config.name, "precision": m.precision,
                 "backend": self.rec.backend.name, "version": __version__,
-                "labels": str(len(self.rec.labels)), "max_batch": str(self.cfg.scheduler.max_batch)}
+                "labels": str(len(self.rec.labels)), "max_batch": str(self.cfg.scheduler.max_batch),
+                "emulated_gpu": str(self.rec.backend.name == "trt" and emulator.active()).lower()}
 
     # -- lifecycle
     def load_model(self):
         from ..bundle import load_bundle
         from ..runtime.backend import open_backend
-        from ..runtime.pipeline import HostPipeline
+        from ..runtime.pipeline import pipeline_for
         from ..runtime.recognizer import Recognizer
         m = self.cfg.model
         bundle = load_bundle(m.bundle)
         backend = open_backend(bundle, m.backend, m.precision, **m.backend_options())
-        # the host pipeline batches across streams on any backend (TensorRT's engines are batch 1 for now)
-        self.rec = Recognizer(bundle, backend, HostPipeline(bundle, backend))
+        self.rec = Recognizer(bundle, backend, pipeline_for(bundle, backend))   # batched on every backend
         self._check_labels("detect", self.cfg.detect)
         for name, cam in self.cfg.cameras.items():
             self._check_labels(f"cameras.{name}.detect", cam.detect)

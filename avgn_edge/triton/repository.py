@@ -70,10 +70,13 @@ def stage_config(bundle: Bundle, stage: str, precision: str, platform: str, pref
     """The ``ModelConfig`` of one stage model."""
     pb = model_config_pb2()
     spec = bundle.stages[stage]
-    cfg = pb.ModelConfig(name=model_name(prefix, stage), max_batch_size=spec.batch.max)
+    # a plan takes what its optimization profile allows (every plan of the model: the smallest)
+    opt, top = (spec.batch.opt, spec.batch.max) if not plans else \
+        (min(p["batch"][1] for p in plans.values()), min(p["batch"][2] for p in plans.values()))
+    cfg = pb.ModelConfig(name=model_name(prefix, stage), max_batch_size=top)
     cfg.input.extend(_tensor(pb.ModelInput, t) for t in spec.inputs)
     cfg.output.extend(_tensor(pb.ModelOutput, t) for t in spec.outputs)
-    cfg.dynamic_batching.preferred_batch_size.extend(sorted({spec.batch.opt, spec.batch.max}))
+    cfg.dynamic_batching.preferred_batch_size.extend(sorted({min(opt, top), top}))
     cfg.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
     settings = session_settings(stage, precision)
     params = {SHA256: bundle.files[bundle.variants[precision]["files"][stage]],
@@ -119,8 +122,11 @@ def ensemble_config(bundle: Bundle, chain: str, prefix: str = PREFIX):
 
 
 def find_engines(bundle: Bundle, precision: str, engines: str | Path | None) -> dict[str, dict[str, dict]]:
-    """stage -> compute capability -> {"path", "file", "trt_version"}: the engines in ``engines``
-    (an ``avgn-edge build-engines`` cache, any number of GPUs) built from this bundle's graphs."""
+    """stage -> compute capability -> {"path", "file", "trt_version", "batch"}: the engines in
+    ``engines`` (an ``avgn-edge build-engines`` cache, any number of GPU kinds) built from this
+    bundle's graphs; ``batch`` is the plan's optimization profile (min, opt, max). Engines of the
+    emulated GPU are no TensorRT plans and are left out."""
+    from ..emulator import LABEL
     from ..trt.cache import read_sidecar
     if engines is None:
         raise InputError("--platform tensorrt needs --engines DIR (engines built from this bundle)",
@@ -135,13 +141,14 @@ def find_engines(bundle: Bundle, precision: str, engines: str | Path | None) -> 
             except ValueError:
                 continue
             cc = key.get("compute_capability", "")
-            if key.get("onnx_sha256") == want and cc and cc != "unknown":
+            if key.get("onnx_sha256") == want and cc and cc != "unknown" and key.get("gpu_name") != LABEL:
                 found.setdefault(stage, {})[cc] = {"path": path, "file": f"model.sm{cc.replace('.', '')}.plan",
-                                                   "trt_version": key.get("trt_version", "")}
+                                                   "trt_version": key.get("trt_version", ""),
+                                                   "batch": tuple(key.get("batch") or (1, 1, 1))}
         if stage not in found:
-            raise InputError(f"no TensorRT engine for {stage} ({precision}) built from this bundle in {folder}",
-                             hint=f"build them on the target GPU: avgn-edge build-engines BUNDLE --precision "
-                                  f"{precision} --out {folder}")
+            raise InputError(f"no TensorRT engine for {stage} ({precision}) built from this bundle on a real GPU "
+                             f"in {folder}", hint=f"build them on the target GPU: avgn-edge build-engines BUNDLE "
+                                                  f"--precision {precision} --out {folder}")
     return found
 
 
