@@ -1,5 +1,6 @@
-"""avgn-edge run --ray: a local Ray (the test's own, 2 CPUs), the same records as the local run, a
-corrupt file recorded as failed, a job killed mid-way and resumed, the event-record hook."""
+"""avgn-edge run --ray: a local Ray (the test's own, 2 CPUs; one logical GPU for the placement), the
+same records as the local run, a corrupt file recorded as failed, a job killed mid-way and resumed,
+the event-record hook."""
 
 import json
 import os
@@ -110,12 +111,14 @@ def test_a_local_ray_in_process_with_the_event_hook(archive):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])    # the actors cannot import this test module
     files = sorted(clips.glob("clip_0000*.mp4"))[:4] + [clips / "garbage.mp4"]
     got = []
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20)
+    # one logical GPU (Ray schedules by it; the actors then run what they find: ONNX Runtime here)
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, object_store_memory=256 * 2**20)
     try:
-        summary = classify_with_ray(files, got.extend, actors=2, backend="ort", events=Tracker, quiet=True)
+        summary = classify_with_ray(files, got.extend, gpus_per_actor=0.5, events=Tracker, quiet=True)
     finally:
         ray.shutdown()
-    assert summary["files"] == len(files) and summary["actors"] == 2
+    assert summary["files"] == len(files)
+    assert summary["actors"] == 2 and summary["resources"] == {"num_gpus": 0.5, "num_cpus": 1.0}   # two per GPU
     records = [r for r in got if "event" not in r]
     events = [r for r in got if "event" in r]
     assert {r["path"] for r in records} == {str(f) for f in files}

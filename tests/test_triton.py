@@ -118,6 +118,14 @@ def test_tensorrt_needs_engines_built_from_this_bundle(tmp_path, bundle):
     assert res.returncode == 2 and res.stderr.startswith("error: --platform tensorrt needs --engines")
 
 
+def test_triton_local_refuses_what_it_cannot_serve(tmp_path, bundle):
+    export_repository(bundle, tmp_path / "ort", "fp32", "onnxruntime")
+    for repo, message in ((tmp_path / "ort", "needs Triton's ONNX Runtime or TensorRT backend"),
+                          (tmp_path / "none", "is not a Triton model repository")):
+        res = cli("triton-local", repo, "--http-port", free_port(), timeout=60)
+        assert res.returncode == 2 and message in res.stderr.splitlines()[0], res.stderr
+
+
 # -- a real server ----------------------------------------------------------------------------------
 
 class Server:

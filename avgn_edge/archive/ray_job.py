@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 from ..deps import require
 from .records import file_records
@@ -45,7 +46,8 @@ class ClipClassifier:
 
     def __call__(self, batch: dict) -> dict:
         import json
-        rows = [file_records(self.rec, str(p), self.top, self.events, keep_going=True) for p in batch["path"]]
+        rows = [file_records(self.rec, str(p), self.top, self.events, keep_going=True, source=str(f))
+                for p, f in zip(batch["path"], batch["file"])]
         return {"path": [r[0]["path"] for r in rows], "records": [json.dumps(r) for r in rows]}
 
 
@@ -88,10 +90,13 @@ def classify_with_ray(files: list, emit, *, address: str | None = None, bundle: 
     log.info("Ray: %d actor(s) with %s each, over %d file(s)", n, resources, len(files))
     t0 = time.perf_counter()
     done = 0
-    ds = ray.data.from_items([{"path": str(p)} for p in files])
+    # records name files as given; workers read them by absolute path (their working folder is Ray's)
+    ds = ray.data.from_items([{"path": str(p), "file": str(Path(p).resolve())} for p in files])
+    bundle = str(Path(bundle).resolve()) if Path(bundle).is_dir() else str(bundle)
+    options = {k: str(Path(v).resolve()) if k == "engines_dir" else v for k, v in (options or {}).items()}
     ds = ds.map_batches(ClipClassifier, batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=n),
-                        fn_constructor_kwargs=dict(bundle=str(bundle), backend=backend, precision=precision,
-                                                   options=dict(options or {}), top=top, events=events,
+                        fn_constructor_kwargs=dict(bundle=bundle, backend=backend, precision=precision,
+                                                   options=options, top=top, events=events,
                                                    cpu_threads=None if "num_gpus" in resources
                                                    else max(1, int(cpus_per_actor))),
                         **resources)

@@ -34,15 +34,17 @@ def clip_record(path, result, top: int = 3) -> dict:
     return {"path": str(path), **result.to_dict(top=top), "has_audio": result.audio_ok}
 
 
-def file_records(rec, path, top: int = 3, events=None, strict: bool = False, keep_going: bool = False) -> list[dict]:
-    """The records of one file: its decision (or why it failed), then its event records.
+def file_records(rec, path, top: int = 3, events=None, strict: bool = False, keep_going: bool = False,
+                 source=None) -> list[dict]:
+    """The records of one file (named ``path``, read from ``source`` if given: a worker's absolute
+    path): its decision (or why it failed), then its event records.
 
     A file that cannot be decoded is recorded as failed (``strict``: raised). An outside failure
     (``BackendError``: a remote backend down) and an unexpected one end a local run; with
     ``keep_going`` (an archive job) they are recorded too, the outside ones marked ``retry`` so
     that ``--resume`` tries them again."""
     try:
-        result = rec.classify_clip(path)
+        result = rec.classify_clip(source or path)
     except BackendError as exc:
         if not keep_going:
             raise

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -131,9 +132,17 @@ class LocalTriton:
     def __init__(self, repo: str | Path, http_port: int = 8000, grpc_port: int = 8001, metrics_port: int = 8002,
                  home: str | Path | None = None, log_file: str | Path | None = None, ready_timeout: float = 180.0):
         self.repo = Path(repo).resolve()
-        if not self.repo.is_dir() or not any(self.repo.glob("*/config.pbtxt")):
+        configs = sorted(self.repo.glob("*/config.pbtxt")) if self.repo.is_dir() else []
+        if not configs:
             raise InputError(f"{repo} is not a Triton model repository (no */config.pbtxt)",
                              hint="make one with: avgn-edge export-triton BUNDLE --out REPO --platform python")
+        other = [c.parent.name for c in configs if re.search(r'(platform|backend):\s*"(onnxruntime|tensorrt)',
+                                                             c.read_text())]
+        if other:
+            raise InputError(f"{other[0]} needs Triton's ONNX Runtime or TensorRT backend, which the local server "
+                             "lacks (it has the Python backend only)",
+                             hint="export with --platform python to try it here; serve this one with NVIDIA's "
+                                  "Triton container (README, Beyond one machine)")
         self.http_port, self.grpc_port, self.metrics_port = (p or free_port() for p in (http_port, grpc_port,
                                                                                         metrics_port))
         self.home, self.ready_timeout = home, ready_timeout
