@@ -101,8 +101,10 @@ def main(argv=None) -> int:
         Path(args.write).write_text(
             "## A video archive: local `run` vs `run --ray` (a local Ray, ONNX Runtime FP32)\n\n" + note + "\n\n"
             + table + "\n\nWall time includes what a user waits for: loading the model; for Ray, starting a "
-            "local instance (about 10 s here) and its actors. Records are compared without `timings_ms`. On one "
-            "2-core machine Ray can only add overhead; it pays where actors spread over nodes and GPUs "
+            "local instance and its actors (10-15 s here), which dominates a few hundred short clips. \"From the "
+            "first record on\" is the actors' steady rate; that two actors beat one process on 2 cores is partly "
+            "the shared machine (two busy processes get a larger share of contended cores than one). Records are "
+            "compared without `timings_ms`. Ray pays where actors spread over nodes and GPUs "
             "(docs/architecture.md, \"Ray Data over archives\").\n")
     return 0 if ray == local and resumed == local and lines == n else 1
 

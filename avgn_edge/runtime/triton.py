@@ -60,7 +60,11 @@ class TritonBackend:
         self.outputs = {s: [t.name for t in bundle.stages[s].outputs] for s in STAGES}
         self.max_batch: dict[str, int] = {}
         self.chains: set[str] = set()
-        self._check_server()
+        try:
+            self._check_server()
+        except BaseException:
+            self.close()
+            raise
 
     # -- opening: server, models, versions
     def _client(self):
@@ -79,7 +83,8 @@ class TritonBackend:
     def _call(self, what: str, fn, *args, **kw):
         if self.protocol == "grpc":
             kw["client_timeout"] = self.timeout
-        where, down = f"Triton at {self.url}: {what}", "is the server up? (avgn-edge triton-local REPO, or check --triton-url)"
+        where = f"Triton at {self.url}: {what}"
+        down = "is the server up? (avgn-edge triton-local REPO, or check --triton-url)"
         try:
             return fn(*args, **kw)
         except self.utils.InferenceServerException as exc:
