@@ -91,5 +91,5 @@ def run(args) -> int:
     if todo:
         log.info("%d files in %.1f s: %.2f clips/s%s", len(todo), seconds, len(todo) / seconds, how)
     if failed:
-        log.warning("%d of %d files could not be decoded", failed, len(todo))
+        log.warning("%d of %d files failed (their records say why)", failed, len(todo))
     return 1 if failed else 0
