@@ -194,3 +194,27 @@ def test_a_call_larger_than_the_engine_profile_is_refused_on_the_host_path(emula
         assert backend.run("glance_audio", {"wave": np.zeros((top, S), np.float32)})["avec"].shape[0] == top
         with pytest.raises(InputError, match=f"batch {top + 1} is outside the engine's 1..{top}"):
             backend.run("glance_audio", {"wave": np.zeros((top + 1, S), np.float32)})
+
+
+def test_frames_beyond_the_staging_buffer_go_in_the_next_call(emulated_gpu, tmp_path, monkeypatch):
+    from avgn_edge.config import get_preset
+    from avgn_edge.data.datasets import open_dataset
+    from avgn_edge.runtime import trt_pipeline
+    from avgn_edge.runtime.recognizer import Recognizer
+    clip = open_dataset("synth:seed=1000,clips=1", get_preset("synth"))[0]
+    monkeypatch.setattr(trt_pipeline, "STAGING", 3 * clip.frames[0].nbytes)
+    rec = Recognizer.load("synth", backend="trt", precision="fp16", engines_dir=tmp_path)
+    sizes, set_batch = [], rec.backend.set_batch
+
+    def record(stage, n):
+        if stage == "glance_visual":
+            sizes.append(n)
+        set_batch(stage, n)
+    rec.backend.set_batch = record
+    try:
+        got = rec.classify_snippets(clip.frames, clip.audio)                   # T = 8 snippets: calls of 3, 3, 2
+        want = Recognizer.load("synth", backend="ort", precision="fp16").classify_snippets(clip.frames, clip.audio)
+        assert sizes == [3, 3, 2] and got.label == want.label
+        assert float(np.abs(got.scores - want.scores).max()) <= 1e-2
+    finally:
+        rec.close()

@@ -61,6 +61,10 @@ class Recognizer:
     def stride(self) -> int:
         return self.window.stride
 
+    @stride.setter
+    def stride(self, value: int) -> None:
+        self.window.stride = value
+
     @property
     def ring(self):
         return self.window.ring

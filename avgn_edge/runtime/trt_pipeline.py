@@ -44,6 +44,7 @@ RINGS = (("gmaps", "gmap"), ("gvecs", "gvec"), ("avecs", "avec"))     # window t
 OUTPUTS = ("saliency", "indices", "centres", "scores")
 DECISION_STAGES = ("decide", "focus_local", "head")
 GRAPH_CACHE = 32             # captured decision graphs kept (a single stream needs T of them)
+STAGING = 64 << 20           # pinned bytes for one call's frames (72 at 640x480, 10 at 1080p); more: next call
 
 
 class TrtPipeline:
@@ -100,16 +101,19 @@ class TrtPipeline:
     @on_device
     def encode_batch(self, items, timer: Timer) -> dict:
         """Encode checked snippets into their streams' device rings; nothing is kept on the host. A call
-        holds at most max_snippets, each stream's slot once and one frame size per stream."""
-        group, taken, shapes = [], set(), {}
+        holds at most max_snippets and STAGING bytes of frames, each stream's slot once and one frame
+        size per stream."""
+        group, taken, shapes, staged = [], set(), {}, 0
         for c, slot in zip(items, ring_slots(items)):
             ring = id(c.window.ring)
-            if len(group) == self.max_snippets or (ring, slot) in taken or shapes.get(ring, c.frame.shape) != c.frame.shape:
+            if group and (len(group) == self.max_snippets or staged + c.frame.nbytes > STAGING or (ring, slot) in taken
+                          or shapes.get(ring, c.frame.shape) != c.frame.shape):
                 self._encode(group, timer)
-                group, taken, shapes = [], set(), {}
+                group, taken, shapes, staged = [], set(), {}, 0
             group.append((c, slot))
             taken.add((ring, slot))
             shapes[ring] = c.frame.shape
+            staged += c.frame.nbytes
         if group:
             self._encode(group, timer)
         return {}
