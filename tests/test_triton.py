@@ -260,6 +260,8 @@ def test_serve_and_live_count_failed_calls_and_keep_running(server):
         try:
             wait_for(lambda: sum(svc.scheduler.failed_calls.values()) >= 2, 30, what="failed calls counted")
             assert svc.readiness()[0] and svc.scheduler.alive
+            from prometheus_client import generate_latest
+            assert 'avgn_backend_failed_calls_total{phase="encode"}' in generate_latest(svc.registry).decode()
         finally:
             server.resume()
         before = decisions()
