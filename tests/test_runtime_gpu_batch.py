@@ -57,14 +57,21 @@ def _sweep_offsets(bundle) -> list[int]:
 
 @pytest.mark.parametrize("graph", [True, False], ids=["graph", "eager"])
 def test_many_streams_match_ort_at_batch_min_opt_max(tiny_bundle, tmp_path_factory, graph):
-    from avgn_edge.runtime.trt_pipeline import GRAPH_CACHE
+    from avgn_edge.runtime.trt_pipeline import GRAPH_BATCHES, GRAPH_CACHE
     bundle = tiny_bundle
     offsets = _sweep_offsets(bundle)
     streams = _streams(bundle.config, len(offsets))
     trt_rec = _load(bundle, "trt", "fp32", tmp_path_factory.mktemp("engines"), cuda_graph=graph)
-    seen: dict[str, set] = {}
-    set_batch = trt_rec.backend.set_batch
-    trt_rec.backend.set_batch = lambda stage, n: seen.setdefault(stage, set()).add(n) or set_batch(stage, n)
+    seen: dict[str, set] = {}                     # stage -> batch sizes its engine ran at
+    shapes: dict[int, list] = {}                  # context -> the batch sizes it was set to, in order
+    backend = trt_rec.backend
+    set_shapes = backend._set_shapes
+
+    def record(context, stage, n):
+        seen.setdefault(stage, set()).add(n)
+        shapes.setdefault(id(context), []).append(n)
+        set_shapes(context, stage, n)
+    backend._set_shapes = record
     try:
         got = many_decisions(trt_rec, streams, offsets)
         want = many_decisions(_load(bundle, "ort", "fp32"), streams, offsets)
@@ -78,6 +85,11 @@ def test_many_streams_match_ort_at_batch_min_opt_max(tiny_bundle, tmp_path_facto
         if graph:
             assert not p.graph_failed and 0 < len(p.graphs) <= GRAPH_CACHE
             assert max(len(layout) for layout in p.graphs) == bundle.stages["decide"].batch.max
+            # graphs of batch n are captured on contexts of their own, set to n once and never changed
+            assert 0 < len(p.graph_contexts) <= GRAPH_BATCHES and {len(k) for k in p.graphs} <= set(p.graph_contexts)
+            for n, contexts in p.graph_contexts.items():
+                assert all(shapes[id(c)] == [n] for c in contexts.values()), n
+            assert any(len(v) > 1 for k, v in shapes.items())     # the eager contexts' shapes do change
         else:
             assert not p.graphs
         print(f"\n{len(streams)} streams, {sum(map(len, got))} decisions compared"

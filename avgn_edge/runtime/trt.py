@@ -65,15 +65,9 @@ class TrtBackend:
         # the most items one call may carry: what each engine's profile was built for
         self.max_batch = {stage: self._profile_max(stage, engine) for stage, engine in self.engines.items()}
         self.mem = DeviceMemory()
-        scratch = max(int(e.device_memory_size_v2) for e in self.engines.values())
-        self.scratch = self.mem.alloc(scratch) if scratch else 0
-        for stage, engine in self.engines.items():
-            context = engine.create_execution_context(trt.ExecutionContextAllocationStrategy.USER_MANAGED)
-            if context is None:
-                raise EngineError(f"TensorRT cannot create an execution context for {stage} ({self._said()})")
-            if scratch:
-                context.set_device_memory(self.scratch, scratch)
-            self.contexts[stage] = context
+        self.scratch_size = max(int(e.device_memory_size_v2) for e in self.engines.values())
+        self.scratch = self.mem.alloc(self.scratch_size) if self.scratch_size else 0
+        self.contexts = {stage: self._new_context(stage) for stage in self.engines}
         self.stream = check(driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING))
         self.shapes: dict[str, int] = {}                 # stage -> the batch its context's inputs are set for
         sizes: dict[str, int] = {}
@@ -93,19 +87,39 @@ class TrtBackend:
     def _said(self) -> str:
         return "; ".join(self.logger.take()[-2:]) or "no details from TensorRT"
 
-    def set_batch(self, stage: str, n: int) -> None:
-        """Set the stage's input shapes for ``n`` items (outside any capture: TensorRT then does setup work)."""
-        if self.shapes.get(stage) == n:
-            return
+    def _new_context(self, stage: str):
+        """An execution context of the stage's engine on the shared scratch memory."""
+        trt = self.trt
+        context = self.engines[stage].create_execution_context(trt.ExecutionContextAllocationStrategy.USER_MANAGED)
+        if context is None:
+            raise EngineError(f"TensorRT cannot create an execution context for {stage} ({self._said()})")
+        if self.scratch_size:
+            context.set_device_memory(self.scratch, self.scratch_size)
+        return context
+
+    def _set_shapes(self, context, stage: str, n: int) -> None:
         if not 1 <= n <= self.max_batch[stage]:
             raise InputError(f"{stage}: batch {n} is outside the engine's 1..{self.max_batch[stage]}",
                              hint="split the call (HostPipeline and the TensorRT pipeline do)")
-        context = self.contexts[stage]
         for t in self.bundle.stages[stage].inputs:
             if not context.set_input_shape(t.name, t.at(n)):
                 raise EngineError(f"TensorRT refused shape {list(t.at(n))} for {stage}'s input {t.name} "
                                   f"({self._said()})")
-        self.shapes[stage] = n
+
+    def set_batch(self, stage: str, n: int) -> None:
+        """Set the stage's input shapes for ``n`` items (outside any capture: TensorRT then does setup work)."""
+        if self.shapes.get(stage) != n:
+            self._set_shapes(self.contexts[stage], stage, n)
+            self.shapes[stage] = n
+
+    def fixed_contexts(self, stages, n: int) -> dict:
+        """Contexts of their own for ``stages``, input shapes set once for ``n`` items and never changed:
+        a captured CUDA graph stays tied to the context it was captured from, shapes included, so graphs
+        are captured on these and the eager path (whose shapes change) keeps ``contexts``."""
+        out = {stage: self._new_context(stage) for stage in stages}
+        for stage, context in out.items():
+            self._set_shapes(context, stage, n)
+        return out
 
     # -- host I/O path (parity checks, calibration-style use)
     @on_device
@@ -127,17 +141,18 @@ class TrtBackend:
         return out
 
     # -- the device path (call with the context current: inside run / the pipeline's methods)
-    def bind(self, stage: str, addresses: dict[str, int] | None = None) -> None:
-        """Bind the stage's tensors to the shared buffers, or to ``addresses`` where given."""
-        context, spec = self.contexts[stage], self.bundle.stages[stage]
+    def bind(self, stage: str, addresses: dict[str, int] | None = None, contexts: dict | None = None) -> None:
+        """Bind the stage's tensors to the shared buffers, or to ``addresses`` where given (on ``contexts``,
+        default the backend's own)."""
+        context, spec = (contexts or self.contexts)[stage], self.bundle.stages[stage]
         for t in spec.inputs + spec.outputs:
             address = (addresses or {}).get(t.name, self.buffers[t.name])
             if not context.set_tensor_address(t.name, address):
                 raise EngineError(f"TensorRT refused address {address:#x} for {stage}'s tensor {t.name} "
                                   f"({self._said()})", hint="tensor addresses must be 256-byte aligned")
 
-    def enqueue(self, stage: str) -> None:
-        if not self.contexts[stage].execute_async_v3(int(self.stream)):
+    def enqueue(self, stage: str, contexts: dict | None = None) -> None:
+        if not (contexts or self.contexts)[stage].execute_async_v3(int(self.stream)):
             raise EngineError(f"TensorRT failed to enqueue {stage} ({self._said()})")
 
     def execute(self, stage: str, addresses: dict[str, int] | None = None) -> None:

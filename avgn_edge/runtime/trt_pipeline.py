@@ -17,9 +17,12 @@ engine's profile max (the manifest's batch max) is split.
 
 CUDA graphs, for the decision step only: one per *layout* (the streams read, by serial, and
 each window's start; so its batch size too), captured lazily on first use as trtexec does it
-(shapes set and tensors bound outside the capture, one warm-up enqueue, then only enqueues
-and copies captured), at most ``GRAPH_CACHE`` kept, least recently used destroyed first. A
-single stream has T layouts; steady streams on a shared tick grid repeat theirs every T /
+(tensors bound outside the capture, one warm-up enqueue, then only enqueues and copies
+captured), at most ``GRAPH_CACHE`` kept, least recently used destroyed first. A graph stays
+tied to the execution contexts it was captured from, input shapes included, so graphs of batch
+B are captured on contexts of their own whose shapes are set once to B (``GRAPH_BATCHES``
+sizes at a time; the eager path keeps the backend's contexts, whose shapes change per call).
+A single stream has T layouts; steady streams on a shared tick grid repeat theirs every T /
 stride ticks. Graphs reading a stream whose memory is freed are destroyed with it. If a capture
 fails (a CUDA or TensorRT refusal) the step runs eagerly from then on, with a one-time warning.
 """
@@ -32,7 +35,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import EngineError
-from ..kernels.device import check, on_device
+from ..kernels.device import ALIGN, check, on_device
 from ..kernels.launch import CropKernel
 from .pipeline import Timer, boxes_xyxy
 from .trt import TrtBackend, nbytes
@@ -44,6 +47,7 @@ RINGS = (("gmaps", "gmap"), ("gvecs", "gvec"), ("avecs", "avec"))     # window t
 OUTPUTS = ("saliency", "indices", "centres", "scores")
 DECISION_STAGES = ("decide", "focus_local", "head")
 GRAPH_CACHE = 32             # captured decision graphs kept (a single stream needs T of them)
+GRAPH_BATCHES = 4            # batch sizes with graphs (and contexts of their own) at a time
 STAGING = 64 << 20           # pinned bytes for one call's frames (72 at 640x480, 10 at 1080p); more: next call
 
 
@@ -58,13 +62,14 @@ class TrtPipeline:
         self.max_snippets = min(limit["glance_visual"], limit["glance_audio"])
         self.max_decisions = min(limit[s] for s in DECISION_STAGES)
         self.graphs: OrderedDict[tuple, object] = OrderedDict()
+        self.graph_contexts: OrderedDict[int, dict] = OrderedDict()     # batch -> decision contexts fixed at it
         self.graph_failed = not backend.cuda_graph
         self.frame_host, self.kernel = None, None
         with backend.cuda.current():
             self.kernel = CropKernel()
             mem = backend.mem
             self.pool = StreamPool(mem, self.T, {window: self.item[one] for window, one in RINGS})
-            self.direct = {window: self.item[one] % 256 == 0 for window, one in RINGS}   # slots bindable in place
+            self.direct = {window: self.item[one] % ALIGN == 0 for window, one in RINGS}   # slots bindable in place
             self.wave_host = mem.pinned((self.max_snippets, cfg.audio_samples), np.float32)
             self.out_host = {n: mem.pinned(self.specs[n].at(self.max_decisions), self.specs[n].dtype) for n in OUTPUTS}
             self.events = [check(self.driver.cuEventCreate(0)) for _ in range(4)]
@@ -184,24 +189,26 @@ class TrtPipeline:
     def _in_place(self, window: str, layout) -> bool:
         return len(layout) == 1 and self.direct[window]
 
-    def _bind_decision(self, layout, streams) -> None:
+    def _bind_decision(self, layout, streams, contexts=None) -> None:
+        """Bind for ``layout``; the eager path (no ``contexts``) sets the backend contexts' shapes first."""
         b, start = self.b, layout[0][1]
         windows = {w: streams[0].rings[w].window(start) if self._in_place(w, layout) else b.buffers[w]
                    for w, _ in RINGS}
-        for stage in DECISION_STAGES:
-            b.set_batch(stage, len(layout))
-        b.bind("decide", windows)
-        b.bind("focus_local")
-        b.bind("head", windows)
+        if contexts is None:
+            for stage in DECISION_STAGES:
+                b.set_batch(stage, len(layout))
+        b.bind("decide", windows, contexts)
+        b.bind("focus_local", None, contexts)
+        b.bind("head", windows, contexts)
 
-    def _enqueue_decision(self, layout, streams) -> None:
+    def _enqueue_decision(self, layout, streams, contexts=None) -> None:
         b, cfg, s = self.b, self.cfg, self.b.stream
         for window, one in RINGS:
             if not self._in_place(window, layout):       # gather the B windows into the batch buffer
                 size = self.T * self.item[one]
                 for i, (st, (_, start)) in enumerate(zip(streams, layout)):
                     st.rings[window].read_window(start, b.buffers[window] + i * size, s)
-        b.enqueue("decide")
+        b.enqueue("decide", contexts)
         box_frac, P = cfg.patch_size / cfg.frame_size, cfg.patch_size
         for i, (st, (_, start)) in enumerate(zip(streams, layout)):
             h, w = st.frame_shape[:2]
@@ -209,26 +216,40 @@ class TrtPipeline:
                                 b.buffers["centres"] + i * self.item["centres"], self.k, box_frac,
                                 b.buffers["patches"] + i * self.item["patches"], P, cfg.mean, cfg.std,
                                 start=start, fp16=self._half("patches"), stream=s)
-        b.enqueue("focus_local")
-        b.enqueue("head")
+        b.enqueue("focus_local", contexts)
+        b.enqueue("head", contexts)
         for name, host in self.out_host.items():
             check(self.driver.cuMemcpyDtoHAsync(host.ctypes.data, b.buffers[name], len(layout) * self.item[name], s))
 
     def _capture(self, layout, streams):
         """An instantiated CUDA graph of the decision step for ``layout``."""
         driver, s = self.driver, self.b.stream
-        self._bind_decision(layout, streams)             # shapes set and tensors bound once, outside the capture
-        self._enqueue_decision(layout, streams)          # warm-up: TensorRT's first enqueue does setup work
+        contexts = self._contexts_for(len(layout))
+        self._bind_decision(layout, streams, contexts)   # tensors bound once, outside the capture
+        self._enqueue_decision(layout, streams, contexts)   # warm-up: TensorRT's first enqueue does setup work
         check(driver.cuStreamSynchronize(s))
         check(driver.cuStreamBeginCapture(s, driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL))
         try:
-            self._enqueue_decision(layout, streams)
+            self._enqueue_decision(layout, streams, contexts)
         finally:
             graph = check(driver.cuStreamEndCapture(s))
         try:
             return check(driver.cuGraphInstantiate(graph, 0))
         finally:
             check(driver.cuGraphDestroy(graph))
+
+    def _contexts_for(self, n: int) -> dict:
+        """The decision contexts fixed at batch ``n`` (made on first use; the least recently used size
+        goes, with its graphs, when GRAPH_BATCHES sizes are in use)."""
+        if n in self.graph_contexts:
+            self.graph_contexts.move_to_end(n)
+            return self.graph_contexts[n]
+        if len(self.graph_contexts) == GRAPH_BATCHES:
+            old, _ = self.graph_contexts.popitem(last=False)
+            for layout in [k for k in self.graphs if len(k) == old]:
+                check(self.driver.cuGraphExecDestroy(self.graphs.pop(layout)))
+        self.graph_contexts[n] = self.b.fixed_contexts(DECISION_STAGES, n)
+        return self.graph_contexts[n]
 
     def _graph(self, layout, streams):
         """The graph for ``layout``, captured on first use; None to run eagerly."""
@@ -254,6 +275,7 @@ class TrtPipeline:
         for exe in self.graphs.values():
             check(self.driver.cuGraphExecDestroy(exe))
         self.graphs.clear()
+        self.graph_contexts.clear()
 
     def close(self) -> None:
         """Destroy the graphs, events and kernel module; drop every view of pinned memory (the backend
