@@ -51,6 +51,8 @@ def read_snippets(path: str | os.PathLike, num_snippets: int, sample_rate: int,
                   window: float) -> Snippets:
     """Decode ``path`` and return T snippets (frames + the audio windows ending at them)."""
     s = read_segments(path, num_snippets, sample_rate, window)
+    if not s.has_audio:
+        log.warning("%s has no audio track: classifying with silence", path)
     return Snippets(s.frames[:, -1], s.audio[:, -1], s.times[:, -1], s.has_audio)
 
 
@@ -113,8 +115,6 @@ def read_segments(path: str | os.PathLike, num_snippets: int, sample_rate: int, 
         for i, stop in np.ndenumerate(np.round((ends - audio_start) * sample_rate).astype(np.int64)):
             seg = audio[max(stop - n, 0):max(stop, 0)]
             windows[i][n - len(seg):] = seg
-    else:
-        log.warning("%s has no audio track: classifying with silence", path)
     stacked = np.stack(frames).reshape(*ends.shape, *frames[0].shape)
     return Segments(stacked, windows, ends - times[0], audio is not None)
 

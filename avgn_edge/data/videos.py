@@ -33,6 +33,7 @@ class VideoClips:
         self.has_ground_truth = all(i.truth is not None and "event_snippets" in i.truth for i in self.items)
         self.skipped: list[str] = []
         self._bad: set[int] = set()
+        self._silent: set[int] = set()
 
     def __len__(self):
         return len(self.items)
@@ -90,6 +91,11 @@ class VideoClips:
         cfg, item = self.cfg, self.items[k]
         s = read_segments(item.path, cfg.num_snippets, cfg.sample_rate, cfg.audio_window, self.candidates,
                           item.start, item.end)
+        if not s.has_audio and k not in self._silent:
+            (log.debug if self._silent else log.warning)(
+                "%s has no audio track: its snippets get silence%s", item.path,
+                "" if self._silent else " (more such files: at debug level)")
+            self._silent.add(k)
         return fit_frames(s.frames, cfg.frame_size), s.audio, s.has_audio
 
     def _mark_bad(self, k: int, exc):

@@ -26,6 +26,7 @@ class Curves:
         if not self.write:
             self._loss.clear(), self._val.clear()
             return
+        self.out.mkdir(parents=True, exist_ok=True)
         for name, rows in (("history.jsonl", self._loss), ("validation.jsonl", self._val)):
             if rows:
                 with open(self.out / name, "a") as f:

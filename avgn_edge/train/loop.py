@@ -15,14 +15,17 @@ import itertools
 import json
 import logging
 import math
+import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..config import ModelConfig
-from ..errors import InputError
+from ..errors import InputError, SourceError
 from ..model import build_model
 from . import distributed
 from .batches import loader
@@ -35,6 +38,9 @@ from .validate import Validation, Validator
 
 log = logging.getLogger(__name__)
 CLIP_NORM = 5.0
+# DDP's performance note for the audio CNN's one-channel conv (its weight gradient's strides are
+# ambiguous for C=1): not actionable, and printed by every process
+warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
 
 def _cosine(step: int, total: int, warm: int = 20) -> float:
@@ -69,115 +75,138 @@ def train(cfg, dataset, out: str | Path, recipe: Recipe, seed: int = 0, resume: 
         raise InputError(f"the training data has {len(dataset)} clips, fewer than one batch of {recipe.batch_size}",
                          hint="lower --batch-size or add clips")
     out = Path(out)
-    state_path, ckpt_path = out / "train_state.pt", out / "model.safetensors"
     torch.manual_seed(seed)
     model = build_model(cfg)
     if init_state:
         model.load_state_dict(init_state, strict=False)
-    st = _read_state(state_path, ckpt_path, cfg) if resume else None
+    st = _read_state(out / "train_state.pt", out / "model.safetensors", cfg) if resume else {}
     if st:
         model.load_state_dict(st["model"])
-    start_stage, start_step = (st["stage"], st["step"]) if st else (0, 0)
     memory = check_batch_fits(model, per_process, dev, prec)
+    _check_writable(out)
     distributed.init(d, dev)
     if d.rank:                    # each process its own dropout and random-patch draws
         torch.manual_seed(seed + 1_000_003 * d.rank)
-    try:
-        if d.main:
-            out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create {out}: {exc.strerror}") from None
-    distributed.barrier(d)
+    fill_caches([dataset] + ([validation.dataset] if validation else []), workers, d, progress)
     prepare_model(model, dev, channels_last, compile)
-    validator = Validator(validation, d, dev, out, st and st.get("validation")) if validation else None
-    if st and st.get("scaler"):
-        prec.scaler.load_state_dict(st["scaler"])
-    if st and start_stage < len(recipe.stages):
-        log.info("resuming at stage %s step %d", recipe.stages[start_stage][0], start_step)
-    elif st:
-        log.info("%s holds a finished run: nothing to train", out)
-    prov = dict(provenance or {}, device=str(dev), amp=prec.amp, processes=d.world,
-                batch_per_process=per_process)
-    curves = Curves(out, write=d.main)
-    offsets = list(itertools.accumulate([0] + [s for _, s in recipe.stages]))
-    t0 = time.perf_counter() - (st.get("elapsed", 0.0) if st else 0.0)
     log.debug("memory estimate %s", memory)
-    for si, (stage, steps) in enumerate(recipe.stages):
-        if si < start_stage or steps == 0:
-            continue
+    run = _Run(model, dataset, out, recipe, seed, d, dev, prec, per_process, st,
+               Validator(validation, d, dev, out, st.get("validation")) if validation else None,
+               dict(provenance or {}, device=str(dev), amp=prec.amp, processes=d.world, batch_per_process=per_process),
+               workers=workers, progress=progress, checkpoint_every=checkpoint_every, log_every=log_every)
+    with logging_redirect_tqdm():
+        for si, (stage, steps) in enumerate(recipe.stages):
+            if si >= run.start[0] and steps:
+                run.stage(si, stage, steps)
+    return run.finish()
+
+
+class _Run:
+    """One training run's state between its stages."""
+
+    def __init__(self, model, dataset, out, recipe, seed, d, dev, prec, per_process, st, validator, prov, *,
+                 workers, progress, checkpoint_every, log_every):
+        self.model, self.dataset, self.out, self.recipe, self.seed = model, dataset, out, recipe, seed
+        self.d, self.dev, self.prec, self.per_process, self.st = d, dev, prec, per_process, st
+        self.validator, self.prov, self.workers, self.progress = validator, prov, workers, progress
+        self.checkpoint_every, self.log_every = checkpoint_every, log_every
+        self.ckpt_path, self.state_path = out / "model.safetensors", out / "train_state.pt"
+        self.start = (st["stage"], st["step"]) if st else (0, 0)
+        self.curves = Curves(out, write=d.main)
+        self.offsets = list(itertools.accumulate([0] + [s for _, s in recipe.stages]))
+        self.t0 = time.perf_counter() - st.get("elapsed", 0.0)
+        if st.get("scaler"):
+            prec.scaler.load_state_dict(st["scaler"])
+        if st and self.start[0] < len(recipe.stages):
+            log.info("resuming at stage %s step %d", recipe.stages[self.start[0]][0], self.start[1])
+        elif st:
+            log.info("%s holds a finished run: nothing to train", out)
+
+    def stage(self, si: int, stage: str, steps: int):
+        model, recipe, d, dev = self.model, self.recipe, self.d, self.dev
         params = trainable(model, stage)
         opt = torch.optim.AdamW(params, lr=recipe.lr * STAGE_LR[stage], weight_decay=recipe.weight_decay)
-        first = start_step if si == start_stage else 0
-        if si == start_stage and st and st.get("optimizer") is not None:
-            opt.load_state_dict(st["optimizer"])
+        first = self.start[1] if si == self.start[0] else 0
+        if si == self.start[0] and self.st.get("optimizer") is not None:
+            opt.load_state_dict(self.st["optimizer"])
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, steps), last_epoch=first - 1) \
             if first else torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, steps))
         runner = StageLoss(model, stage, recipe)
         if d.active:
             runner = torch.nn.parallel.DistributedDataParallel(
-                runner, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True)
+                runner, device_ids=[dev.index] if dev.type == "cuda" else None, static_graph=True)
         batches = itertools.chain.from_iterable(
-            loader(dataset, per_process, shuffle=True, seed=seed * 1000 + si * 100 + first + e, workers=workers,
-                   rank=d.rank, world=d.world, pin_memory=dev.type == "cuda") for e in itertools.count())
-        if validator and first == 0:
-            validator.new_stage()
+            loader(self.dataset, self.per_process, shuffle=True, seed=self.seed * 1000 + si * 100 + first + e,
+                   workers=self.workers, rank=d.rank, world=d.world, pin_memory=dev.type == "cuda")
+            for e in itertools.count())
+        if self.validator and first == 0:
+            self.validator.new_stage()
         bar = tqdm(range(first, steps), desc=f"{stage:8s}", initial=first, total=steps,
-                   disable=not (progress and d.main), dynamic_ncols=True)
+                   disable=not (self.progress and d.main), dynamic_ncols=True)
         speed = _Speed(recipe.batch_size)
         for step in bar:
             tick = time.perf_counter()
             set_modes(model, stage)
             batch = to_device(next(batches), dev)
             fetched = time.perf_counter()
-            try:
-                with prec.autocast():
-                    losses = runner(batch)
-                    loss = sum(losses.values())
-                opt.zero_grad(set_to_none=True)
-                prec.backward_and_step(loss, opt, params, CLIP_NORM)
-            except (RuntimeError, torch.OutOfMemoryError) as exc:
-                if is_out_of_memory(exc):
-                    raise too_large(per_process, dev, str(exc).split("\n")[0][:160]) from None
-                raise
+            named = self.step(runner, batch, opt, params)
             sched.step()
-            values = distributed.mean(torch.stack([v.detach().float() for v in losses.values()]), d).tolist()
-            named = dict(zip(losses, values))
             speed.update(time.perf_counter() - tick, fetched - tick)
             bar.set_postfix({**{k: f"{v:.2f}" for k, v in named.items()}, **speed.postfix()}, refresh=False)
-            if (step + 1) % log_every == 0:
-                curves.loss({"stage": stage, "step": step + 1, **{k: round(v, 4) for k, v in named.items()},
-                             "global_step": offsets[si] + step + 1, "total": round(sum(values), 4),
-                             "lr": opt.param_groups[0]["lr"], **speed.row()})
-            done = step + 1 == steps
-            validated = False
-            if validator and validator.due(step, steps):
-                row, stop = validator.run(model, stage, step, offsets[si] + step + 1, prov)
-                curves.validation(row)
+            global_step = self.offsets[si] + step + 1
+            if (step + 1) % self.log_every == 0:
+                self.curves.loss({"stage": stage, "step": step + 1, **{k: round(v, 4) for k, v in named.items()},
+                                  "global_step": global_step, "total": round(sum(named.values()), 4),
+                                  "lr": opt.param_groups[0]["lr"], **speed.row()})
+            done, validated = step + 1 == steps, False
+            if self.validator and self.validator.due(step, steps):
+                row, stop = self.validator.run(model, stage, step, global_step, self.prov)
+                self.curves.validation(row)
                 if d.main:
                     log.info("validation %s step %d: top-1 %.3f, mAP %.3f%s", stage, step + 1, row["top1"],
                              row["map"], " (best so far)" if row.get("best") else "")
                 done, validated = done or stop, True
-            if done or (step + 1) % checkpoint_every == 0:
-                nxt = (si + 1, 0) if done else (si, step + 1)
-                if d.main:
-                    save_checkpoint(ckpt_path, model, prov)
-                    _save_state(state_path, model, opt if not done else None, prec, nxt, time.perf_counter() - t0,
-                                validator)
-                curves.flush(plot=validated or done)
+            if done or (step + 1) % self.checkpoint_every == 0:
+                self.save((si + 1, 0) if done else (si, step + 1), None if done else opt)
+                self.curves.flush(plot=validated or done)
             if done:
                 break
         bar.close()
-    distributed.check_in_sync(model, d, dev)
-    minutes = (time.perf_counter() - t0) / 60
-    prov.update(train_minutes=round(minutes, 2), torch_threads=torch.get_num_threads())
-    if validator and validator.best:
-        prov["best"] = {k: v for k, v in validator.best.items() if k != "best"}
-    if d.main:
-        save_checkpoint(ckpt_path, model.eval(), prov)
-        log.info("trained in %.1f min -> %s", minutes, ckpt_path)
-    distributed.barrier(d)
-    best = out / "best.safetensors"
-    return best if validator and validator.best and best.is_file() else ckpt_path
+
+    def step(self, runner, batch, opt, params) -> dict[str, float]:
+        """One optimisation step; the losses, averaged over processes."""
+        try:
+            with self.prec.autocast():
+                losses = runner(batch)
+                loss = sum(losses.values())
+            opt.zero_grad(set_to_none=True)
+            self.prec.backward_and_step(loss, opt, params, CLIP_NORM)
+        except (RuntimeError, torch.OutOfMemoryError) as exc:
+            if is_out_of_memory(exc):
+                raise too_large(self.per_process, self.dev, str(exc).split("\n")[0][:160]) from None
+            raise
+        values = distributed.mean(torch.stack([v.detach().float() for v in losses.values()]), self.d)
+        return dict(zip(losses, values.tolist()))
+
+    def save(self, nxt: tuple[int, int], opt):
+        if self.d.main:
+            save_checkpoint(self.ckpt_path, self.model, self.prov)
+            _save_state(self.state_path, self.model, opt, self.prec, nxt, time.perf_counter() - self.t0,
+                        self.validator)
+
+    def finish(self) -> Path:
+        model, d, v = self.model, self.d, self.validator
+        distributed.check_in_sync(model, d, self.dev)
+        minutes = (time.perf_counter() - self.t0) / 60
+        self.prov.update(train_minutes=round(minutes, 2), torch_threads=torch.get_num_threads())
+        if v and v.best:
+            self.prov["best"] = {k: val for k, val in v.best.items() if k != "best"}
+        if d.main:
+            save_checkpoint(self.ckpt_path, model.eval(), self.prov)
+            log.info("trained in %.1f min -> %s", minutes, self.ckpt_path)
+        distributed.barrier(d)
+        best = self.out / "best.safetensors"
+        return best if v and v.best and best.is_file() else self.ckpt_path
 
 
 class _Speed:
@@ -199,17 +228,41 @@ class _Speed:
         return {"clips/s": f"{r['clips_per_s']:.1f}", "data": f"{100 * r['data_wait']:.0f}%"}
 
 
-def _read_state(state_path: Path, ckpt_path: Path, cfg) -> dict | None:
-    """The resume state (weights included) of a run in ``out``, checked against ``cfg``."""
+def fill_caches(datasets, workers: int, d, progress: bool):
+    """Decode every clip once into its snippet cache (each process its share) before training."""
+    from ..data.cache import fill
+    caches = {id(ds.cache): ds for ds in datasets if getattr(ds, "cache", None) is not None}
+    for ds in caches.values():
+        r = fill(ds, workers, d.rank, d.world, progress and d.main)
+        if r["undecodable"] == r["clips"]:
+            raise SourceError(f"none of the {r['clips']} videos can be decoded", hint="see the warnings above")
+        if d.main and r["decoded"]:
+            log.info("snippet cache: decoded %d clips at %s clips/s", r["decoded"], r["decode_clips_per_s"])
+        if d.main and (r["undecodable"] or r["no_audio"]):
+            log.warning("%d of %d videos cannot be decoded (skipped); %d have no audio track (silence)",
+                        r["undecodable"], r["clips"], r["no_audio"])
+
+
+def _check_writable(out: Path):
+    """Fail before training if ``out`` cannot be made (nothing is written until the first checkpoint)."""
+    p = out
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if (p.exists() and not p.is_dir()) or not os.access(p, os.W_OK):
+        raise InputError(f"cannot write the run to {out}: {p} is {'not a folder' if p.is_file() else 'not writable'}")
+
+
+def _read_state(state_path: Path, ckpt_path: Path, cfg) -> dict:
+    """The resume state (weights included) of a run in ``out``, checked against ``cfg``; {} if none."""
     if not state_path.is_file():
-        return None
+        return {}
     st = torch.load(state_path, weights_only=True, map_location="cpu")
     if "model" in st:
         saved = ModelConfig.from_dict(json.loads(st["config"]))
     elif ckpt_path.is_file():                 # a run from before the weights went into the state
         st["model"], saved, _ = read_checkpoint(ckpt_path)
     else:
-        return None
+        return {}
     if saved != cfg:
         raise InputError(f"{state_path.parent} holds a run of a different model config",
                          hint="use another --out, or --no-resume to start over there")
@@ -227,6 +280,7 @@ def _cpu(obj):
 
 
 def _save_state(path: Path, model, opt, prec, nxt, elapsed, validator):
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"stage": nxt[0], "step": nxt[1], "elapsed": elapsed, "config": model.cfg.to_json(),
                 "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},

@@ -4,7 +4,7 @@ kept beside the last, and optional early stopping.
 Every ``every`` steps and at the end of each stage the model is evaluated on the validation
 set (each process a shard, scores gathered, so the metrics are those of the whole set).
 ``best.safetensors`` is written whenever AVGN's score (``select``: mAP or top-1) beats every
-earlier one. With ``patience`` P a stage ends early after P validations without a gain in
+earlier one after warm-up (during warm-up AVGN's head is untrained, so its score means nothing). With ``patience`` P a stage ends early after P validations without a gain in
 the score that stage trains: the dense baseline's in warm-up (AVGN's head is not trained
 yet), AVGN's afterwards. Validation runs under a forked RNG and touches no generator the
 training uses, so a run with validation follows the same trajectory as one without.
@@ -73,7 +73,7 @@ class Validator:
             row.update(dense_top1=round(r["baselines"]["dense"]["top1"], 5),
                        dense_map=round(r["baselines"]["dense"]["map"], 5))
         score = row[sel]
-        if self.best is None or score > self.best["score"]:
+        if stage != "warmup" and (self.best is None or score > self.best["score"]):
             self.best = {"score": score, "select": sel, **row}
             row["best"] = True
             if self.d.main:
