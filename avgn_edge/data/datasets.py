@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import synth
-from .index import is_index, labels_of, read_index
+from .index import declared_labels, is_index, labels_of, read_index
 
 
 @dataclass
@@ -29,9 +29,15 @@ class Sample:
 
 
 class SynthDataset:
-    def __init__(self, spec: synth.SynthSpec):
+    """The benchmark's clips, labelled by name with ``labels`` (default: the benchmark's own order)."""
+
+    def __init__(self, spec: synth.SynthSpec, labels: tuple[str, ...] | None = None):
         self.spec = spec
-        self.labels = synth.LABELS
+        self.labels = tuple(labels or synth.LABELS)
+        missing = [n for n in synth.LABELS if n not in self.labels]
+        if missing:
+            raise InputError(f"the synthetic benchmark's label(s) {', '.join(missing[:4])} are not the model's")
+        self._index = [self.labels.index(n) for n in synth.LABELS]
         self.has_ground_truth = True
 
     def __len__(self):
@@ -39,7 +45,7 @@ class SynthDataset:
 
     def __getitem__(self, i: int) -> Sample:
         c = synth.make_clip(self.spec, i)
-        return Sample(c.frames, c.audio, c.label, c.event_snippets, c.boxes)
+        return Sample(c.frames, c.audio, self._index[c.label], c.event_snippets, c.boxes)
 
 
 def is_synth(uri: str) -> bool:
@@ -50,27 +56,25 @@ def open_dataset(uri: str, cfg, cache: str | None = None, candidates: int = 1):
     """``synth:...`` (knobs as in ``--data synth:seed=3,clips=500,distractors=0.5,noise=0.1``), a
     folder or a list, labelled with the model's labels (a label the model lacks is an error)."""
     if is_synth(uri):
-        ds = SynthDataset(synth.SynthSpec.for_model(cfg, **synth.parse_knobs(uri.partition(":")[2])))
-        if tuple(ds.labels) != tuple(cfg.labels):
-            raise InputError(f"the data's labels {list(ds.labels)[:4]}... differ from the model's")
-        return ds
+        return SynthDataset(synth.SynthSpec.for_model(cfg, **synth.parse_knobs(uri.partition(":")[2])), cfg.labels)
     if not is_index(uri):
         raise InputError(f"--data {uri!r} is neither synth:... nor a folder or .csv/.json list of videos")
     return _clips(read_index(uri), cfg, cache, candidates)
 
 
 def open_training_data(uri: str, cfg, cache: str | None = None, candidates: int = 1):
-    """(dataset, cfg): for files, the model takes the data's labels (sorted), at least two."""
+    """(dataset, cfg): for files, the model takes the data's labels - in the order the folder's
+    benchmark.json declares (what ``avgn-edge synth`` writes), else sorted - at least two."""
     if is_synth(uri):
         return open_dataset(uri, cfg), cfg
     if not is_index(uri):
         raise InputError(f"--data {uri!r} is neither synth:... nor a folder or .csv/.json list of videos")
     items = read_index(uri)
-    labels = labels_of(items)
-    if len(labels) < 2:
-        raise InputError(f"{uri} has one class ({labels[0]}): training needs at least two",
+    present = labels_of(items)
+    if len(present) < 2:
+        raise InputError(f"{uri} has one class ({present[0]}): training needs at least two",
                          hint="add clips of other classes - e.g. a background/ folder of clips without the event")
-    cfg = cfg.replace(labels=labels)
+    cfg = cfg.replace(labels=declared_labels(uri, items) or present)
     return _clips(items, cfg, cache, candidates), cfg
 
 

@@ -72,6 +72,16 @@ def labels_of(items: list[Item]) -> tuple[str, ...]:
     return tuple(sorted({i.label for i in items}))
 
 
+def declared_labels(uri: str | Path, items: list[Item]) -> tuple[str, ...] | None:
+    """The label order a folder declares in benchmark.json (``avgn-edge synth``), if it covers the items."""
+    meta = Path(uri) / "benchmark.json"
+    try:
+        labels = tuple(json.loads(meta.read_text())["labels"]) if meta.is_file() else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return labels if labels and {i.label for i in items} <= set(labels) else None
+
+
 def check_labels(items: list[Item], known: tuple[str, ...], what: str):
     unknown = sorted({i.label for i in items} - set(known))
     if unknown:

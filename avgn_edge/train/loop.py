@@ -154,7 +154,7 @@ class _Run:
             speed.update(time.perf_counter() - tick, fetched - tick)
             bar.set_postfix({**{k: f"{v:.2f}" for k, v in named.items()}, **speed.postfix()}, refresh=False)
             global_step = self.offsets[si] + step + 1
-            if (step + 1) % self.log_every == 0:
+            if (step + 1) % self.log_every == 0 or step + 1 == steps:
                 self.curves.loss({"stage": stage, "step": step + 1, **{k: round(v, 4) for k, v in named.items()},
                                   "global_step": global_step, "total": round(sum(named.values()), 4),
                                   "lr": opt.param_groups[0]["lr"], **speed.row()})
