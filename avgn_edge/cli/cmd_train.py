@@ -22,7 +22,7 @@ def add_arguments(p):
                    help="synth:seed=S,clips=N,distractors=D,noise=X, a folder of videos (labels.json or one "
                         "sub-folder per class) or a path,label[,start,end] .csv/.json list "
                         "(default synth:seed=0,clips=20000)")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, state, curves)")
+    p.add_argument("--out", help="run folder (checkpoints, state, curves); required unless --estimate")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--steps", type=float, default=1.0, help="scale every stage's step count (default 1)")
     p.add_argument("--batch-size", type=int, help="override the recipe's (global) batch size")
@@ -51,6 +51,9 @@ def add_arguments(p):
                    help="end a stage after N validations without a gain (default 0: never)")
     g.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
     g.add_argument("--log-every", type=int, default=10, help="steps between history rows (default 10)")
+    p.add_argument("--estimate", action="store_true",
+                   help="count each stage's FLOPs and time a few steps on this device at --batch-size "
+                        "(default 2); print the cost of the recipe, write nothing")
 
 
 def run(args) -> int:
@@ -62,11 +65,14 @@ def run(args) -> int:
     from ..data.split import split
     from ..train import distributed
     from ..train.loop import train
-    from ..train.recipe import RECIPES
     from ..train.validate import Validation
 
     if args.steps <= 0:
         raise InputError("--steps must be positive")
+    if args.estimate:
+        return _estimate(args)
+    if not args.out:
+        raise InputError("--out is required (the run folder)")
     for name in ("batch_size", "workers", "checkpoint_every", "log_every"):
         v = getattr(args, name)
         if v is not None and v < (0 if name == "workers" else 1):
@@ -83,10 +89,7 @@ def run(args) -> int:
         dataset, val = split(dataset, args.val_fraction, args.seed)
     if aug:
         dataset = Augmented(dataset, aug)
-    base = RECIPES[cfg.name] if cfg.name in RECIPES else RECIPES["synth"]
-    recipe = dataclasses.replace(
-        base, warmup_steps=round(base.warmup_steps * args.steps), glance_steps=round(base.glance_steps * args.steps),
-        finetune_steps=round(base.finetune_steps * args.steps), batch_size=args.batch_size or base.batch_size)
+    recipe = _recipe(cfg, args)
     d = distributed.from_env()
     validation = Validation(val, every=args.val_every, select=args.select, patience=args.patience,
                             batch_size=max(1, recipe.batch_size // d.world), workers=args.workers) if val else None
@@ -109,4 +112,26 @@ def run(args) -> int:
         distributed.shutdown()
     if d.main:
         print(path)
+    return 0
+
+
+def _recipe(cfg, args):
+    from ..train.recipe import RECIPES
+    base = RECIPES[cfg.name] if cfg.name in RECIPES else RECIPES["synth"]
+    return dataclasses.replace(
+        base, warmup_steps=round(base.warmup_steps * args.steps), glance_steps=round(base.glance_steps * args.steps),
+        finetune_steps=round(base.finetune_steps * args.steps), batch_size=args.batch_size or base.batch_size)
+
+
+def _estimate(args) -> int:
+    import json
+
+    from ..config import get_preset
+    from ..train.cost import estimate, format_estimate
+    cfg = get_preset(args.preset)
+    batch = args.batch_size or 2
+    args.batch_size = None
+    r = estimate(cfg, _recipe(cfg, args), device=args.device, amp=args.amp, batch=batch)
+    print(format_estimate(r))
+    print(json.dumps(r))
     return 0

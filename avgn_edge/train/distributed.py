@@ -25,6 +25,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    local_world: int = 1          # processes on this machine
 
     @property
     def main(self) -> bool:
@@ -41,9 +42,11 @@ def from_env() -> Dist:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     except ValueError:
-        raise InputError("RANK, LOCAL_RANK and WORLD_SIZE must be integers (torchrun sets them)") from None
-    return Dist(rank, world, local)
+        raise InputError("RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE must be integers "
+                         "(torchrun sets them)") from None
+    return Dist(rank, world, local, local_world)
 
 
 def init(d: Dist, device: torch.device):

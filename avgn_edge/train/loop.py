@@ -229,11 +229,13 @@ class _Speed:
 
 
 def fill_caches(datasets, workers: int, d, progress: bool):
-    """Decode every clip once into its snippet cache (each process its share) before training."""
+    """Decode every clip once into its snippet cache before training. The processes of each
+    machine share the work, so a cache on a machine's own disk ends up complete (on a shared
+    file system the machines decode the same rows alike)."""
     from ..data.cache import fill
     caches = {id(ds.cache): ds for ds in datasets if getattr(ds, "cache", None) is not None}
     for ds in caches.values():
-        r = fill(ds, workers, d.rank, d.world, progress and d.main)
+        r = fill(ds, workers, d.local_rank, d.local_world, progress and d.main)
         if r["undecodable"] == r["clips"]:
             raise SourceError(f"none of the {r['clips']} videos can be decoded", hint="see the warnings above")
         if d.main and r["decoded"]:
