@@ -44,9 +44,13 @@ class LogMel(nn.Module):
         self.bins = n_fft // 2 + 1
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        spec = F.conv1d(wave[:, None, :], self.dft, stride=self.hop)      # [N, 2B, frames]
-        power = spec[:, :self.bins] ** 2 + spec[:, self.bins:] ** 2
-        return torch.log(torch.matmul(self.mel, power) + 1e-6)[:, None]
+        # float32 even under fp16 autocast (training --amp fp16): a loud input's power
+        # spectrum passes fp16's 65504
+        with torch.autocast(wave.device.type, enabled=False):
+            wave = wave if wave.dtype == torch.float32 else wave.float()
+            spec = F.conv1d(wave[:, None, :], self.dft, stride=self.hop)      # [N, 2B, frames]
+            power = spec[:, :self.bins] ** 2 + spec[:, self.bins:] ** 2
+            return torch.log(torch.matmul(self.mel, power) + 1e-6)[:, None]
 
 
 class AudioEncoder(nn.Module):

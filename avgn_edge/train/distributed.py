@@ -115,6 +115,20 @@ def check_in_sync(model, d: Dist, device: torch.device):
         raise RuntimeError(f"processes hold different weights after training (checksums {lo.item()} .. {hi.item()})")
 
 
+def check_same_start(stage: int, step: int, d: Dist, device: torch.device):
+    """Every process must resume from the same point: on several machines, --out must be shared."""
+    if not d.active:
+        return
+    t = torch.tensor([stage, step], device=device)
+    lo, hi = t.clone(), t.clone()
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    if not torch.equal(lo, hi):
+        raise InputError(f"the processes found different runs in the run folder (stage/step {lo.tolist()} .. "
+                         f"{hi.tolist()})", hint="on several machines --out must be a folder they all see "
+                                                 "(a shared file system)")
+
+
 def split_batch(batch_size: int, d: Dist) -> int:
     if batch_size % d.world:
         raise InputError(f"--batch-size {batch_size} does not split evenly over {d.world} processes",

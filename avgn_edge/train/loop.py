@@ -85,6 +85,7 @@ def train(cfg, dataset, out: str | Path, recipe: Recipe, seed: int = 0, resume: 
     memory = check_batch_fits(model, per_process, dev, prec)
     _check_writable(out)
     distributed.init(d, dev)
+    distributed.check_same_start(*((st["stage"], st["step"]) if st else (0, 0)), d, dev)
     if d.rank:                    # each process its own dropout and random-patch draws
         torch.manual_seed(seed + 1_000_003 * d.rank)
     fill_caches([dataset] + ([validation.dataset] if validation else []), workers, d, progress)
