@@ -91,6 +91,8 @@ def train(cfg, dataset, out: str | Path, recipe: Recipe, seed: int = 0, resume: 
     fill_caches([dataset] + ([validation.dataset] if validation else []), workers, d, progress)
     prepare_model(model, dev, channels_last, compile)
     log.debug("memory estimate %s", memory)
+    if not resume and d.main:
+        _clear_run(out)
     run = _Run(model, dataset, out, recipe, seed, d, dev, prec, per_process, st,
                Validator(validation, d, dev, out, st.get("validation")) if validation else None,
                dict(provenance or {}, device=str(dev), amp=prec.amp, processes=d.world, batch_per_process=per_process),
@@ -244,6 +246,17 @@ def fill_caches(datasets, workers: int, d, progress: bool):
         if d.main and (r["undecodable"] or r["no_audio"]):
             log.warning("%d of %d videos cannot be decoded (skipped); %d have no audio track (silence)",
                         r["undecodable"], r["clips"], r["no_audio"])
+
+
+RUN_FILES = ("model.safetensors", "best.safetensors", "train_state.pt", "history.jsonl", "validation.jsonl",
+             "curves.png")
+
+
+def _clear_run(out: Path):
+    """Starting over (no resume): an earlier run's files would mix into this one's curves, or
+    pass for its best checkpoint."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
 
 
 def _check_writable(out: Path):
