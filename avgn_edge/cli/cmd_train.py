@@ -61,7 +61,7 @@ def run(args) -> int:
 
     from ..config import get_preset
     from ..data.augment import Augment, Augmented
-    from ..data.datasets import open_dataset, open_training_data
+    from ..data.datasets import is_synth, open_dataset, open_training_data
     from ..data.split import split
     from ..train import distributed
     from ..train.loop import train
@@ -80,6 +80,8 @@ def run(args) -> int:
     if args.val and args.val_fraction:
         raise InputError("give --val or --val-fraction, not both")
     aug = Augment.parse(args.augment) if args.augment else None
+    if args.cache and is_synth(args.data):
+        log.warning("--cache is for video files: synthetic clips are made on the fly, not cached")
     cfg = get_preset(args.preset)
     dataset, cfg = open_training_data(args.data, cfg, cache=args.cache, candidates=aug.candidates if aug else 1)
     val = None

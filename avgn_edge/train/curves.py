@@ -63,6 +63,9 @@ class Curves:
             if any("dense_top1" in r for r in val):
                 rows = [r for r in val if "dense_top1" in r]
                 ax.plot([r["global_step"] for r in rows], [100 * r["dense_top1"] for r in rows], "--", label="dense top1")
+            chosen = [r for r in val if r.get("best")]
+            if chosen:
+                ax.axvline(chosen[-1]["global_step"], color="grey", linestyle=":", label="best checkpoint")
             ax.set(xlabel="step", ylabel="validation (%)", ylim=(0, 100))
             ax.legend()
         fig.tight_layout()
