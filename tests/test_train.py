@@ -252,3 +252,22 @@ def test_compiled_encoders_train(tmp_path, tiny_cfg):
                  progress=False, workers=0, compile="eager")
     model, _ = load_checkpoint(path)            # strict key check inside
     assert not any("_orig_mod" in k for k in model.state_dict())
+
+
+def test_training_flops_count_depthwise_backward_right():
+    """A convolution's backward costs two forwards (input and weight gradients), grouped or not;
+    torch's own formula counts a depthwise weight gradient as if ungrouped."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from avgn_edge.train.cost import _conv_backward, step_gflops
+    from avgn_edge.config import get_preset
+    from avgn_edge.train.recipe import RECIPES
+    for groups in (1, 32):
+        conv = torch.nn.Conv2d(32, 32, 3, padding=1, groups=groups)
+        x = torch.randn(2, 32, 16, 16, requires_grad=True)
+        with FlopCounterMode(display=False) as fwd:
+            y = conv(x)
+        with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward}) as bwd:
+            y.sum().backward()
+        assert bwd.get_total_flops() == 2 * fwd.get_total_flops()
+    paper = step_gflops(get_preset("paper"), RECIPES["paper"])             # counted on the meta device
+    assert 200 < paper["warmup"] < 230 and paper["glance"] < paper["finetune"] < paper["warmup"]
