@@ -79,6 +79,9 @@ def run(args) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'workers' else 'positive'}")
     if args.val and args.val_fraction:
         raise InputError("give --val or --val-fraction, not both")
+    d = distributed.from_env()
+    if d.rank:                      # one voice per job: the other processes only warn
+        logging.getLogger("avgn_edge").setLevel(logging.WARNING)
     aug = Augment.parse(args.augment) if args.augment else None
     if args.cache and is_synth(args.data):
         log.warning("--cache is for video files: synthetic clips are made on the fly, not cached")
@@ -92,7 +95,6 @@ def run(args) -> int:
     if aug:
         dataset = Augmented(dataset, aug)
     recipe = _recipe(cfg, args)
-    d = distributed.from_env()
     validation = Validation(val, every=args.val_every, select=args.select, patience=args.patience,
                             batch_size=max(1, recipe.batch_size // d.world), workers=args.workers) if val else None
     init = None

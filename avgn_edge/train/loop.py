@@ -41,6 +41,9 @@ CLIP_NORM = 5.0
 # DDP's performance note for the audio CNN's one-channel conv (its weight gradient's strides are
 # ambiguous for C=1): not actionable, and printed by every process
 warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+# fp16: the gradient scaler skips the steps whose gradients overflowed (the first ones, while it
+# finds its scale); the schedule still advances, as intended
+warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
 
 
 def _cosine(step: int, total: int, warm: int = 20) -> float:
