@@ -69,8 +69,8 @@ def test_index_mistakes_are_input_errors(folder, tiny_cfg, tmp_path):
 
 
 def test_manifests_and_segments_of_a_long_recording(tmp_path, tiny_cfg):
-    """Two clips back to back in one file; a CSV (AVE's & delimiter, no header) and a JSON list
-    name them as segments; each segment decodes to its own clip's snippets."""
+    """Two clips back to back in one file; a CSV (& delimiter, no header), a JSON list and AVE's
+    Annotations.txt name them as segments; each segment decodes to its own clip's snippets."""
     spec = SynthSpec.for_model(tiny_cfg, seed=4)
     parts = [clip_video(spec, i) for i in range(2)]
     write_video(tmp_path / "rec.mp4", parts[0][0] + parts[1][0], spec.fps, np.concatenate([parts[0][1], parts[1][1]]),
@@ -80,7 +80,9 @@ def test_manifests_and_segments_of_a_long_recording(tmp_path, tiny_cfg):
     (tmp_path / "ave.txt").write_text(f"rec.mp4&{labels[0]}&0&{length}\nrec.mp4&{labels[1]}&{length}&{2 * length}\n")
     (tmp_path / "list.json").write_text(json.dumps([{"path": "rec.mp4", "label": labels[i], "start": i * length,
                                                      "end": (i + 1) * length} for i in range(2)]))
-    for name in ("ave.txt", "list.json"):
+    (tmp_path / "Annotations.txt").write_text("Category&VideoID&Quality&StartTime&EndTime\n" + "".join(
+        f"{labels[i]}&rec&good&{i * length:g}&{(i + 1) * length:g}\n" for i in range(2)))      # AVE's own file
+    for name in ("ave.txt", "list.json", "Annotations.txt"):
         items = read_index(tmp_path / name)
         assert [(i.start, i.end) for i in items] == [(0.0, length), (length, 2 * length)]
         ds = open_dataset(str(tmp_path / name), tiny_cfg)

@@ -6,8 +6,11 @@ Three layouts, as Kinetics/AVE-style tools use them:
 * ``DIR/<class>/*.mp4`` - one sub-folder per class (``background/`` is a class like any other);
 * a manifest ``list.csv`` / ``list.json``: ``path,label[,start,end]`` per row, paths relative
   to the manifest's folder, ``start``/``end`` in seconds for labelled segments of long
-  recordings. A CSV may have a header naming these columns (``file`` is read as ``path``)
-  or none (columns in that order); ``,``, ``;``, tab and ``&`` (AVE's) are recognised.
+  recordings. A CSV may have a header naming these columns or none (columns in that order);
+  ``,``, ``;``, tab and ``&`` are recognised, and AVE's own ``Annotations.txt``
+  (``Category&VideoID&Quality&StartTime&EndTime``) reads as it is: a path without a suffix
+  is looked up as ``<id>.mp4`` (or another video suffix) beside the list. (Kinetics' CSVs
+  give YouTube ids and offsets of clips that downloaders have already cut: list the files.)
 
 Every mistake in an index is an ``InputError`` naming it; files are only checked to exist
 here (decoding is the dataset's business).
@@ -21,10 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..media import list_videos
+from ..media import VIDEO_SUFFIXES, list_videos
 
 MANIFEST_SUFFIXES = {".csv", ".tsv", ".txt", ".json"}
-_COLUMNS = {"path": "path", "file": "path", "label": "label", "start": "start", "end": "end"}
+_COLUMNS = {"path": "path", "file": "path", "videoid": "path", "video_id": "path",
+            "label": "label", "class": "label", "category": "label",
+            "start": "start", "starttime": "start", "start_time": "start",
+            "end": "end", "endtime": "end", "end_time": "end"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,17 @@ def _row(base: Path, where: str, path, label, start=None, end=None) -> Item:
         raise InputError(f"{where}: start/end must be seconds, got {start!r}, {end!r}") from None
     if (s is None) != (e is None) or (s is not None and not 0 <= s < e):
         raise InputError(f"{where}: a segment needs 0 <= start < end, got {start!r}, {end!r}")
-    return Item(base / str(path).strip(), str(label).strip(), s, e)
+    return Item(_video_path(base, str(path).strip()), str(label).strip(), s, e)
+
+
+def _video_path(base: Path, name: str) -> Path:
+    p = base / name
+    if p.suffix or p.is_file():
+        return p
+    for suffix in sorted(VIDEO_SUFFIXES):
+        if p.with_name(p.name + suffix).is_file():
+            return p.with_name(p.name + suffix)
+    return p
 
 
 def _csv_manifest(path: Path) -> list[Item]:
@@ -125,7 +141,8 @@ def _csv_manifest(path: Path) -> list[Item]:
     if not rows:
         return []
     head = [c.strip().lower() for c in rows[0]]
-    if "label" in head and ("path" in head or "file" in head):
+    named = {_COLUMNS[c] for c in head if c in _COLUMNS}
+    if {"path", "label"} <= named:
         cols = {_COLUMNS[c]: i for i, c in enumerate(head) if c in _COLUMNS}
         body, first = rows[1:], 2
     else:
