@@ -8,7 +8,7 @@ RUNTIME = ["numpy>=1.26", "opencv-python-headless>=4.9", "onnxruntime>=1.20", "a
 # torch/torchvision pinned to the pair whose wheels install offline-fast on CI machines
 # (2.14.1 + 0.29.1; the only CPU-only torch there, 2.13.0+cpu, has no importable torchvision).
 TRAIN = ["torch==2.14.1", "torchvision==0.29.1", "safetensors>=0.4", "onnx>=1.16", "onnxslim>=0.1.90",
-         "onnxconverter-common>=1.14"]
+         "onnxconverter-common>=1.14", "matplotlib>=3.8"]          # matplotlib: the training curves' plot
 # CUDA from Python: cuda-bindings (NVIDIA's cuda-python; pycuda would need nvcc and a compile on the device),
 # whose major must match the driver's CUDA major (13.x needs a driver >= 580): cuda12 for JetPack 6 and CUDA 12
 # drivers, cuda13 for JetPack 7 and CUDA 13 drivers. NVRTC and the CUDA headers (crop kernel) come from NVIDIA's

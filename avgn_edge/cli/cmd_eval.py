@@ -12,6 +12,7 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-baselines", action="store_true", help="AVGN only")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu", help="where to evaluate: cpu (default), auto, cuda, cuda:N, mps")
 
 
 def run(args) -> int:
@@ -19,8 +20,10 @@ def run(args) -> int:
     from ..train.checkpoint import load_checkpoint
     from ..train.evaluate import evaluate
 
+    from ..train.device import resolve_device
     model, _ = load_checkpoint(args.checkpoint)
     dataset = open_dataset(args.data, model.cfg)
+    model.to(resolve_device(args.device))
     result = evaluate(model, dataset, batch_size=args.batch_size, baselines=not args.no_baselines,
                       progress=not args.json)
     if args.json:

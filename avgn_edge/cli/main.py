@@ -18,6 +18,7 @@ from ..errors import AvgnError
 COMMANDS = [
     ("synth", "write synthetic benchmark clips as MP4 files + labels.json"),
     ("train", "train AVGN on the synthetic benchmark or a folder of videos"),
+    ("cache", "decode a video dataset once into the snippet cache; clips/s from files vs cache"),
     ("eval", "evaluate a checkpoint and its baselines"),
     ("check", "check the deployed pipeline against PyTorch and through MP4 files"),
     ("export", "export a checkpoint to a model bundle of per-stage ONNX graphs"),
