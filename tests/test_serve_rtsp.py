@@ -36,11 +36,13 @@ def test_eight_rtsp_cameras_one_cut_and_restored(rtsp_cameras, monkeypatch, capf
         n = cut.stats.decisions
         wait_for(lambda: cut.stats.decisions > n, 20, what="decisions after the return")
         span = time.monotonic() - t1
-        for s in others:                                   # unaffected: online all along, at their earlier rate
+        # unaffected: online all along, and no stall. A stall for the cut camera's outage (about half the
+        # span) would halve their rate; the margin below it absorbs the CPU its reconnect takes on 2 cores
+        for s in others:
             snippets, outages = before[s.name]
             assert s.outages == outages and s.status == "online", s.info()
             rate_before, rate_during = (c1[s.name] - c0[s.name]) / (t1 - t0), (s.stats.snippets - snippets) / span
-            assert rate_during >= 0.8 * rate_before and rate_during > 2.0, (s.name, rate_before, rate_during,
+            assert rate_during >= 0.6 * rate_before and rate_during > 1.5, (s.name, rate_before, rate_during,
                                                                              s.info()["counters"])
         assert cut.outages >= 1 and cut.reconnects >= 1
         api = json.dumps(http("GET", url + "/api/streams")[1]) + http("GET", url + "/metrics")[1]
