@@ -6,15 +6,17 @@ import dataclasses
 import logging
 
 from ..errors import InputError
+from ..data.synth import TRAIN_DATA
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p):
     p.add_argument("--preset", default="synth", help="model preset: tiny, synth, paper (default synth)")
-    p.add_argument("--data", default="synth:seed=0,clips=20000",
-                   help="synth:seed=S,clips=N,distractors=D,noise=X or a folder of videos "
-                        "(default synth:seed=0,clips=20000)")
+    p.add_argument("--data", help="synth:seed=S,clips=N,distractors=D,noise=X,background=B (levels: a value or "
+                                   "LO-HI, drawn per clip) or a folder of videos, one sub-folder per class, "
+                                   "background/ for nothing happening (default: the preset's recipe data, for "
+                                   "synth " + TRAIN_DATA + ")")
     p.add_argument("--out", required=True, help="run folder (checkpoint, state, history)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--steps", type=float, default=1.0, help="scale every stage's step count (default 1)")
@@ -34,12 +36,15 @@ def run(args) -> int:
     from ..train.recipe import RECIPES
 
     cfg = get_preset(args.preset)
-    if not (args.data == "synth" or args.data.startswith("synth:")):
-        cfg = cfg.replace(labels=VideoFolder(args.data, cfg).labels)
-    dataset = open_dataset(args.data, cfg)
     if args.steps <= 0:
         raise InputError("--steps must be positive")
     base = RECIPES[cfg.name] if cfg.name in RECIPES else RECIPES["synth"]
+    data = args.data or base.data
+    if not data:
+        raise InputError(f"the {cfg.name} preset has no default training data", hint="give --data FOLDER")
+    if not (data == "synth" or data.startswith("synth:")):
+        cfg = cfg.replace(labels=VideoFolder(data, cfg).labels)
+    dataset = open_dataset(data, cfg)
     recipe = dataclasses.replace(
         base, warmup_steps=round(base.warmup_steps * args.steps), glance_steps=round(base.glance_steps * args.steps),
         finetune_steps=round(base.finetune_steps * args.steps), batch_size=args.batch_size or base.batch_size)
@@ -47,9 +52,9 @@ def run(args) -> int:
     if args.imagenet:
         from ..model.pretrained import imagenet_state
         init = imagenet_state(cfg, args.imagenet)
-    log.info("training %s on %s (%d clips), recipe %s, %d torch threads", cfg.name, args.data, len(dataset),
+    log.info("training %s on %s (%d clips), recipe %s, %d torch threads", cfg.name, data, len(dataset),
              recipe, torch.get_num_threads())
-    prov = {"preset": cfg.name, "data": args.data, "seed": args.seed, "recipe": dataclasses.asdict(recipe)}
+    prov = {"preset": cfg.name, "data": data, "seed": args.seed, "recipe": dataclasses.asdict(recipe)}
     path = train(cfg, dataset, args.out, recipe, seed=args.seed, resume=not args.no_resume,
                  workers=args.workers, provenance=prov, init_state=init)
     print(path)

@@ -1,8 +1,11 @@
 """Datasets by URI: ``synth:seed=S,clips=N,...`` or a folder of videos (numpy only).
 
 A folder is either what ``avgn-edge synth`` writes (MP4 files + labels.json with the
-ground truth) or one sub-folder per class of video files. Every item is a ``Sample``:
-T snippet frames, their audio windows, the label and, where known, the ground truth.
+ground truth) or one sub-folder per class of video files. A ``background`` class (label
+or sub-folder: videos where nothing of interest happens) becomes the model's no-event
+outcome, always its last label; a folder without one trains as before, and is told once
+that its events will fire on anything. Every item is a ``Sample``: T snippet frames,
+their audio windows, the label and, where known, the ground truth.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import BACKGROUND
 from ..errors import InputError, SourceError
 from ..media import list_videos, read_snippets
 from . import synth
@@ -32,10 +36,19 @@ class Sample:
     path: str | None = None
 
 
+_told_no_background: set[str] = set()
+
+
 class SynthDataset:
-    def __init__(self, spec: synth.SynthSpec):
+    """Clips of the benchmark; ``labels`` are the 12 event labels + background, or the 12
+    alone when ``spec.background`` is 0 (for a model without the background outcome)."""
+
+    def __init__(self, spec: synth.SynthSpec, with_background: bool = True):
+        if not with_background and spec.background > 0:
+            raise InputError("this model has no background label, so it cannot learn clips without an event",
+                             hint="add background=0 to the synth: data, or train a synth preset (it has one)")
         self.spec = spec
-        self.labels = synth.LABELS
+        self.labels = synth.CLASSES if with_background else synth.LABELS
         self.has_ground_truth = True
 
     def __len__(self):
@@ -61,12 +74,12 @@ class VideoFolder:
         index = self.root / "labels.json"
         if index.is_file():
             entries = json.loads(index.read_text())
-            names = labels or tuple(sorted({e["label"] for e in entries}))
+            names = labels or _label_order({e["label"] for e in entries})
             self.items = [(self.root / e["file"], e["label"], e) for e in entries]
             self.has_ground_truth = all("event_snippets" in e for e in entries)
         else:
             classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-            names = labels or tuple(classes)
+            names = labels or _label_order(classes)
             self.items = [(v, c, {}) for c in classes for v in list_videos(self.root / c)]
             self.has_ground_truth = False
         if not self.items:
@@ -77,6 +90,11 @@ class VideoFolder:
             raise InputError(f"labels in {self.root} that the model does not know: {unknown[:5]}")
         self.labels = tuple(names)
         self._bad: set[int] = set()
+        if BACKGROUND not in self.labels and str(self.root) not in _told_no_background:
+            _told_no_background.add(str(self.root))
+            log.warning("%s has no %s/ class: the model will have no 'nothing happening' outcome, so its "
+                        "events will fire on anything (add a %s/ folder of videos where nothing of interest "
+                        "happens)", self.root, BACKGROUND, BACKGROUND)
 
     def __len__(self):
         return len(self.items)
@@ -100,11 +118,20 @@ class VideoFolder:
         raise SourceError(f"none of the {len(self.items)} videos in {self.root} can be decoded")
 
 
+def _label_order(names) -> tuple[str, ...]:
+    """Class names sorted, with ``background`` (if any) last: the convention of every model."""
+    names = set(names)
+    return tuple(sorted(names - {BACKGROUND})) + ((BACKGROUND,) if BACKGROUND in names else ())
+
+
 def open_dataset(uri: str, cfg):
-    """``synth:...`` (knobs as in ``--data synth:seed=3,clips=500,distractors=0.5,noise=0.1``) or a folder."""
+    """``synth:...`` (knobs as in ``--data synth:seed=3,clips=500,noise=0.1-0.6,background=0.3``) or a folder."""
     if uri == "synth" or uri.startswith("synth:"):
         knobs = synth.parse_knobs(uri.partition(":")[2])
-        ds = SynthDataset(synth.SynthSpec.for_model(cfg, **knobs))
+        with_bg = cfg.background_index is not None
+        if not with_bg:
+            knobs.setdefault("background", 0.0)
+        ds = SynthDataset(synth.SynthSpec.for_model(cfg, **knobs), with_background=with_bg)
     else:
         path = Path(uri)
         if not path.is_dir():

@@ -19,6 +19,16 @@
 The local encoder stays frozen after warm-up, so the dense baseline evaluated later is
 exactly "the local encoder on all T full frames" that AVGN's patches go through.
 Only clip labels are used: the benchmark's ground truth is for measuring, never training.
+
+**Background** (a model whose labels include ``background``: clips where nothing happens).
+Its multiple-instance evidence is not "somewhere in the clip" but "nowhere": the clip's
+background logit is the *mean* of the background evidence over all frames and cells,
+while an event's is the logsumexp (a soft max), so an event wins as soon as one place
+shows it. A background clip's distillation targets are its hardest negatives: the frames
+and cells with the strongest evidence for *any* event, so AV-TeST and the policy learn to
+bring the most event-like snippet and patch to the head, and the head learns to reject
+them - what a quiet stream needs (a uniform target would leave the head to look at
+random snippets and never at the distractor that nearly fooled it).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..data.synth import TRAIN_DATA
 from ..model.avgn import AVGN, take
 
 
@@ -40,6 +51,7 @@ class Recipe:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     teacher_temperature: float = 1.0
+    data: str = TRAIN_DATA                # what ``avgn-edge train`` uses without --data
 
     @property
     def stages(self) -> list[tuple[str, int]]:
@@ -49,7 +61,7 @@ class Recipe:
 RECIPES = {
     "tiny": Recipe(batch_size=8, warmup_steps=60, glance_steps=50, finetune_steps=30),
     "synth": Recipe(batch_size=16, warmup_steps=350, glance_steps=300, finetune_steps=200),
-    "paper": Recipe(batch_size=32, warmup_steps=20000, glance_steps=10000, finetune_steps=5000, lr=1e-3),
+    "paper": Recipe(batch_size=32, warmup_steps=20000, glance_steps=10000, finetune_steps=5000, lr=1e-3, data=""),
 }
 
 STAGE_LR = {"warmup": 1.0, "glance": 0.5, "finetune": 0.15}
@@ -75,12 +87,23 @@ def _inputs(model: AVGN, batch):
     return frames, y, gmap, gvec, avec
 
 
+def clip_evidence(z: torch.Tensor, background: int | None) -> torch.Tensor:
+    """Per-location class evidence [B,T,C,h,w] -> clip logits [B,C]: logsumexp over frames and
+    cells for events (present somewhere), the mean for background (absent everywhere)."""
+    flat = z.transpose(1, 2).flatten(2)                                      # [B,C,T*h*w]
+    mil = torch.logsumexp(flat, dim=-1)
+    if background is None:
+        return mil
+    is_bg = torch.arange(flat.shape[1], device=flat.device) == background
+    return torch.where(is_bg, flat.mean(-1), mil)
+
+
 def warmup_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
     frames, y, gmap, gvec, avec = _inputs(model, batch)
     dmaps = model.dense_maps(model.full_input(frames))                       # [B,T,D,h,w]
     b, t = dmaps.shape[:2]
     z = model.evidence(dmaps.flatten(0, 1)).view(b, t, -1, *dmaps.shape[-2:])  # [B,T,C,h,w]
-    mil = torch.logsumexp(z.transpose(1, 2).flatten(2), dim=-1)             # [B,C]
+    mil = clip_evidence(z, model.cfg.background_index)                       # [B,C]
     return {"dense": F.cross_entropy(model.dense_logits(gvec, avec, dmaps), y),
             "evidence": F.cross_entropy(mil, y),
             "glance_only": F.cross_entropy(model.glance_head(gvec), y),
@@ -89,11 +112,17 @@ def warmup_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def teacher(model: AVGN, frames, y, temperature: float):
-    """The frozen local encoder's evidence for the true class: per frame [B,T] and per glance cell [B,T,hw]."""
+    """The frozen local encoder's evidence for the true class: per frame [B,T] and per glance
+    cell [B,T,hw]; for a background clip, the strongest evidence for any event (its hardest negatives)."""
     dmaps = model.dense_maps(model.full_input(frames))
     b, t = dmaps.shape[:2]
     z = model.evidence(dmaps.flatten(0, 1))                                  # [BT,C,h,w]
-    zy = z[torch.arange(b * t), y.repeat_interleave(t)]                      # [BT,h,w]
+    yt = y.repeat_interleave(t)
+    zy = z[torch.arange(b * t), yt]                                          # [BT,h,w]
+    bg = model.cfg.background_index
+    if bg is not None:
+        events = torch.cat([z[:, :bg], z[:, bg + 1:]], dim=1).amax(1)
+        zy = torch.where((yt == bg)[:, None, None], events, zy)
     cells = F.adaptive_max_pool2d(zy[:, None], model.glance.map_size).view(b, t, -1)
     return cells.amax(-1) / temperature, cells / temperature
 
