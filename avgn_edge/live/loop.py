@@ -172,8 +172,9 @@ class LiveLoop:
                     with self._lock:
                         result = self.latest
                     summary = self.stats.summary()
+                    active = [e.label for e in self.tracker.active] if self.tracker is not None else []
                     img = draw(frame.image, result, fps=self.video.stats.get("fps"),
-                               latency_ms=summary["latency_p50_ms"])
+                               latency_ms=summary["latency_p50_ms"], events=active)
                     for sink in self.frame_sinks:
                         sink.write_frame(img)
                         if getattr(sink, "closed", False):
