@@ -33,6 +33,7 @@ random snippets and never at the distractor that nearly fooled it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -88,14 +89,21 @@ def _inputs(model: AVGN, batch):
 
 
 def clip_evidence(z: torch.Tensor, background: int | None) -> torch.Tensor:
-    """Per-location class evidence [B,T,C,h,w] -> clip logits [B,C]: logsumexp over frames and
-    cells for events (present somewhere), the mean for background (absent everywhere)."""
+    """Per-location class evidence [B,T,C,h,w] -> clip logits [B,C]: a soft max over frames and
+    cells for events (present somewhere), the mean for background (absent everywhere).
+
+    With background, the events' soft max is the log-*mean*-exp, so that a map of equal
+    evidence scores the same as an event or as background: with the logsumexp instead, every
+    event would start ln(T*h*w) (about 6) above background, and the background clips' huge
+    loss would drown the local encoder's learning of the patterns (measured: the dense
+    baseline's loss stuck at 1.4 after 250 warm-up steps, against 0.003 without background).
+    """
     flat = z.transpose(1, 2).flatten(2)                                      # [B,C,T*h*w]
     mil = torch.logsumexp(flat, dim=-1)
     if background is None:
         return mil
     is_bg = torch.arange(flat.shape[1], device=flat.device) == background
-    return torch.where(is_bg, flat.mean(-1), mil)
+    return torch.where(is_bg, flat.mean(-1), mil - math.log(flat.shape[-1]))
 
 
 def warmup_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
