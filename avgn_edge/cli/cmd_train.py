@@ -6,7 +6,7 @@ import dataclasses
 import logging
 
 from ..errors import InputError
-from ..data.synth import TRAIN_DATA
+from ..data.synth import TRAIN_DATA, WARMUP_DATA
 
 log = logging.getLogger(__name__)
 
@@ -15,8 +15,8 @@ def add_arguments(p):
     p.add_argument("--preset", default="synth", help="model preset: tiny, synth, paper (default synth)")
     p.add_argument("--data", help="synth:seed=S,clips=N,distractors=D,noise=X,background=B (levels: a value or "
                                    "LO-HI, drawn per clip) or a folder of videos, one sub-folder per class, "
-                                   "background/ for nothing happening (default: the preset's recipe data, for "
-                                   "synth " + TRAIN_DATA + ")")
+                                   "background/ for nothing happening (default: the preset's recipe data; for "
+                                   "synth, the warm-up on " + WARMUP_DATA + ", the rest on " + TRAIN_DATA + ")")
     p.add_argument("--out", required=True, help="run folder (checkpoint, state, history)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--steps", type=float, default=1.0, help="scale every stage's step count (default 1)")
@@ -39,23 +39,27 @@ def run(args) -> int:
     if args.steps <= 0:
         raise InputError("--steps must be positive")
     base = RECIPES[cfg.name] if cfg.name in RECIPES else RECIPES["synth"]
-    data = args.data or base.data
-    if not data:
-        raise InputError(f"the {cfg.name} preset has no default training data", hint="give --data FOLDER")
-    if not (data == "synth" or data.startswith("synth:")):
-        cfg = cfg.replace(labels=VideoFolder(data, cfg).labels)
-    dataset = open_dataset(data, cfg)
     recipe = dataclasses.replace(
         base, warmup_steps=round(base.warmup_steps * args.steps), glance_steps=round(base.glance_steps * args.steps),
         finetune_steps=round(base.finetune_steps * args.steps), batch_size=args.batch_size or base.batch_size)
+    phases = recipe.phases(args.data)
+    if not phases[-1][1]:
+        raise InputError(f"the {cfg.name} preset has no default training data", hint="give --data FOLDER")
+    if not (phases[-1][1] == "synth" or phases[-1][1].startswith("synth:")):
+        cfg = cfg.replace(labels=VideoFolder(phases[-1][1], cfg).labels)
+    datasets = [open_dataset(data, cfg) for _, data in phases]       # bad data fails before training
     init = None
     if args.imagenet:
         from ..model.pretrained import imagenet_state
         init = imagenet_state(cfg, args.imagenet)
-    log.info("training %s on %s (%d clips), recipe %s, %d torch threads", cfg.name, data, len(dataset),
-             recipe, torch.get_num_threads())
-    prov = {"preset": cfg.name, "data": data, "seed": args.seed, "recipe": dataclasses.asdict(recipe)}
-    path = train(cfg, dataset, args.out, recipe, seed=args.seed, resume=not args.no_resume,
-                 workers=args.workers, provenance=prov, init_state=init)
+    log.info("training %s on %s, recipe %s, %d torch threads", cfg.name,
+             " then ".join(f"{d} ({len(ds)} clips)" for (_, d), ds in zip(phases, datasets)), recipe,
+             torch.get_num_threads())
+    prov = {"preset": cfg.name, "data": phases[-1][1], "seed": args.seed, "recipe": dataclasses.asdict(recipe)}
+    if len(phases) > 1:
+        prov["warmup_data"] = phases[0][1]
+    for i, ((r, _), dataset) in enumerate(zip(phases, datasets)):
+        path = train(cfg, dataset, args.out, r, seed=args.seed, resume=i > 0 or not args.no_resume,
+                     workers=args.workers, provenance=prov, init_state=init if i == 0 else None)
     print(path)
     return 0
