@@ -119,17 +119,17 @@ def test_a_background_folder_is_the_last_label_and_without_one_the_user_is_told_
     assert open_dataset("synth:seed=0,clips=8", cfg12).labels == tiny_cfg.labels[:-1]
 
 
-def test_background_evidence_is_absent_everywhere_and_its_teacher_picks_hard_negatives(tiny_cfg):
+def test_only_event_clips_train_the_evidence_and_backgrounds_teacher_picks_hard_negatives(tiny_cfg):
     from avgn_edge.model import build_model
-    from avgn_edge.train.recipe import clip_evidence, teacher
+    from avgn_edge.train.recipe import _evidence_loss, teacher
     bg = tiny_cfg.background_index
-    z = torch.zeros(2, 3, tiny_cfg.num_classes, 2, 2)
-    z[0, 1, 0, 1, 1] = 9.0                        # one cell shows class 0 strongly
-    z[:, :, bg] = 1.0
-    mil = clip_evidence(z, bg)
-    assert mil[0, 0] > 9.0 - np.log(3 * 4) and mil[1, 0] < mil[0, 0]   # a soft max ...
-    assert torch.allclose(mil[1, :bg], torch.zeros(bg))                 # ... scaled: a flat map scores its value
-    assert torch.allclose(mil[:, bg], torch.ones(2))                    # background: the mean, not the max
+    z = torch.zeros(2, 3, tiny_cfg.num_classes, 2, 2, requires_grad=True)
+    loss = _evidence_loss(z, torch.tensor([0, bg]), bg)
+    loss.backward()
+    assert z.grad[1].abs().sum() == 0 and z.grad[0].abs().sum() > 0     # the background clip trains nothing
+    assert z.grad[0, :, bg].abs().sum() == 0                            # nor does the background channel
+    assert _evidence_loss(z, torch.tensor([bg, bg]), bg).item() == 0.0
+    assert torch.isclose(_evidence_loss(z, torch.tensor([0, bg]), bg), torch.log(torch.tensor(bg * 1.0)))
     torch.manual_seed(0)
     m = build_model(tiny_cfg).eval()
     frames = torch.randint(0, 255, (2, tiny_cfg.num_snippets, tiny_cfg.frame_size, tiny_cfg.frame_size, 3),
