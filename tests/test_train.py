@@ -135,7 +135,8 @@ def test_only_event_clips_train_the_evidence_and_backgrounds_teacher_picks_hard_
     frames = torch.randint(0, 255, (2, tiny_cfg.num_snippets, tiny_cfg.frame_size, tiny_cfg.frame_size, 3),
                            dtype=torch.uint8)
     y = torch.tensor([0, bg])
-    frame_ev, cell_ev = teacher(m, frames, y, 1.0)
+    frame_ev, cell_ev, dvec = teacher(m, frames, y, 1.0)
+    assert dvec.shape == (2, tiny_cfg.num_snippets, m.local.dim)
     with torch.no_grad():
         dz = m.evidence(m.dense_maps(m.full_input(frames)).flatten(0, 1))
         strongest = torch.cat([dz[:, :bg], dz[:, bg + 1:]], 1).amax(1).view(2, tiny_cfg.num_snippets, -1)

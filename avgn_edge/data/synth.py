@@ -41,10 +41,11 @@ CLASSES = LABELS + (BACKGROUND,)                                   # the synth p
 FAMILY_COLORS = np.array([[195, 175, 65], [195, 65, 60], [65, 180, 95], [70, 95, 195]], np.float32)
 GLANCE_FACTOR = 4
 VIDEO_FPS = 12
-# The splits. Training: 30% clips without an event; the warm-up (the local encoder) at the
-# default levels, the later stages with each clip at its own noise and distractor level, so
-# that streams noisier or busier than the default stay covered. Test (calibration: seed 2000).
-WARMUP_DATA = "synth:seed=0,clips=20000,background=0.3"
+# The splits. Training: the warm-up (the local encoder) on event clips at the default levels;
+# the later stages with 30% clips without an event and each clip at its own noise and
+# distractor level, so that streams noisier or busier than the default stay covered.
+# Test (calibration: seed 2000).
+WARMUP_DATA = "synth:seed=0,clips=20000,background=0"
 TRAIN_DATA = "synth:seed=0,clips=20000,background=0.3,noise=0.05-0.65,distractors=0.2-0.9"
 TEST_DATA = "synth:seed=1000,clips=1000"
 
