@@ -8,14 +8,34 @@ RUNTIME = ["numpy>=1.26", "opencv-python-headless>=4.9", "onnxruntime>=1.20", "a
 # torch/torchvision pinned to the pair whose wheels install offline-fast on CI machines
 # (2.14.1 + 0.29.1; the only CPU-only torch there, 2.13.0+cpu, has no importable torchvision).
 TRAIN = ["torch==2.14.1", "torchvision==0.29.1", "safetensors>=0.4", "onnx>=1.16", "onnxslim>=0.1.90",
-         "onnxconverter-common>=1.14"]
-CUDA = ["cuda-bindings>=12.6", "cuda-core>=0.3", "nvidia-cuda-nvrtc", "nvidia-cuda-runtime"]
+         "onnxconverter-common>=1.14", "matplotlib>=3.8"]          # matplotlib: the training curves' plot
+# CUDA from Python: cuda-bindings (NVIDIA's cuda-python; pycuda would need nvcc and a compile on the device),
+# whose major must match the driver's CUDA major (13.x needs a driver >= 580): cuda12 for JetPack 6 and CUDA 12
+# drivers, cuda13 for JetPack 7 and CUDA 13 drivers. NVRTC and the CUDA headers (crop kernel) come from NVIDIA's
+# wheels on x86; on a Jetson from JetPack (PyPI's aarch64 CUDA wheels are SBSA builds, not L4T).
+X86 = "platform_machine == 'x86_64'"
+CUDA12 = ["cuda-bindings>=12.6,<13", f"nvidia-cuda-nvrtc-cu12>=12.6,<13; {X86}",
+          f"nvidia-cuda-runtime-cu12>=12.6,<13; {X86}"]
+CUDA13 = ["cuda-bindings>=13,<14", f"nvidia-cuda-nvrtc>=13,<14; {X86}", f"nvidia-cuda-runtime>=13,<14; {X86}"]
 EXTRAS = {
     "train": TRAIN,
     "export": TRAIN,
-    "cuda": CUDA,
-    "trt": ["tensorrt>=10.3; platform_machine == 'x86_64'"] + CUDA,   # Jetson: TensorRT comes with JetPack
+    "cuda12": CUDA12,
+    "cuda13": CUDA13,
+    "cuda": CUDA13,                                                    # alias of cuda13, for older instructions
+    # x86 TensorRT wheels (on a Jetson TensorRT comes with JetPack, for the system Python)
+    "trt-cu12": [f"tensorrt-cu12>=10.3; {X86}"] + CUDA12,
+    "trt": [f"tensorrt-cu13>=10.13; {X86}"] + CUDA13,
+    # the emulated GPU (AVGN_EMULATE_GPU=1): real cuda-bindings types and NVRTC cubins, onnx for its parser
+    "emulate": CUDA13 + ["onnx>=1.16"],
     "bench": ["matplotlib>=3.8"],
+    # avgn-edge serve: HTTP API (aiohttp: also streams MJPEG for the web view), Prometheus metrics,
+    # a YAML config validated like Frigate's (pydantic)
+    "serve": ["aiohttp>=3.9", "prometheus-client>=0.20", "pydantic>=2.6", "pyyaml>=6"],
+    # beyond one machine: a Triton Inference Server as the backend (client + the model configuration
+    # schema; its metrics parsed with prometheus-client), and Ray Data over video archives
+    "triton": ["tritonclient[http,grpc]>=2.40", "prometheus-client>=0.20"],
+    "ray": ["ray[data]>=2.40"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8"],
 }
 

@@ -9,6 +9,21 @@ Importing the package is cheap: heavy modules load when first used.
 
 __version__ = "0.1.0"
 
+import os as _os
+
+if _os.environ.get("AVGN_EMULATE_GPU", "").strip().lower() not in ("", "0", "false", "no", "off"):
+    def _emulate():     # the emulated GPU (avgn_edge/emulator): tensorrt and cuda.bindings.driver resolve to it
+        import logging
+
+        from .emulator import activate
+        from .errors import MissingDependency
+        try:
+            activate()
+        except MissingDependency as exc:
+            logging.getLogger(__name__).warning("AVGN_EMULATE_GPU is set but the emulated GPU cannot start: %s (%s)",
+                                                exc, exc.hint)
+    _emulate()
+
 __all__ = ["Recognizer", "Result", "load_bundle", "__version__"]
 
 

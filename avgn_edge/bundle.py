@@ -8,7 +8,15 @@ A folder with ``manifest.json`` and one ONNX graph per stage and precision:
 
 The manifest holds the model config (shapes, preprocessing, labels), every stage's I/O
 names, shapes and dtypes, the precision variants with their measured accuracy, the
-sha256 of every file, and provenance. ``load_bundle`` verifies every hash, so a changed
+sha256 of every file, and provenance.
+
+Every stage graph has a dynamic leading batch dimension, written ``-1`` in the manifest's
+shapes (TensorRT's and ONNX Runtime's convention for a dynamic dim). A stage batches one
+of two units: ``snippets`` (the glance stages: many streams' new snippets, or the T
+snippets of a clip, in one call) or ``decisions`` (decide, focus_local, head: one window
+per item). Each stage's ``batch`` entry says its unit and the range engines should be
+built for (TensorRT optimization profile ``min``/``opt``/``max``); runtimes never send a
+bigger batch than ``max`` (they split it). ``load_bundle`` verifies every hash, so a changed
 or truncated file is an error, never a silently wrong answer. Tensor names are shared
 across stages on purpose: an output and the next stage's input of the same name are one
 buffer on the device.
@@ -28,7 +36,8 @@ from pathlib import Path
 from .config import ModelConfig
 from .errors import BundleError, InputError
 
-FORMAT = "avgn-edge-bundle/1"
+FORMAT = "avgn-edge-bundle/2"          # 2: dynamic batch dim in every stage
+BATCH = -1                             # the dynamic leading dim in a TensorSpec shape
 STAGES = ("glance_visual", "glance_audio", "decide", "focus_local", "head")
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -42,33 +51,57 @@ class TensorSpec:
     def to_dict(self):
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
+    def at(self, batch: int) -> tuple[int, ...]:
+        """The concrete shape for ``batch`` items."""
+        return (int(batch), *self.shape[1:])
+
+
+@dataclass(frozen=True)
+class BatchRange:
+    """What one call of a stage batches, and the range engines are built for."""
+    unit: str                       # "snippets" | "decisions"
+    min: int = 1
+    opt: int = 8
+    max: int = 64
+
+    def to_dict(self):
+        return {"unit": self.unit, "min": self.min, "opt": self.opt, "max": self.max}
+
+
+# default ranges: a service batches one snippet per stream per tick (and a clip's T snippets),
+# and about streams / stride decisions per tick (docs/benchmarks.md measures the choice)
+DEFAULT_BATCH = {"snippets": BatchRange("snippets", 1, 16, 64), "decisions": BatchRange("decisions", 1, 8, 32)}
+
 
 @dataclass(frozen=True)
 class StageSpec:
     name: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    batch: BatchRange = DEFAULT_BATCH["decisions"]
 
     def to_dict(self):
-        return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
+        return {"batch": self.batch.to_dict(), "inputs": [t.to_dict() for t in self.inputs],
+                "outputs": [t.to_dict() for t in self.outputs]}
 
 
 def stage_specs(cfg: ModelConfig, glance_channels: int, glance_map: int, glance_dim: int, audio_dim: int,
-                local_dim: int) -> dict[str, StageSpec]:
-    """The I/O contract of every stage (static shapes, batch of one decision)."""
+                local_dim: int, batch: dict[str, BatchRange] | None = None) -> dict[str, StageSpec]:
+    """The I/O contract of every stage: a dynamic leading batch (``BATCH``), the rest static."""
     T, k, g, P, f = cfg.num_snippets, cfg.top_k, cfg.glance_size, cfg.patch_size, "float32"
-    C, h = glance_channels, glance_map
-    t = lambda name, shape, dtype=f: TensorSpec(name, tuple(shape), dtype)
+    C, h, B = glance_channels, glance_map, BATCH
+    snip, dec = (batch or DEFAULT_BATCH)["snippets"], (batch or DEFAULT_BATCH)["decisions"]
+    t = lambda name, shape, dtype=f: TensorSpec(name, (B, *shape), dtype)
     return {
-        "glance_visual": StageSpec("glance_visual", (t("glance", (1, 3, g, g)),),
-                                   (t("gmap", (1, C, h, h)), t("gvec", (1, glance_dim)))),
-        "glance_audio": StageSpec("glance_audio", (t("wave", (1, cfg.audio_samples)),), (t("avec", (1, audio_dim)),)),
+        "glance_visual": StageSpec("glance_visual", (t("glance", (3, g, g)),),
+                                   (t("gmap", (C, h, h)), t("gvec", (glance_dim,))), snip),
+        "glance_audio": StageSpec("glance_audio", (t("wave", (cfg.audio_samples,)),), (t("avec", (audio_dim,)),), snip),
         "decide": StageSpec("decide", (t("gmaps", (T, C, h, h)), t("gvecs", (T, glance_dim)), t("avecs", (T, audio_dim))),
-                            (t("saliency", (T,)), t("indices", (k,), "int32"), t("centres", (k, 2)))),
-        "focus_local": StageSpec("focus_local", (t("patches", (k, 3, P, P)),), (t("lvecs", (k, local_dim)),)),
+                            (t("saliency", (T,)), t("indices", (k,), "int32"), t("centres", (k, 2))), dec),
+        "focus_local": StageSpec("focus_local", (t("patches", (k, 3, P, P)),), (t("lvecs", (k, local_dim)),), dec),
         "head": StageSpec("head", (t("gvecs", (T, glance_dim)), t("avecs", (T, audio_dim)), t("lvecs", (k, local_dim)),
                                    t("saliency", (T,)), t("indices", (k,), "int32")),
-                          (t("scores", (cfg.num_classes,)),)),
+                          (t("scores", (cfg.num_classes,)),), dec),
     }
 
 
@@ -156,10 +189,13 @@ def load_bundle(path: str | os.PathLike, verify: bool = True) -> Bundle:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{manifest} is not valid JSON ({exc})") from None
     if data.get("format") != FORMAT:
-        raise BundleError(f"{manifest} has format {data.get('format')!r}, expected {FORMAT!r}")
+        old = data.get("format") == "avgn-edge-bundle/1"
+        raise BundleError(f"{manifest} has format {data.get('format')!r}, expected {FORMAT!r}"
+                          + (" (format 1 has batch-1 graphs)" if old else ""),
+                          hint="re-export it with this version: avgn-edge export CHECKPOINT --out BUNDLE")
     try:
-        stages = {n: StageSpec(n, tuple(map(_spec, s["inputs"])), tuple(map(_spec, s["outputs"])))
-                  for n, s in data["stages"].items()}
+        stages = {n: StageSpec(n, tuple(map(_spec, s["inputs"])), tuple(map(_spec, s["outputs"])),
+                               BatchRange(**s["batch"])) for n, s in data["stages"].items()}
         bundle = Bundle(root, ModelConfig.from_dict(data["config"]), stages, data["variants"], data["files"],
                         data.get("provenance", {}))
     except (KeyError, TypeError) as exc:

@@ -16,14 +16,23 @@ _EXTRAS = {
     "onnxconverter_common": ("export", "FP16 conversion"),
     "safetensors": ("train", "checkpoints"),
     "tensorrt": ("", "TensorRT engines"),
-    "cuda.bindings": ("cuda", "CUDA from Python"),
-    "cuda.core": ("cuda", "CUDA from Python"),
+    "cuda.bindings": ("cuda12", "CUDA from Python"),
     "sounddevice": ("", "microphone capture"),
     "matplotlib": ("bench", "plots"),
+    "aiohttp": ("serve", "the service's HTTP API"),
+    "prometheus_client": ("serve", "the service's metrics"),
+    "pydantic": ("serve", "the service's config validation"),
+    "yaml": ("serve", "the service's YAML config"),
+    "tritonclient": ("triton", "Triton Inference Server (the client, and the model configuration schema)"),
+    "ray": ("ray", "Ray Data over video archives"),
 }
 
 
+# cuda-bindings' major must match the driver's CUDA major (13.x needs driver >= 580; JetPack 6 is CUDA 12.6)
+CUDA_HINT = ("pip install 'avgn-edge[cuda12]' on JetPack 6 or with a CUDA 12 driver, 'avgn-edge[cuda13]' on "
+             "JetPack 7 or with a CUDA 13 driver (nvidia-smi shows the driver's CUDA version)")
 _HINTS = {
+    "cuda.bindings": CUDA_HINT,
     "tensorrt": "Jetson: TensorRT comes with JetPack >= 6.1 (use a venv with --system-site-packages); "
                 "x86: pip install tensorrt-cu12 on a machine with a CUDA GPU",
     "sounddevice": "pip install sounddevice, and the PortAudio library: sudo apt install libportaudio2",
@@ -39,6 +48,6 @@ def require(module: str) -> ModuleType:
         known = next((".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in _EXTRAS),
                      parts[0])
         extra, purpose = _EXTRAS.get(known, ("", "this feature"))
-        hint = f"pip install 'avgn-edge[{extra}]'" if extra else _HINTS.get(known, f"pip install {known}")
+        hint = _HINTS.get(known) or (f"pip install 'avgn-edge[{extra}]'" if extra else f"pip install {known}")
         raise MissingDependency(f"{module} is needed for {purpose} but cannot be imported ({exc})",
                                 hint=hint) from exc

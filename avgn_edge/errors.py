@@ -22,12 +22,30 @@ class InputError(AvgnError, ValueError):
     """A bad argument or bad data (shape, rate, file)."""
 
 
+class ConfigError(InputError):
+    """A service configuration that cannot be used (the message names the key)."""
+
+
 class BundleError(AvgnError):
     """A model bundle or checkpoint that is missing, changed or malformed."""
 
 
 class EngineError(AvgnError):
     """A TensorRT engine that cannot be built or used."""
+
+
+class CudaError(EngineError):
+    """A CUDA driver call failed; ``code`` is the CUresult's name (``CUDA_ERROR_INVALID_CONTEXT``)."""
+
+    def __init__(self, message: str, hint: str | None = None, code: str = ""):
+        super().__init__(message, hint)
+        self.code = code
+
+
+class BackendError(AvgnError):
+    """A call into a backend that failed for a reason outside this process: a remote inference
+    server that is down, timed out, lacks a model or serves another version of it. ``live`` and
+    ``serve`` count these and keep running; one-shot commands end with the message."""
 
 
 class SourceError(AvgnError):

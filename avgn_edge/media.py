@@ -26,7 +26,16 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpe
 class Snippets:
     frames: np.ndarray       # [T, H, W, 3] uint8 RGB
     audio: np.ndarray        # [T, N] float32 at the model's rate
-    times: np.ndarray        # [T] seconds from the start of the file
+    times: np.ndarray        # [T] seconds from the first frame
+    has_audio: bool
+
+
+@dataclass
+class Segments:
+    """T segments with C candidate frames each (evenly spread; the last is the test frame)."""
+    frames: np.ndarray       # [T, C, H, W, 3] uint8 RGB
+    audio: np.ndarray        # [T, C, N] float32: the window ending at each candidate's sub-segment end
+    times: np.ndarray        # [T, C] seconds from the first frame
     has_audio: bool
 
 
@@ -40,10 +49,20 @@ def _av():
 
 def read_snippets(path: str | os.PathLike, num_snippets: int, sample_rate: int,
                   window: float) -> Snippets:
-    """Decode ``path`` and return T snippets (frames + the audio windows ending at them).
+    """Decode ``path`` and return T snippets (frames + the audio windows ending at them)."""
+    s = read_segments(path, num_snippets, sample_rate, window)
+    if not s.has_audio:
+        log.warning("%s has no audio track: classifying with silence", path)
+    return Snippets(s.frames[:, -1], s.audio[:, -1], s.times[:, -1], s.has_audio)
 
-    The frame timestamps are read first from the packets (no decoding), so only the T chosen
-    frames are kept while decoding: memory does not grow with the length of the file.
+
+def read_segments(path: str | os.PathLike, num_snippets: int, sample_rate: int, window: float,
+                  candidates: int = 1, start: float | None = None, end: float | None = None) -> Segments:
+    """Decode ``path`` (or its part from ``start`` to ``end`` seconds) cut into T segments.
+
+    The frame timestamps are read first from the packets (no decoding), so only the chosen
+    frames are kept while decoding: memory does not grow with the length of the file, and a
+    segment of a long recording is reached by seeking, not by decoding what precedes it.
     """
     av = _av()
     path = Path(path)
@@ -54,66 +73,104 @@ def read_snippets(path: str | os.PathLike, num_snippets: int, sample_rate: int,
             if not container.streams.video:
                 raise SourceError(f"{path} has no video stream")
             vstream = container.streams.video[0]
-            pts = [p.pts for p in container.demux(vstream) if p.size]
+            t0 = (container.start_time or 0) / 1e6
+            lo = None if start is None else t0 + start
+            hi = None if end is None else t0 + end
+            pts = _packet_pts(container, vstream, lo, hi)
         with av.open(str(path)) as container:
             vstream = container.streams.video[0]
             vstream.thread_type = "AUTO"
+            tb = float(vstream.time_base or 0)
             if pts and None not in pts:
                 pts = sorted(pts)
-                times = np.asarray(pts, np.float64) * float(vstream.time_base)
-                pick, ends = _plan(times, num_snippets)
-                wanted = {pts[j] for j in pick}
-                kept = {f.pts: f.to_ndarray(format="rgb24") for f in container.decode(vstream) if f.pts in wanted}
-                frames = [kept.get(pts[j]) for j in pick]
+                times = np.asarray(pts, np.float64) * tb
+                pick, ends = _plan(times, num_snippets, candidates)
+                wanted = {pts[j] for j in pick.flat}
+                if lo:
+                    container.seek(int(lo / tb), stream=vstream)
+                kept = {}
+                for f in container.decode(vstream):
+                    if f.pts in wanted:
+                        kept[f.pts] = f.to_ndarray(format="rgb24")
+                        if len(kept) == len(wanted):
+                            break
+                frames = [kept.get(pts[j]) for j in pick.flat]
             else:                      # no packet timestamps: decode everything, then pick
                 decoded = [(f.time, f.to_ndarray(format="rgb24")) for f in container.decode(vstream)
-                           if f.time is not None]
+                           if f.time is not None and (lo is None or f.time >= lo) and (hi is None or f.time < hi)]
                 times = np.asarray([t for t, _ in decoded], np.float64)
-                pick, ends = _plan(times, num_snippets) if len(times) else ([], [])
-                frames = [decoded[j][1] for j in pick]
-        audio, audio_start = read_audio(path, sample_rate)
+                pick, ends = _plan(times, num_snippets, candidates) if len(times) else (np.zeros(0, int), None)
+                frames = [decoded[j][1] for j in pick.flat]
+        audio, audio_start = read_audio(path, sample_rate, start=None if lo is None else lo - window, end=hi)
     except SourceError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise SourceError(f"cannot decode {path}: {exc}") from None
     if not frames or any(f is None for f in frames):
-        raise SourceError(f"{path} has no decodable video frames")
+        what = "" if start is None else f" between {start:g} and {end:g} s"
+        raise SourceError(f"{path} has no decodable video frames{what}")
     n = int(round(window * sample_rate))
-    windows = np.zeros((num_snippets, n), np.float32)
+    windows = np.zeros((*ends.shape, n), np.float32)
     if audio is not None:
-        for i, end in enumerate(ends):
-            stop = int(round((end - audio_start) * sample_rate))
-            lo = max(stop - n, 0)
-            seg = audio[lo:max(stop, 0)]
-            windows[i, n - len(seg):] = seg
-    else:
-        log.warning("%s has no audio track: classifying with silence", path)
-    return Snippets(np.stack(frames), windows, ends - times[0], audio is not None)
+        for i, stop in np.ndenumerate(np.round((ends - audio_start) * sample_rate).astype(np.int64)):
+            seg = audio[max(stop - n, 0):max(stop, 0)]
+            windows[i][n - len(seg):] = seg
+    stacked = np.stack(frames).reshape(*ends.shape, *frames[0].shape)
+    return Segments(stacked, windows, ends - times[0], audio is not None)
 
 
-def _plan(times: np.ndarray, num_snippets: int) -> tuple[np.ndarray, np.ndarray]:
-    """The file cut into T equal segments: (index of the last frame strictly before each
-    segment's end, the segment ends in seconds)."""
+def _packet_pts(container, vstream, lo: float | None, hi: float | None) -> list:
+    """Presentation timestamps of the video packets whose time is in [lo, hi)."""
+    tb = float(vstream.time_base or 0)
+    if lo is None and hi is None:
+        return [p.pts for p in container.demux(vstream) if p.size]
+    if lo and tb:
+        container.seek(int(lo / tb), stream=vstream)
+    out = []
+    for p in container.demux(vstream):
+        if not p.size:
+            continue
+        if p.dts is not None and hi is not None and p.dts * tb >= hi:
+            break                      # decode order: every later packet is later still
+        if p.pts is None:
+            return [None]
+        if (lo is None or p.pts * tb >= lo) and (hi is None or p.pts * tb < hi):
+            out.append(p.pts)
+    return out
+
+
+def _plan(times: np.ndarray, num_snippets: int, candidates: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The file cut into T equal segments, each into C equal parts: (index of the last frame
+    strictly before each part's end [T, C], the part ends in seconds [T, C])."""
     period = float(np.median(np.diff(times))) if len(times) > 1 else 0.04
     duration = times[-1] - times[0] + period
-    ends = times[0] + duration * (np.arange(num_snippets) + 1) / num_snippets
+    parts = np.arange(num_snippets)[:, None] + (np.arange(candidates)[None] + 1) / candidates
+    ends = times[0] + duration * parts / num_snippets        # last column: the segment ends
     # a quarter-frame guard for pts rounding
     pick = np.clip(np.searchsorted(times, ends - 0.25 * period, side="left") - 1, 0, len(times) - 1)
     return pick, ends
 
 
-def read_audio(path: str | os.PathLike, sample_rate: int) -> tuple[np.ndarray | None, float]:
-    """(mono float32 samples at ``sample_rate``, time of the first sample) or (None, 0)."""
+def read_audio(path: str | os.PathLike, sample_rate: int, start: float | None = None,
+               end: float | None = None) -> tuple[np.ndarray | None, float]:
+    """(mono float32 samples at ``sample_rate``, time of the first sample) or (None, 0).
+
+    ``start``/``end`` (stream seconds) bound what is decoded: a seek, then decoding stops."""
     av = _av()
     with av.open(str(path)) as container:
         if not container.streams.audio:
             return None, 0.0
+        stream = container.streams.audio[0]
+        if start is not None and start > 0 and stream.time_base:
+            container.seek(int(start / float(stream.time_base)), stream=stream)
         rs = av.AudioResampler(format="flt", layout="mono", rate=sample_rate, frame_size=sample_rate)
         chunks, t0 = [], None
-        for frame in container.decode(container.streams.audio[0]):
+        for frame in container.decode(stream):
             if t0 is None:
                 t0 = frame.time or 0.0
             chunks += [o.to_ndarray()[0] for o in rs.resample(frame)]
+            if end is not None and frame.time is not None and frame.time > end:
+                break
         chunks += [o.to_ndarray()[0] for o in rs.resample(None)]
     if not chunks:
         return None, 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -17,8 +18,12 @@ def tiny_cfg():
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_cfg):
-    """A tiny AVGN trained end to end with the real recipe (about half a minute)."""
+    """A tiny AVGN trained end to end with the real recipe (about half a minute; minutes on a busy
+    machine). ``AVGN_TEST_TINY_RUN=DIR`` reuses one trained before (a developer's shortcut)."""
     pytest.importorskip("torch")
+    if os.environ.get("AVGN_TEST_TINY_RUN"):
+        from pathlib import Path
+        return Path(os.environ["AVGN_TEST_TINY_RUN"])
     from avgn_edge.data.datasets import open_dataset
     from avgn_edge.train.loop import train
     from avgn_edge.train.recipe import RECIPES
@@ -33,3 +38,65 @@ def tiny_bundle(tmp_path_factory, tiny_run):
     from avgn_edge.export.onnx_export import export_bundle
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     return export_bundle(tiny_run, out, parity_data="synth:seed=1000,clips=4")
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU tests: on the real GPU when there is one, else on avgn-edge's emulated GPU. Only tests
+# marked ``gpu`` (or modules whose pytestmark is gpu) see the emulator; every other test runs
+# against whatever the machine really has, so ``--backend auto`` never silently emulates.
+
+def real_gpu() -> bool:
+    """A real CUDA device answers (cached). False when the emulator was asked for with AVGN_EMULATE_GPU."""
+    if not hasattr(real_gpu, "answer"):
+        from avgn_edge import emulator
+        real_gpu.answer = False
+        if not emulator.requested():
+            try:
+                from cuda.bindings import driver
+                ok = int(driver.cuInit(0)[0]) == 0
+                err, n = driver.cuDeviceGetCount() if ok else (1, 0)
+                real_gpu.answer = ok and int(err) == 0 and n > 0
+            except Exception:                  # no cuda-bindings, no libcuda, no device
+                pass
+    return real_gpu.answer
+
+
+@contextlib.contextmanager
+def gpu_device():
+    from avgn_edge import emulator
+    if real_gpu() or emulator.requested():
+        yield
+        return
+    with emulator.emulated():
+        yield
+
+
+def _is_gpu_module(module) -> bool:
+    marks = getattr(module, "pytestmark", [])
+    return any(m.name == "gpu" for m in (marks if isinstance(marks, list) else [marks]))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _gpu_module(request):
+    if not _is_gpu_module(request.module):
+        yield
+        return
+    with gpu_device():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _gpu_test(request):
+    if request.node.get_closest_marker("gpu") is None:
+        yield
+        return
+    with gpu_device():
+        yield
+
+
+@pytest.fixture
+def emulated_gpu():
+    """The emulated GPU (its tensorrt module), for tests of the emulator itself, whatever the machine has."""
+    from avgn_edge import emulator
+    with emulator.emulated() as trt:
+        yield trt

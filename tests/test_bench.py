@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_bench_fast_json(tmp_path):
     res = subprocess.run([sys.executable, "-m", "avgn_edge.cli.main", "bench", "--fast", "--json",
-                          "--write-docs", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          "--write-docs", str(tmp_path)], capture_output=True, text=True, timeout=420, cwd=ROOT,
                          env={**os.environ})
     assert res.returncode == 0, res.stderr[-2000:]
     r = json.loads(res.stdout)
@@ -26,6 +26,10 @@ def test_bench_fast_json(tmp_path):
     assert set(r["stages"]) >= {"ort/fp32", "ort/fp16", "ort/int8", "numpy/crop"}
     assert r["machine"]["peak_gflops"] > 0 and r["memory_mb"]["peak_rss"] > 0
     assert r["cost"]["gflops_per_clip"]["dense"] > r["cost"]["gflops_per_clip"]["avgn"]
+    st = r["streams"]
+    assert {"max_realtime_streams", "max_realtime_streams_batch1", "runs", "clip_throughput"} <= set(st)
+    assert {x["mode"] for x in st["runs"]} == {"batched", "batch1"} and all("latency_p95_ms" in x for x in st["runs"])
+    assert st["clip_throughput"]["clips_per_s"]["batched"] > 0
     md = (tmp_path / "benchmarks.md").read_text()
     assert "prediction, not a measurement" in md and "avgn-edge bench --backend trt" in md
     assert (tmp_path / "accuracy_vs_gflops.png").stat().st_size > 10_000
@@ -36,3 +40,12 @@ def test_jetson_prediction_reproduces_its_published_anchors():
         for gmacs, ms in jetson.PUBLISHED.values():
             assert jetson.predict_ms(gmacs, p) == pytest.approx(ms[p], abs=1e-3)
     assert jetson.predict_ms(4.1, "int8", "agx_orin") == pytest.approx(0.636, abs=1e-3)
+
+
+def test_emulated_gpu_results_are_labelled(emulated_gpu):
+    from avgn_edge.bench import measure, report
+    r = json.loads((ROOT / "docs" / "measured" / "bench.json").read_text())
+    assert "EMULATED" not in report.markdown(r)
+    r["emulated_gpu"] = {"emulated": True}
+    assert report.markdown(r).startswith("**EMULATED GPU**")
+    assert measure.row_key("trt", "fp16") == "trt-emulated/fp16" and measure.row_key("ort", "fp16") == "ort/fp16"

@@ -20,19 +20,29 @@ def test_bundle_contract_and_parity(tiny_bundle, tiny_cfg):
     assert set(b.stages) == set(STAGES)
     dec = b.stages["decide"]
     assert [t.name for t in dec.outputs] == ["saliency", "indices", "centres"]
-    assert dec.outputs[1].dtype == "int32" and dec.outputs[1].shape == (tiny_cfg.top_k,)
+    assert dec.outputs[1].dtype == "int32" and dec.outputs[1].shape == (-1, tiny_cfg.top_k)
+    assert b.stages["glance_visual"].batch.unit == "snippets" and dec.batch.unit == "decisions"
     for stage in STAGES:
         m = onnx.load(str(b.stage_path(stage)))
         assert m.opset_import[0].version == 17
         onnx.checker.check_model(m, full_check=True)
         assert check_graph(m, stage) == []              # every op/dtype is one TensorRT's parser takes
+        for vi in list(m.graph.input) + list(m.graph.output):       # the leading dim is dynamic, the rest static
+            dims = vi.type.tensor_type.shape.dim
+            assert dims[0].dim_param == "batch" and all(d.dim_value > 0 for d in dims[1:]), (stage, vi.name)
+        spec = b.stages[stage]
+        assert all(t.shape[0] == -1 and t.at(5)[0] == 5 for t in spec.inputs + spec.outputs)
+        lo, opt, hi = spec.batch.min, spec.batch.opt, spec.batch.max
+        assert 1 == lo <= opt <= hi
     parity = b.variants["fp32"]["parity"]
-    for stage, outputs in parity["stages"].items():
-        for name, stats in outputs.items():
-            if "max_rel" in stats:
-                assert stats["max_rel"] < 1e-4, (stage, name, stats)
-            else:
-                assert stats["equal_fraction"] == 1.0, (stage, name)
+    assert parity["batch_sizes"] == [1, 3, 8]
+    for key in ("stages", "batch_vs_single"):           # vs PyTorch at every batch size; batched vs one by one
+        for stage, outputs in parity[key].items():
+            for name, stats in outputs.items():
+                if "max_rel" in stats:
+                    assert stats["max_rel"] < 1e-4, (key, stage, name, stats)
+                else:
+                    assert stats["equal_fraction"] == 1.0, (key, stage, name)
     assert parity["end_to_end"]["top1_agreement"] == 1.0
     assert parity["end_to_end"]["max_abs_score"] < 1e-4
     prov = b.provenance

@@ -156,3 +156,66 @@ def test_classify_clip_from_mp4(rec, tmp_path, tiny_cfg):
         rec.classify_clip(tmp_path / "bad.mp4")
     with pytest.raises(SourceError):
         rec.classify_clip(tmp_path / "missing.mp4")
+
+
+def test_many_windows_in_one_batch_give_each_its_own_answer(rec, tiny_cfg):
+    """Three streams through one model: one glance call per tick, one decision call for the due
+    windows; every result equals that stream's own push-mode result."""
+    from avgn_edge.data.synth import SynthSpec, make_clip
+    from avgn_edge.runtime.recognizer import Recognizer
+    clips = [make_clip(SynthSpec.for_model(tiny_cfg, seed=1000), i) for i in range(3)]
+    windows = [rec.new_window(stride=1) for _ in clips]
+    calls = []
+    run = rec.backend.run
+    rec.backend.run = lambda stage, feeds: calls.append((stage, len(next(iter(feeds.values()))))) or run(stage, feeds)
+    try:
+        for i in range(tiny_cfg.num_snippets):
+            rec.encode_many([w.check(c.frames[i], c.audio[i], i + 1.0) for w, c in zip(windows, clips)])
+        batched = rec.decide_many(windows)
+    finally:
+        rec.backend.run = run
+    assert ("glance_visual", 3) in calls and ("decide", 3) in calls and ("focus_local", 3) in calls
+    assert sum(s == "glance_visual" for s, _ in calls) == tiny_cfg.num_snippets     # one call per tick
+    for c, r in zip(clips, batched):
+        one = Recognizer(rec.bundle, rec.backend, rec.pipeline, stride=1)
+        for i in range(tiny_cfg.num_snippets):
+            last = one.push(c.frames[i], c.audio[i], i + 1.0)
+        np.testing.assert_allclose(r.scores, last.scores, atol=1e-5)
+        assert r.indices.tolist() == last.indices.tolist()
+
+
+def test_classify_clip_makes_one_glance_call_and_splits_at_the_batch_limit(rec, clip, tiny_cfg):
+    calls = []
+    run = rec.backend.run
+    rec.backend.run = lambda stage, feeds: calls.append((stage, len(next(iter(feeds.values()))))) or run(stage, feeds)
+    limit = dict(rec.pipeline.limit)
+    try:
+        whole = rec.classify_snippets(clip.frames, clip.audio)
+        T = tiny_cfg.num_snippets
+        assert calls[:2] == [("glance_visual", T), ("glance_audio", T)]
+        calls.clear()
+        rec.pipeline.limit = {s: 3 for s in limit}                   # e.g. an engine built for batch <= 3
+        split = rec.classify_snippets(clip.frames, clip.audio)
+        assert [n for s, n in calls if s == "glance_visual"] == [3] * (T // 3) + ([T % 3] if T % 3 else [])
+    finally:
+        rec.backend.run, rec.pipeline.limit = run, limit
+    np.testing.assert_allclose(whole.scores, split.scores, atol=1e-5)
+
+
+def test_auto_on_a_machine_with_tensorrt_but_no_driver_uses_onnx_runtime(tmp_path, monkeypatch, caplog):
+    """cuda-bindings raises RuntimeError (not ImportError) when libcuda is missing: that is 'no GPU'."""
+    driver = pytest.importorskip("cuda.bindings.driver", reason="cuda-bindings not installed")
+    (tmp_path / "tensorrt").mkdir()
+    (tmp_path / "tensorrt" / "__init__.py").write_text("__version__ = '10.3.0'\n")   # TensorRT 'installed'
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def no_driver(flags):
+        raise RuntimeError("Failed to dlopen libcuda.so.1")
+    monkeypatch.setattr(driver, "cuInit", no_driver)
+    from avgn_edge.runtime.backend import open_backend, trt_available
+    ok, why = trt_available()
+    assert ok is False and "RuntimeError" in why and "libcuda" in why
+    from avgn_edge.bundle import load_bundle
+    with caplog.at_level(logging.INFO, logger="avgn_edge"):
+        assert open_backend(load_bundle("synth"), "auto").name == "ort"
+    assert any("no usable CUDA driver" in r.message for r in caplog.records)

@@ -72,32 +72,8 @@ def test_metrics():
     assert patch_hits(centres, boxes, 32, 128).tolist() == [True, False, True]
 
 
-def test_video_folder_dataset(tmp_path, tiny_cfg, caplog):
-    """One sub-folder per class: a file without audio gives silence and a flag, a corrupt
-    file is skipped with a warning and counted."""
-    from avgn_edge.data.datasets import VideoFolder
-    from avgn_edge.data.synth import LABELS, SynthSpec, clip_video
-    from avgn_edge.media import write_video
-    spec = SynthSpec.for_model(tiny_cfg, seed=3)
-    for i, name in enumerate(["a.mp4", "b.mp4"]):
-        frames, audio = clip_video(spec, i)
-        folder = tmp_path / LABELS[i]
-        folder.mkdir(exist_ok=True)
-        write_video(folder / name, frames, spec.fps, audio if i == 0 else None, spec.sample_rate)
-    (tmp_path / LABELS[0] / "broken.mp4").write_bytes(b"\x00garbage" * 64)
-    ds = VideoFolder(tmp_path, tiny_cfg)
-    assert len(ds) == 3 and ds.labels == tuple(sorted((LABELS[0], LABELS[1])))   # class folders, sorted
-    samples = [ds[i] for i in range(3)]
-    assert len(ds.skipped) == 1 and ds.skipped[0].endswith("broken.mp4")
-    by_path = {s.path.split("/")[-1]: s for s in samples}
-    assert by_path["a.mp4"].has_audio and by_path["a.mp4"].audio.any()
-    assert not by_path["b.mp4"].has_audio and not by_path["b.mp4"].audio.any()
-    assert by_path["a.mp4"].frames.shape == (tiny_cfg.num_snippets, 64, 64, 3)
-    assert "skipping" in caplog.text
-
-
 def test_a_background_folder_is_the_last_label_and_without_one_the_user_is_told_once(tmp_path, tiny_cfg, caplog):
-    from avgn_edge.data.datasets import VideoFolder, open_dataset
+    from avgn_edge.data.datasets import open_dataset, open_training_data
     from avgn_edge.data.synth import SynthSpec, clip_video
     from avgn_edge.media import write_video
     spec = SynthSpec.for_model(tiny_cfg, seed=3)
@@ -105,13 +81,13 @@ def test_a_background_folder_is_the_last_label_and_without_one_the_user_is_told_
         (tmp_path / "with" / name).mkdir(parents=True)
         frames, audio = clip_video(spec, len(name))
         write_video(tmp_path / "with" / name / "a.mp4", frames, spec.fps, audio, spec.sample_rate)
-    ds = VideoFolder(tmp_path / "with", tiny_cfg)
-    assert ds.labels == ("alarm", "zebra-call", "background")
+    ds, cfg = open_training_data(str(tmp_path / "with"), tiny_cfg)
+    assert cfg.labels == ("alarm", "zebra-call", "background") and cfg.background_index == 2
     assert "background" not in caplog.text
     (tmp_path / "with" / "background").rename(tmp_path / "without")
     caplog.clear()
     for _ in range(3):
-        VideoFolder(tmp_path / "with", tiny_cfg)
+        open_training_data(str(tmp_path / "with"), tiny_cfg)
     assert caplog.text.count("events will fire on anything") == 1
     cfg12 = tiny_cfg.replace(labels=tiny_cfg.labels[:-1])        # a model without the background outcome
     with pytest.raises(InputError, match="no background label"):
@@ -188,3 +164,158 @@ def test_an_interrupted_run_resumes_mid_stage(tmp_path, tiny_cfg):
     train(tiny_cfg, ds, tmp_path, r, progress=False, workers=0, checkpoint_every=2)
     assert torch.load(tmp_path / "train_state.pt", weights_only=True)["stage"] == 3
     assert (tmp_path / "history.jsonl").is_file()             # written with each checkpoint
+
+
+TINY = dict(batch_size=4, warmup_steps=4, glance_steps=3, finetune_steps=3)
+
+
+def _weights(path):
+    return read_checkpoint(path)[0]
+
+
+def test_validation_does_not_perturb_training_and_keeps_the_best(tmp_path, tiny_cfg):
+    """The same seed with and without validation gives bit-identical weights; validation writes
+    its curve, the best checkpoint (never from warm-up) and the plot."""
+    from avgn_edge.train.loop import train
+    from avgn_edge.train.recipe import Recipe
+    from avgn_edge.train.validate import Validation
+    ds = open_dataset("synth:seed=0,clips=64", tiny_cfg)
+    r = Recipe(**TINY)
+    plain = train(tiny_cfg, ds, tmp_path / "plain", r, progress=False, workers=0)
+    val = Validation(open_dataset("synth:seed=2000,clips=12", tiny_cfg), every=2, batch_size=4, workers=0)
+    best = train(tiny_cfg, ds, tmp_path / "val", r, progress=False, workers=0, validation=val, log_every=1)
+    a, b = _weights(plain), _weights(tmp_path / "val" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert best.name == "best.safetensors"
+    rows = [json.loads(line) for line in (tmp_path / "val" / "validation.jsonl").read_text().splitlines()]
+    assert [(x["stage"], x["step"]) for x in rows] == [("warmup", 2), ("warmup", 4), ("glance", 2), ("glance", 3),
+                                                      ("finetune", 2), ("finetune", 3)]
+    assert all(x["clips"] == 12 for x in rows) and "dense_top1" in rows[0] and "dense_top1" not in rows[2]
+    chosen = [x for x in rows if x.get("best")]
+    assert chosen and all(x["stage"] != "warmup" for x in chosen)
+    _, _, prov = read_checkpoint(best)
+    assert prov["selected"]["global_step"] == chosen[-1]["global_step"]
+    assert prov["selected"]["map"] == max(x["map"] for x in rows[2:])
+    history = [json.loads(line) for line in (tmp_path / "val" / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 10 and history[-1]["global_step"] == 10 and history[0]["clips_per_s"] > 0
+    assert (tmp_path / "val" / "curves.png").stat().st_size > 1000
+    from avgn_edge.train.checkpoint import resolve_checkpoint
+    assert resolve_checkpoint(tmp_path / "val") == best               # a run folder means its best checkpoint
+
+
+def test_early_stop_ends_a_stage(tmp_path, tiny_cfg):
+    from avgn_edge.train.loop import train
+    from avgn_edge.train.recipe import Recipe
+    from avgn_edge.train.validate import Validation
+    ds = open_dataset("synth:seed=0,clips=64", tiny_cfg)
+    val = Validation(open_dataset("synth:seed=2000,clips=8", tiny_cfg), every=1, patience=1, batch_size=4, workers=0)
+    train(tiny_cfg, ds, tmp_path, Recipe(batch_size=4, warmup_steps=12, glance_steps=12, finetune_steps=12),
+          progress=False, workers=0, validation=val, log_every=1)
+    rows = [json.loads(line) for line in (tmp_path / "validation.jsonl").read_text().splitlines()]
+    per_stage = {s: [x["step"] for x in rows if x["stage"] == s] for s in ("warmup", "glance", "finetune")}
+    assert any(0 < len(v) < 12 for v in per_stage.values()), per_stage      # at least one stage cut short
+    for s, steps in per_stage.items():
+        key = "dense_map" if s == "warmup" else "map"
+        scores = [x[key] for x in rows if x["stage"] == s]
+        if len(steps) < 12:                     # it stopped on the first validation without a gain
+            assert scores[-1] <= max(scores[:-1])
+    assert torch.load(tmp_path / "train_state.pt", weights_only=True)["stage"] == 3
+
+
+def test_device_placement(monkeypatch):
+    from avgn_edge.errors import InputError
+    from avgn_edge.train.device import resolve_device
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu") or torch.backends.mps.is_available()
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(InputError, match="unknown device"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="--device cuda"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)       # the placement rules, without a GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    assert resolve_device("auto", local_rank=1, world=2) == torch.device("cuda", 1)    # torchrun: LOCAL_RANK
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(InputError, match="there are 2 CUDA GPU"):
+        resolve_device("cuda:2")
+    with pytest.raises(InputError, match="each process takes the GPU of its LOCAL_RANK"):
+        resolve_device("cuda:1", local_rank=0, world=2)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_on_the_cpu_and_device_free_resume(tmp_path, tiny_cfg, amp):
+    """bf16 autocast (and fp16 with its gradient scaler) trains on the CPU; the saved state
+    holds CPU tensors only, and an fp32 checkpoint; an interrupted AMP run resumes."""
+    from avgn_edge.train.loop import train
+    from avgn_edge.train.recipe import Recipe
+    ds = open_dataset("synth:seed=0,clips=64", tiny_cfg)
+    r = Recipe(batch_size=4, warmup_steps=4, glance_steps=2, finetune_steps=2)
+    train(tiny_cfg, ds, tmp_path, Recipe(batch_size=4, warmup_steps=4, glance_steps=0, finetune_steps=0),
+          progress=False, workers=0, amp=amp, checkpoint_every=2, log_every=1)
+    st = torch.load(tmp_path / "train_state.pt", weights_only=True)
+
+    def tensors(x):
+        if isinstance(x, torch.Tensor):
+            yield x
+        elif isinstance(x, dict):
+            for v in x.values():
+                yield from tensors(v)
+    assert all(t.device.type == "cpu" for t in tensors(st))
+    assert (st["scaler"] is not None) == (amp == "fp16")
+    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(h["total"]) for h in history)
+    train(tiny_cfg, ds, tmp_path, r, progress=False, workers=0, amp=amp)       # resumes into glance
+    w, _, prov = read_checkpoint(tmp_path / "model.safetensors")
+    assert prov["amp"] == amp and all(v.dtype in (torch.float32, torch.int64) for v in w.values())
+    assert torch.load(tmp_path / "train_state.pt", weights_only=True)["stage"] == 3
+
+
+def test_batch_too_large_or_data_too_small_fail_before_writing(tmp_path, tiny_cfg):
+    from avgn_edge.errors import InputError
+    from avgn_edge.train.loop import train
+    from avgn_edge.train.recipe import Recipe
+    big = open_dataset("synth:seed=0,clips=1000000", tiny_cfg)
+    with pytest.raises(InputError, match="does not fit in memory on cpu .needs about .* GiB"):
+        train(tiny_cfg, big, tmp_path / "run", Recipe(batch_size=500_000, warmup_steps=1, glance_steps=0,
+                                                      finetune_steps=0), progress=False, workers=0)
+    with pytest.raises(InputError, match="fewer than one batch"):
+        train(tiny_cfg, open_dataset("synth:seed=0,clips=3", tiny_cfg), tmp_path / "run", Recipe(**TINY),
+              progress=False, workers=0)
+    assert not (tmp_path / "run").exists()
+    from avgn_edge.train.memory import is_out_of_memory
+    try:
+        torch.empty(1 << 60, dtype=torch.uint8)                   # what the allocator raises mid-run
+    except RuntimeError as exc:
+        assert is_out_of_memory(exc)
+
+
+def test_compiled_encoders_train(tmp_path, tiny_cfg):
+    """--compile wraps the three CNN encoders with torch.compile (here dynamo's eager backend, which
+    needs no C++ toolchain); the checkpoint keeps the plain keys."""
+    from avgn_edge.train.loop import train
+    from avgn_edge.train.recipe import Recipe
+    ds = open_dataset("synth:seed=0,clips=64", tiny_cfg)
+    path = train(tiny_cfg, ds, tmp_path, Recipe(batch_size=4, warmup_steps=2, glance_steps=1, finetune_steps=1),
+                 progress=False, workers=0, compile="eager")
+    model, _ = load_checkpoint(path)            # strict key check inside
+    assert not any("_orig_mod" in k for k in model.state_dict())
+
+
+def test_training_flops_count_depthwise_backward_right():
+    """A convolution's backward costs two forwards (input and weight gradients), grouped or not;
+    torch's own formula counts a depthwise weight gradient as if ungrouped."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from avgn_edge.train.cost import _conv_backward, step_gflops
+    from avgn_edge.config import get_preset
+    from avgn_edge.train.recipe import RECIPES
+    for groups in (1, 32):
+        conv = torch.nn.Conv2d(32, 32, 3, padding=1, groups=groups)
+        x = torch.randn(2, 32, 16, 16, requires_grad=True)
+        with FlopCounterMode(display=False) as fwd:
+            y = conv(x)
+        with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward}) as bwd:
+            y.sum().backward()
+        assert bwd.get_total_flops() == 2 * fwd.get_total_flops()
+    paper = step_gflops(get_preset("paper"), RECIPES["paper"])             # counted on the meta device
+    assert 200 < paper["warmup"] < 230 and paper["glance"] < paper["finetune"] < paper["warmup"]

@@ -1,6 +1,6 @@
 """TensorRT engines: the parser-support check, the engine cache, the build plan and the CLI, all
-without TensorRT; the TensorRT API names used, checked against the bindings of 10.3 and 11.4;
-and GPU tests (marked ``gpu``) that build real engines and compare them with ONNX Runtime.
+without TensorRT; the TensorRT API names used, checked against the bindings of 10.3 and 11.4.
+The GPU tests that build engines and compare them with ONNX Runtime: test_trt_engines_gpu.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from avgn_edge.bundle import PRECISIONS, STAGES, Bundle, load_bundle, stage_specs
+from avgn_edge.bundle import Bundle, load_bundle, stage_specs
 from avgn_edge.config import get_preset
 from avgn_edge.errors import BundleError, EngineError, InputError, MissingDependency
 from avgn_edge.export.trt_support import check_graph, load_table, require_supported
@@ -50,16 +50,17 @@ def _np_elem(dtype: str):
 def _stage_graph(spec):
     """Inputs and outputs as the spec says; each output a constant (the cache never looks inside)."""
     nodes = [helper.make_node("Constant", [], [t.name], name=f"c_{t.name}",
-                              value=helper.make_tensor(t.name + "_v", _np_elem(t.dtype), list(t.shape),
-                                                       np.zeros(t.shape, t.dtype).ravel().tolist()))
+                              value=helper.make_tensor(t.name + "_v", _np_elem(t.dtype), list(t.at(1)),
+                                                       np.zeros(t.at(1), t.dtype).ravel().tolist()))
              for t in spec.outputs]
-    return _model(nodes, [_vi(t.name, _np_elem(t.dtype), t.shape) for t in spec.inputs],
-                  [_vi(t.name, _np_elem(t.dtype), t.shape) for t in spec.outputs], name=spec.name)
+    dims = lambda t: ["batch" if d == -1 else d for d in t.shape]          # noqa: E731
+    return _model(nodes, [_vi(t.name, _np_elem(t.dtype), dims(t)) for t in spec.inputs],
+                  [_vi(t.name, _np_elem(t.dtype), dims(t)) for t in spec.outputs], name=spec.name)
 
 
-def make_bundle(root: Path, precisions=("fp32", "fp16")) -> Bundle:
+def make_bundle(root: Path, precisions=("fp32", "fp16"), batch=None) -> Bundle:
     cfg = get_preset("tiny")
-    specs = stage_specs(cfg, glance_channels=8, glance_map=4, glance_dim=16, audio_dim=8, local_dim=12)
+    specs = stage_specs(cfg, glance_channels=8, glance_map=4, glance_dim=16, audio_dim=8, local_dim=12, batch=batch)
     bundle = Bundle(root, cfg, specs, {}, {})
     for prec in precisions:
         (root / prec).mkdir(parents=True, exist_ok=True)
@@ -76,8 +77,8 @@ def make_bundle(root: Path, precisions=("fp32", "fp16")) -> Bundle:
 def _key(**changes) -> EngineKey:
     base = EngineKey(stage="decide", precision="fp16", onnx_sha256="a" * 64, trt_version="10.3.0",
                      gpu_name="Orin", compute_capability="8.7", cuda_driver_version="12.6", l4t_release="R36.4.3",
-                     inputs=(("gvecs", (4, 16), "float32"),), outputs=(("indices", (1,), "int32"),),
-                     workspace_mib=1024, builder_optimization_level=3)
+                     inputs=(("gvecs", (-1, 4, 16), "float32"),), outputs=(("indices", (-1, 1), "int32"),),
+                     batch=(1, 8, 32), workspace_mib=1024, builder_optimization_level=3)
     return dataclasses.replace(base, **changes)
 
 
@@ -161,6 +162,7 @@ def test_key_round_trip_and_names(tmp_path):
     key = _key()
     assert EngineKey.from_dict(json.loads(json.dumps(key.to_dict()))) == key
     assert engine_filename(key) == "decide.fp16.sm87.trt10.3.0.engine"
+    assert engine_filename(_key(gpu_name="avgn-edge emulated GPU")) == "decide.fp16.sm87.trt10.3.0.emulated.engine"
     assert sidecar_path(tmp_path / engine_filename(key)).name == "decide.fp16.sm87.trt10.3.0.json"
     assert engine_filename(_key(trt_version="unknown", compute_capability="unknown")) == \
         "decide.fp16.sm-unknown.trt-unknown.engine"
@@ -177,12 +179,13 @@ def test_check_cached_hit_and_every_mismatch(tmp_path):
     assert check_cached(path, _key(trt_version="10.16.1")) == (False, "trt_version: 10.3.0 -> 10.16.1")
     changed = {"stage": "head", "precision": "int8", "onnx_sha256": "b" * 64, "gpu_name": "Thor",
                "compute_capability": "11.0", "cuda_driver_version": "13.0", "l4t_release": "R39.0",
-               "inputs": (("gvecs", (8, 16), "float32"),), "outputs": (("indices", (2,), "int32"),),
-               "workspace_mib": 512, "builder_optimization_level": 5, "recipe": "avgn-edge 9.9 r9"}
+               "inputs": (("gvecs", (-1, 8, 16), "float32"),), "outputs": (("indices", (-1, 2), "int32"),),
+               "batch": (1, 1, 1), "workspace_mib": 512, "builder_optimization_level": 5, "recipe": "avgn-edge 9.9 r9"}
     assert set(changed) | {"trt_version"} == {f.name for f in dataclasses.fields(EngineKey)}
     for field, value in changed.items():
         ok, reason = check_cached(path, _key(**{field: value}))
         assert not ok and reason.startswith(f"{field}: ") and " -> " in reason, reason
+    assert check_cached(path, _key(batch=(1, 1, 1))) == (False, "batch: [1, 8, 32] -> [1, 1, 1]")
     path.write_bytes(b"plan-bytes+garbage")
     assert check_cached(path, key)[1].startswith("engine file size differs")
     sidecar_path(path).write_text("{not json")
@@ -339,7 +342,7 @@ def test_cli_without_tensorrt_exits_2(tmp_path, monkeypatch, capsys):
 
 TRT_VARIABLES = {"trt", "builder", "network", "config", "parser", "parser_error", "profile", "engine", "context",
                  "runtime", "logger", "timing_cache", "serialized", "plan", "plan_bytes", "inspector"}
-CHECKED_FILES = ["avgn_edge/trt/build.py", "avgn_edge/runtime/trt.py", "tests/test_trt.py"]
+CHECKED_FILES = ["avgn_edge/trt/build.py", "avgn_edge/runtime/trt.py", "tests/test_trt.py", "tests/test_trt_engines_gpu.py"]
 SUPPORTED = ["10.3.0", "11.4.0.106"]          # JetPack 6.1/6.2, and the current x86/SBSA line
 
 
@@ -419,105 +422,3 @@ def test_tensorrt_names_exist_in_supported_versions():
                          for n in missing_names(names, version, names_dir)]
     assert checked > 20, "the convention found almost no TensorRT calls: was build.py renamed?"
     assert not problems, "\n".join(problems)
-
-
-# ---------------------------------------------------------------------------------------------
-# GPU: build real engines and compare them with ONNX Runtime. Skipped, never faked, without TRT/GPU.
-
-
-def _require_gpu():
-    try:
-        trt_build.import_tensorrt()
-    except MissingDependency:
-        pytest.skip("TensorRT is not installed on this machine (GPU test)")
-    try:
-        trt_build.device_info()
-    except (EngineError, MissingDependency) as exc:
-        pytest.skip(f"no CUDA GPU on this machine: {exc}")
-
-
-def _gpu_bundle(precision: str) -> Bundle:
-    name = os.environ.get("AVGN_GPU_TEST_BUNDLE", "synth")
-    try:
-        bundle = load_bundle(name)
-    except BundleError as exc:
-        pytest.skip(f"no bundle to build ({exc}); set AVGN_GPU_TEST_BUNDLE")
-    if precision not in bundle.precisions:
-        pytest.skip(f"bundle {name} has no {precision} variant")
-    return bundle
-
-
-def _check(result):
-    err, *rest = result
-    assert int(err) == 0, f"CUDA error {err}"
-    return rest[0] if rest else None
-
-
-def run_engine(engine_path: Path, feeds: dict) -> dict:
-    """Minimal TensorRT execution with cuda.bindings (the project's runtime does this properly)."""
-    from cuda.bindings import driver
-    trt = trt_build.import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    runtime = trt.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
-    assert engine is not None
-    _check(driver.cuInit(0))
-    ctx = _check(driver.cuDevicePrimaryCtxRetain(_check(driver.cuDeviceGet(0))))
-    _check(driver.cuCtxSetCurrent(ctx))
-    stream = _check(driver.cuStreamCreate(0))
-    context = engine.create_execution_context()
-    buffers, outputs = [], {}
-    for name, is_input, shape, dtype in trt_build.engine_io(trt, engine):
-        host = np.ascontiguousarray(feeds[name].astype(dtype)) if is_input else np.empty(shape, dtype)
-        ptr = _check(driver.cuMemAlloc(max(host.nbytes, 1)))
-        buffers.append(ptr)
-        if is_input:
-            _check(driver.cuMemcpyHtoD(ptr, host.ctypes.data, host.nbytes))
-        else:
-            outputs[name] = (ptr, host)
-        context.set_tensor_address(name, int(ptr))
-    assert context.execute_async_v3(int(stream))
-    _check(driver.cuStreamSynchronize(stream))
-    for ptr, host in outputs.values():
-        _check(driver.cuMemcpyDtoH(host.ctypes.data, ptr, host.nbytes))
-    for ptr in buffers:
-        _check(driver.cuMemFree(ptr))
-    _check(driver.cuStreamDestroy(stream))
-    return {name: host for name, (ptr, host) in outputs.items()}
-
-
-def _feeds(spec, rng, num_snippets: int) -> dict:
-    feeds = {}
-    for t in spec.inputs:
-        if t.dtype.startswith("int"):
-            feeds[t.name] = rng.choice(num_snippets, size=t.shape, replace=False).astype(t.dtype)
-        else:
-            feeds[t.name] = rng.standard_normal(t.shape).astype(t.dtype)
-    return feeds
-
-
-TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2, "int8": 1.5e-1}        # relative to the output's scale
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("precision", PRECISIONS)
-def test_engines_match_onnxruntime(precision, tmp_path):
-    _require_gpu()
-    import onnxruntime as ort
-    bundle = _gpu_bundle(precision)
-    paths = build_engines(bundle, precision, tmp_path / "engines")
-    rng = np.random.default_rng(0)
-    for path, stage in zip(paths, STAGES):
-        spec = bundle.stages[stage]
-        feeds = _feeds(spec, rng, bundle.config.num_snippets)
-        session = ort.InferenceSession(str(bundle.stage_path(stage, precision)), providers=["CPUExecutionProvider"])
-        want = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
-        got = run_engine(path, feeds)
-        for name, ref in want.items():
-            if ref.dtype.kind in "iub":
-                if precision == "fp32":                                  # top-k ties may flip at lower precision
-                    np.testing.assert_array_equal(got[name], ref, err_msg=f"{stage}/{name}")
-                continue
-            scale = max(float(np.abs(ref).max()), 1e-3)
-            err = float(np.abs(got[name].astype(np.float64) - ref).max()) / scale
-            assert err <= TOLERANCE[precision], f"{stage}/{name} {precision}: relative error {err:.3g}"

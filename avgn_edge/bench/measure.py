@@ -54,6 +54,12 @@ def capture_feeds(bundle, clips: int) -> dict[str, list[dict]]:
     return capture(bundle, {"data": TEST_DATA.format(n=clips), "clips": clips, "max_samples_per_stage": 10_000})
 
 
+def row_key(backend: str, precision: str) -> str:
+    """``trt/fp16``; ``trt-emulated/fp16`` on the emulated GPU, so no table can pass it off as a GPU figure."""
+    from .. import emulator
+    return f"{backend}{'-emulated' if backend == 'trt' and emulator.active() else ''}/{precision}"
+
+
 def stage_latency(backend, feeds, reps: int) -> dict:
     out = {}
     for stage in STAGES:
@@ -76,8 +82,7 @@ def crop_latency(bundle, clips, reps: int) -> dict:
 
 def filled(rec: Recognizer, clip) -> Recognizer:
     rec.reset()
-    for i, (f, a) in enumerate(zip(clip.frames, clip.audio)):
-        rec._add(f, a, i + 1.0)
+    rec.encode_many([rec.window.check(f, a, i + 1.0) for i, (f, a) in enumerate(zip(clip.frames, clip.audio))])
     return rec
 
 
@@ -269,9 +274,12 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
     clips = open_dataset(TEST_DATA.format(n=2), cfg)
     clips = [clips[0], clips[1]]
     res["stages"], res["decision"], res["memory_mb"] = {}, {}, {"start_rss": round(_rss_mb(), 1)}
+    from .. import emulator
+    if "trt" in backends and emulator.active():
+        res["emulated_gpu"] = emulator.describe()
     for backend_name in backends:
         for p in bundle.precisions:
-            key = f"{backend_name}/{p}"
+            key = row_key(backend_name, p)
             log.info("stage latency %s ...", key)
             before = _rss_mb()
             if backend_name == "ort":
@@ -302,6 +310,12 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
         pg = None if fast else paper_gflops()
         if pg:
             res["jetson_prediction"]["paper"] = {"gflops_per_clip": pg, **jetson.predict_stages(pg, 16, 1)}
+    log.info("streams in real time, batched and batch 1 (same run) ...")
+    from .streams import batch_scaling, clip_throughput, max_realtime_streams
+    res["batch_scaling_ms_per_item"] = batch_scaling(bundle, feeds, (1, 16) if fast else (1, 8, 32, 64))
+    res["streams"] = (max_realtime_streams(str(bundle.root), 6.0, start=8, limit=16, bisect=False) if fast
+                      else max_realtime_streams(str(bundle.root), 20.0))
+    res["streams"]["clip_throughput"] = clip_throughput(str(bundle.root), clip_reps)
     log.info("accuracy on the test split ...")
     res["accuracy"] = accuracy(checkpoint, 64 if fast else 1000)
     res["accuracy_by_precision"] = {p: v.get("accuracy") for p, v in bundle.variants.items()}

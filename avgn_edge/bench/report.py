@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 # Published AdaFocus-family points (ActivityNet mAP %, GFLOPs per video), from the peers'
@@ -19,15 +20,18 @@ def _ms(d):
 
 def markdown(r: dict) -> str:
     m, c = r["machine"], r["config"]
-    out = [f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['machine']}, VNNI: {m['vnni']}), "
+    out = (["**EMULATED GPU**: the `trt-emulated` rows ran TensorRT's code path on avgn-edge's emulated device "
+            "(engines executed by ONNX Runtime on this CPU), not on a GPU: they are not GPU figures.", ""]
+           if r.get("emulated_gpu") else [])
+    out += [f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['machine']}, VNNI: {m['vnni']}), "
            f"ONNX Runtime {m['onnxruntime']}" + (f", PyTorch {m['torch']} ({m['torch_threads']} threads)" if "torch" in m else "")
            + f"; `avgn-edge bench{' --fast' if r['mode'] == 'fast' else ''}`. T={c['T']}, k={c['k']}, "
            f"frames {c['frame']} px, patches {c['patch']} px, a snippet every {c['snippet_period_s']} s, "
-           f"a decision every {c['stride']} snippets.", ""]
+           f"a decision every {c['stride']} snippets.", ""] + ([f"**{r['note']}**", ""] if r.get("note") else [])
     rt = r["ratios"]
     out += ["## Side by side (same run, interleaved; how many times faster the first is)", "",
             "| comparison | ratio | target |", "|---|---|---|",
-            f"| AVGN vs dense (local encoder on all T full frames), per clip, ONNX Runtime | {rt.get('avgn_vs_dense', 'n/a')} | ≥ 4 |",
+            f"| AVGN vs dense (local encoder on all T full frames), per clip, ONNX Runtime | {rt.get('avgn_vs_dense', 'n/a')} | ≥ 8 |",
             f"| ONNX Runtime vs PyTorch eager, same model, per clip | {rt.get('ort_vs_torch', 'n/a')} | ≥ 1.5 |",
             f"| INT8 vs FP32, ONNX Runtime on this CPU, per clip | {rt.get('int8_vs_fp32', 'n/a')} | > 1 or the reason |",
             f"| streaming with the feature ring vs re-encoding the window, per decision | {rt.get('ring_vs_reencode', 'n/a')} | |",
@@ -48,6 +52,41 @@ def markdown(r: dict) -> str:
             f"| {lv['snippets_per_s']} | {lv['decisions']} | {lv['dropped']} | {lv['decision_latency_p50_ms']:.1f} / "
             f"{lv['decision_latency_p95_ms']:.1f} | {lv['capacity']['snippets_per_s']} |", "",
             "Targets: sustains 4 snippets/s with p95 decision latency under 250 ms.", ""]
+    st = r.get("streams")
+    if st:
+        ct = st["clip_throughput"]
+        out += ["## Many streams in one process (`serve`'s scheduler, synth:// streams, ONNX Runtime FP32)", "",
+                f"Real time = every stream: no snippet dropped, p95 decision latency (capture → result) under "
+                f"250 ms, ≥ 95% of the 4 Hz snippet clock; {st['seconds_per_run']} s per run after the window "
+                "fills; batched (up to 64 per stage call) and batch 1 measured in turn in the same run; the count "
+                "doubles until a run fails, then the bracket is halved to within 1/8.", "",
+                "| | max real-time streams |", "|---|---|",
+                f"| batched | **{st['max_realtime_streams']}** |",
+                f"| batch 1 | {st['max_realtime_streams_batch1']} |",
+                f"| ratio | {st['ratio']} |", "",
+                "| streams | mode | real time | dropped | min snippets/s | latency p50 / p95 (ms) |",
+                "|---|---|---|---|---|---|"]
+        out += [f"| {x['streams']} | {x['mode']} | {'yes' if x['realtime'] else 'no'} | {x['dropped']} | "
+                f"{x['min_snippets_per_s']} | {x['latency_p50_ms']} / {x['latency_p95_ms']} |" for x in st["runs"]]
+        out += ["", f"Clips through `classify_snippets` (the T glance calls as one): batched "
+                f"{ct['clips_per_s']['batched']} clips/s, one snippet per call {ct['clips_per_s']['one_per_call']} "
+                f"clips/s ({ct['batched_vs_one_per_call']}×, interleaved).", ""]
+    bs = r.get("batch_scaling_ms_per_item")
+    if bs:
+        sizes = list(next(iter(bs.values())))
+        out += ["## Batch size: ms per item (ONNX Runtime FP32, one call of B items)", "",
+                "| stage | " + " | ".join(f"B={b}" for b in sizes) + " |", "|---" * (1 + len(sizes)) + "|"]
+        out += [f"| {s} | " + " | ".join(f"{v[b]:.4f}" for b in sizes) + " |" for s, v in bs.items()]
+        out.append("")
+    soak = r.get("soak")
+    if soak:
+        marks = [1, 5, 10, 20, 30, 40, 50, 60]
+        rows = [next((x for x in soak["samples"] if x["minute"] >= m), None) for m in marks]
+        out += [f"## Soak: {soak['streams']} synth:// streams for {soak['minutes']:g} minutes (`avgn-edge bench --soak`)", "",
+                "| minute | RSS (MB) | decisions so far | dropped so far |", "|---|---|---|---|"]
+        out += [f"| {x['minute']:.1f} | {x['rss_mb']} | {x['decisions']} | {x['dropped']} |" for x in rows if x]
+        out += ["", f"RSS at the end vs at 5 minutes: {soak['growth_vs_5min_percent']:+.2f}% (target within ±5%). "
+                + soak.get("note", ""), ""]
     out += ["## Per-stage latency (p50 / p95 ms, one call)", ""]
     keys = list(r["stages"])
     stages = [s for s in r["stages"][keys[0]]]
@@ -122,12 +161,27 @@ def write_docs(r: dict, folder: str | Path):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "measured").mkdir(exist_ok=True)
+    soak = folder / "measured" / "soak.json"          # written by: bench --soak 60 --soak-out docs/measured/soak.json
+    if soak.is_file() and "soak" not in r:
+        r = {**r, "soak": json.loads(soak.read_text())}
     (folder / "measured" / "bench.json").write_text(json.dumps(r, indent=1, default=float))
     body = markdown(r)
     if r.get("accuracy"):
         plot(r, folder / "accuracy_vs_gflops.png")
         body += "\n![accuracy vs GFLOPs](accuracy_vs_gflops.png)\n"
+    for section in sorted((folder / "measured").glob("*.md")):   # measured by other commands (e.g. scale-out)
+        body += "\n" + section.read_text()
     (folder / "benchmarks.md").write_text("# Benchmarks\n\n" + body + REPRODUCE)
+
+
+def measured_note(command: str, load_before: float) -> str:
+    """The line that says where, when and under what load a section was measured, and by what command."""
+    from .measure import machine_info
+    m = machine_info()
+    load = os.getloadavg()[0]
+    return (f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['machine']}); `{command}`. The machine "
+            f"was shared with other jobs (1-minute load average {load_before:.1f} before, {load:.1f} after, "
+            f"on {m['cores']} cores): absolute figures are inflated; rerun to see the spread.")
 
 
 REPRODUCE = """
@@ -138,6 +192,9 @@ sides interleaved; rerun to see the spread.
 
     ./dev shell
     avgn-edge bench --write-docs docs          # this page, the plot and docs/measured/bench.json (~10 min)
-    avgn-edge bench --fast --json              # the CI smoke run (under two minutes)
+    avgn-edge bench --fast --json              # the CI smoke run (a few minutes)
+    avgn-edge bench --soak 60 --soak-out docs/measured/soak.json   # the soak (then --write-docs shows it)
     avgn-edge bench --backend trt              # on a Jetson: the same tables, measured on TensorRT
+    python -m avgn_edge.triton.loadgen --streams 8 --write docs/measured/triton.md    # 8 clients, one Triton
+    python -m avgn_edge.archive.bench --clips 300 --write docs/measured/archive.md    # local run vs run --ray
 """

@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import os
+
 
 def add_runtime_arguments(p, default_precision: str = "fp32"):
     g = p.add_argument_group("model and backend")
     g.add_argument("--bundle", default="synth", help="model bundle folder, or 'synth' (the shipped one; default)")
-    g.add_argument("--backend", default="auto", choices=["auto", "ort", "trt"],
-                   help="auto: TensorRT when it and a GPU are present, else ONNX Runtime (default auto)")
+    g.add_argument("--backend", default="auto", choices=["auto", "ort", "trt", "triton"],
+                   help="auto: TensorRT when it and a GPU are present, else ONNX Runtime (default auto); "
+                        "triton: a Triton Inference Server at --triton-url")
     g.add_argument("--precision", default=default_precision, choices=["fp32", "fp16", "int8"],
                    help=f"bundle variant to run (default {default_precision})")
     g.add_argument("--engines", help="TensorRT engine cache folder (default engines/)")
+    g.add_argument("--triton-url", default=os.environ.get("AVGN_TRITON_URL"), metavar="URL",
+                   help="with --backend triton: http://HOST:8000 or grpc://HOST:8001 (default $AVGN_TRITON_URL)")
+    g.add_argument("--triton-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds a Triton call may take (default 10)")
+    g.add_argument("--triton-prefix", default="avgn_", metavar="P",
+                   help="the repository's model name prefix (export-triton --prefix; default avgn_)")
+
+
+def backend_options(args) -> dict:
+    """The backend's own options from the command line."""
+    if args.backend in ("auto", "trt") and getattr(args, "engines", None):
+        return {"engines_dir": args.engines}
+    if args.backend == "triton":
+        return {"url": args.triton_url, "timeout": args.triton_timeout, "prefix": args.triton_prefix}
+    return {}
 
 
 def open_recognizer(args, **kw):
     from ..runtime.recognizer import Recognizer
-    options = {"engines_dir": args.engines} if args.backend == "trt" and getattr(args, "engines", None) else {}
-    return Recognizer.load(args.bundle, backend=args.backend, precision=args.precision, **options, **kw)
+    return Recognizer.load(args.bundle, backend=args.backend, precision=args.precision, **backend_options(args), **kw)
 
 
 def add_event_arguments(p):

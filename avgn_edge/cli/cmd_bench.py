@@ -1,4 +1,8 @@
-"""avgn-edge bench [--fast] [--json] [--write-docs]: speed, cost and accuracy, side by side, in one run."""
+"""avgn-edge bench [--fast] [--json] [--write-docs]: speed, cost and accuracy, side by side, in one run.
+
+``--soak MINUTES [--soak-streams N]`` instead runs N synth:// streams through the service for
+MINUTES and records its RSS over time (``--soak-out FILE`` keeps the JSON).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,10 @@ def add_arguments(p):
     p.add_argument("--fast", action="store_true", help="fewer repetitions, shorter live run (under two minutes)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--write-docs", metavar="DIR", help="write benchmarks.md, the plot and the raw JSON into DIR")
+    p.add_argument("--note", help="a line printed under the header (e.g. how busy the machine was)")
+    p.add_argument("--soak", type=float, metavar="MINUTES", help="only the soak: RSS over MINUTES of many streams")
+    p.add_argument("--soak-streams", type=int, default=24, help="streams in the soak (default 24)")
+    p.add_argument("--soak-out", metavar="FILE.json", help="write the soak's samples here")
 
 
 def run(args) -> int:
@@ -21,13 +29,33 @@ def run(args) -> int:
     # PyTorch's OpenMP threads otherwise spin after each eager call and slow the next
     # ONNX Runtime call in this interleaved benchmark (ONNX Runtime's spinning is off too)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.soak is not None:
+        return _soak(args)
     from ..bench.measure import run as measure
     from ..bench.report import markdown, write_docs
     from ..runtime.backend import trt_available
 
     backends = {"ort": ("ort",), "trt": ("trt",), "auto": ("ort", "trt") if trt_available()[0] else ("ort",)}
     res = measure(args.bundle, args.checkpoint, fast=args.fast, backends=backends[args.backend], stride=args.stride)
+    if args.note:
+        res["note"] = args.note
     if args.write_docs:
         write_docs(res, args.write_docs)
     print(json.dumps(res, default=float) if args.json else markdown(res))
+    return 0
+
+
+def _soak(args) -> int:
+    from pathlib import Path
+
+    from ..bench.streams import soak
+    from ..errors import InputError
+    if args.soak <= 0 or args.soak_streams < 1:
+        raise InputError("--soak needs MINUTES > 0 and --soak-streams >= 1")
+    res = soak(args.bundle, args.soak_streams, args.soak)
+    if args.soak_out:
+        Path(args.soak_out).write_text(json.dumps(res, indent=1))
+    print(json.dumps(res) if args.json else
+          f"soak: {res['streams']} streams, {res['minutes']} min: RSS {res['rss_mb_at_5min']} MB at 5 min, "
+          f"{res['rss_mb_at_end']} MB at the end ({res['growth_vs_5min_percent']:+.2f}%)")
     return 0

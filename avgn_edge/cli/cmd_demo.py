@@ -32,6 +32,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from .. import emulator
     from ..data.synth import SynthSpec
     from ..events import METRIC_KEYS, detections_of, event_metrics
     from ..io.synthstream import SynthStream
@@ -48,21 +49,31 @@ def run(args) -> int:
     video = SynthStream(SynthSpec.for_model(cfg, seed=args.seed), quiet=args.quiet)
     log.info("demo: %.0f s of synth:// (quiet %.0f%% of the time) with %s on %s (%s); writing %s", args.duration,
              100 * video.timeline.quiet, cfg.name, rec.backend.name, args.precision, out)
-    announced, latest = [], {"t": None}
+    announced, latest, seen = [], {"t": None}, {}
+
+    def collect(until: float):
+        # the stream keeps only its recent events: the ground truth is collected as it goes
+        latest["t"] = until
+        for e in video.ground_truth(until=until):
+            seen.setdefault(e["t_start"], e)
+
     with video:
         summary, _ = run_session(rec, video, video.audio(cfg.sample_rate), display=False,
                                  save=str(out / "annotated.mp4"), events=str(out / "events.jsonl"),
                                  duration=args.duration, settings=settings, camera="synth",
-                                 on_result=lambda r: latest.update(t=r.t), on_event=announced.append)
+                                 on_result=lambda r: collect(r.t), on_event=announced.append)
         end = latest["t"] or video.t0
-        truth = video.ground_truth(until=end)
+        collect(end)
+    truth = sorted(seen.values(), key=lambda e: e["t_start"])
     window_s = cfg.num_snippets * cfg.snippet_period
     summary.update(event_metrics(truth, detections_of(announced), seconds=end - video.t0, window_s=window_s,
                                  until=end))
     summary.update({"bundle": str(rec.bundle.root), "backend": rec.backend.name, "precision": args.precision,
+                    "emulated_gpu": rec.backend.name == "trt" and emulator.active(),
                     "ground_truth": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in e.items()
                                       if k != "box"} for e in truth]})
     write_summary(out / "summary.json", summary)
-    keys = METRIC_KEYS + ("events", "snippets_per_s", "dropped", "latency_p95_ms")
+    keys = METRIC_KEYS + ("events", "snippets_per_s", "dropped", "latency_p95_ms") + \
+        (("emulated_gpu",) if summary["emulated_gpu"] else ())
     print(json.dumps({k: summary[k] for k in keys}))
     return 0

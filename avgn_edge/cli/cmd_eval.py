@@ -23,6 +23,7 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-baselines", action="store_true", help="AVGN only")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu", help="where to evaluate: cpu (default), auto, cuda, cuda:N, mps")
     s = p.add_argument_group("event-level evaluation on a simulated stream (--stream)")
     s.add_argument("--stream", action="store_true", help="evaluate events on hours of synth:// instead of clips")
     s.add_argument("--seed", type=int, default=1000, help="stream seed (default 1000, held out from training)")
@@ -46,10 +47,11 @@ def run(args) -> int:
 def run_clips(args) -> dict:
     from ..data.datasets import open_dataset
     from ..train.checkpoint import load_checkpoint
+    from ..train.device import resolve_device
     from ..train.evaluate import evaluate
-
     model, _ = load_checkpoint(args.checkpoint)
     dataset = open_dataset(args.data, model.cfg)
+    model.to(resolve_device(args.device))
     return evaluate(model, dataset, batch_size=args.batch_size, baselines=not args.no_baselines,
                     progress=not args.json)
 

@@ -1,7 +1,13 @@
-"""avgn-edge train --preset P --data D --out DIR: the three-stage recipe, resumable."""
+"""avgn-edge train --preset P --data D --out DIR: the three-stage recipe, resumable.
+
+On one GPU: ``--device auto`` (the default) takes it. On several GPUs or machines, the same
+command under torchrun (``torchrun --nproc-per-node 4 -m avgn_edge train ...``); the batch
+size is the global batch, split over the processes.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 
@@ -14,52 +20,137 @@ log = logging.getLogger(__name__)
 def add_arguments(p):
     p.add_argument("--preset", default="synth", help="model preset: tiny, synth, paper (default synth)")
     p.add_argument("--data", help="synth:seed=S,clips=N,distractors=D,noise=X,background=B (levels: a value or "
-                                   "LO-HI, drawn per clip) or a folder of videos, one sub-folder per class, "
-                                   "background/ for nothing happening (default: the preset's recipe data; for "
-                                   "synth, the warm-up on " + WARMUP_DATA + ", the rest on " + TRAIN_DATA + ")")
-    p.add_argument("--out", required=True, help="run folder (checkpoint, state, history)")
+                                   "LO-HI, drawn per clip), a folder of videos (labels.json or one sub-folder per "
+                                   "class, background/ for nothing happening) or a path,label[,start,end] "
+                                   ".csv/.json list (default: the preset's recipe data; for synth, the warm-up on "
+                                   + WARMUP_DATA + ", the rest on " + TRAIN_DATA + ")")
+    p.add_argument("--out", help="run folder (checkpoints, state, curves); required unless --estimate")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--steps", type=float, default=1.0, help="scale every stage's step count (default 1)")
-    p.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    p.add_argument("--batch-size", type=int, help="override the recipe's (global) batch size")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run")
-    p.add_argument("--workers", type=int, default=1, help="data loading processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="data loading processes per training process (default 1)")
     p.add_argument("--imagenet", metavar="DIR",
                    help="initialise the encoders from torchvision ImageNet weight files in DIR")
+    g = p.add_argument_group("device and precision")
+    g.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N, mps")
+    g.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
+                   help="mixed precision: bf16 autocast, or fp16 autocast with loss scaling (default off)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the three CNN encoders")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels-last memory format (default: on for CUDA)")
+    g = p.add_argument_group("data pipeline")
+    g.add_argument("--cache", metavar="DIR", help="decode every clip once into a snippet cache in DIR "
+                                                   "(numpy memory maps), then train from it")
+    g.add_argument("--augment", nargs="?", const="default", metavar="SPEC",
+                   help="augmentation: frame,crop=S,flip=P,gain=DB,noise=X (bare --augment: all, defaults)")
+    g = p.add_argument_group("validation and selection")
+    g.add_argument("--val", metavar="DATA", help="validation data (same forms as --data)")
+    g.add_argument("--val-fraction", type=float, help="hold out this fraction of --data for validation (seeded)")
+    g.add_argument("--val-every", type=int, default=0, help="validate every N steps (default: end of each stage)")
+    g.add_argument("--select", default="map", choices=["map", "top1"], help="what the best checkpoint maximises")
+    g.add_argument("--patience", type=int, default=0,
+                   help="end a stage after N validations without a gain (default 0: never)")
+    g.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
+    g.add_argument("--log-every", type=int, default=10, help="steps between history rows (default 10)")
+    p.add_argument("--estimate", action="store_true",
+                   help="count each stage's FLOPs and time a few steps on this device at --batch-size "
+                        "(default 2); print the cost of the recipe, write nothing")
 
 
 def run(args) -> int:
     import torch
 
     from ..config import get_preset
-    from ..data.datasets import VideoFolder, open_dataset
+    from ..data.augment import Augment, Augmented
+    from ..data.datasets import is_synth, open_dataset, open_training_data
+    from ..data.split import split
+    from ..train import distributed
     from ..train.loop import train
-    from ..train.recipe import RECIPES
+    from ..train.validate import Validation
 
-    cfg = get_preset(args.preset)
     if args.steps <= 0:
         raise InputError("--steps must be positive")
-    base = RECIPES[cfg.name] if cfg.name in RECIPES else RECIPES["synth"]
-    recipe = dataclasses.replace(
-        base, warmup_steps=round(base.warmup_steps * args.steps), glance_steps=round(base.glance_steps * args.steps),
-        finetune_steps=round(base.finetune_steps * args.steps), batch_size=args.batch_size or base.batch_size)
-    phases = recipe.phases(args.data)
-    if not phases[-1][1]:
+    if args.estimate:
+        return _estimate(args)
+    if not args.out:
+        raise InputError("--out is required (the run folder)")
+    for name in ("batch_size", "workers", "checkpoint_every", "log_every"):
+        v = getattr(args, name)
+        if v is not None and v < (0 if name == "workers" else 1):
+            raise InputError(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'workers' else 'positive'}")
+    if args.val and args.val_fraction:
+        raise InputError("give --val or --val-fraction, not both")
+    d = distributed.from_env()
+    if d.rank:                      # one voice per job: the other processes only warn
+        logging.getLogger("avgn_edge").setLevel(logging.WARNING)
+    aug = Augment.parse(args.augment) if args.augment else None
+    cfg = get_preset(args.preset)
+    recipe = _recipe(cfg, args)
+    phases = recipe.phases(args.data)       # (recipe, data): the warm-up may have data of its own
+    data = phases[-1][1]
+    if not data:
         raise InputError(f"the {cfg.name} preset has no default training data", hint="give --data FOLDER")
-    if not (phases[-1][1] == "synth" or phases[-1][1].startswith("synth:")):
-        cfg = cfg.replace(labels=VideoFolder(phases[-1][1], cfg).labels)
-    datasets = [open_dataset(data, cfg) for _, data in phases]       # bad data fails before training
+    if args.cache and is_synth(data):
+        log.warning("--cache is for video files: synthetic clips are made on the fly, not cached")
+    datasets = []
+    for _, uri in phases:                   # bad data fails before training
+        dataset, cfg = open_training_data(uri, cfg, cache=args.cache, candidates=aug.candidates if aug else 1)
+        datasets.append(dataset)
+    val = None
+    if args.val:
+        val = open_dataset(args.val, cfg, cache=args.cache)
+    elif args.val_fraction:
+        datasets[-1], val = split(datasets[-1], args.val_fraction, args.seed)
+    if aug:
+        datasets = [Augmented(ds, aug) for ds in datasets]
+    validation = Validation(val, every=args.val_every, select=args.select, patience=args.patience,
+                            batch_size=max(1, recipe.batch_size // d.world), workers=args.workers) if val else None
     init = None
     if args.imagenet:
         from ..model.pretrained import imagenet_state
         init = imagenet_state(cfg, args.imagenet)
-    log.info("training %s on %s, recipe %s, %d torch threads", cfg.name,
-             " then ".join(f"{d} ({len(ds)} clips)" for (_, d), ds in zip(phases, datasets)), recipe,
-             torch.get_num_threads())
-    prov = {"preset": cfg.name, "data": phases[-1][1], "seed": args.seed, "recipe": dataclasses.asdict(recipe)}
+    if d.main:
+        log.info("training %s on %s%s, recipe %s, %d torch threads, %d process(es)", cfg.name,
+                 " then ".join(f"{u} ({len(ds)} clips)" for (_, u), ds in zip(phases, datasets)),
+                 f", {len(val)} clips for validation" if val else "", recipe, torch.get_num_threads(), d.world)
+    prov = {"preset": cfg.name, "data": data, "seed": args.seed, "recipe": dataclasses.asdict(recipe),
+            "val": args.val or (f"{args.val_fraction} of the data" if args.val_fraction else None),
+            "augment": dataclasses.asdict(aug) if aug else None}
     if len(phases) > 1:
         prov["warmup_data"] = phases[0][1]
-    for i, ((r, _), dataset) in enumerate(zip(phases, datasets)):
-        path = train(cfg, dataset, args.out, r, seed=args.seed, resume=i > 0 or not args.no_resume,
-                     workers=args.workers, provenance=prov, init_state=init if i == 0 else None)
-    print(path)
+    try:
+        for i, ((r, _), dataset) in enumerate(zip(phases, datasets)):
+            last = i == len(phases) - 1
+            path = train(cfg, dataset, args.out, r, seed=args.seed, resume=i > 0 or not args.no_resume,
+                         workers=args.workers, provenance=prov, init_state=init if i == 0 else None,
+                         device=args.device, amp=args.amp, compile=args.compile, channels_last=args.channels_last,
+                         validation=validation if last else None, checkpoint_every=args.checkpoint_every,
+                         log_every=args.log_every)
+    finally:
+        distributed.shutdown()
+    if d.main:
+        print(path)
+    return 0
+
+
+def _recipe(cfg, args):
+    from ..train.recipe import RECIPES
+    base = RECIPES[cfg.name] if cfg.name in RECIPES else RECIPES["synth"]
+    return dataclasses.replace(
+        base, warmup_steps=round(base.warmup_steps * args.steps), glance_steps=round(base.glance_steps * args.steps),
+        finetune_steps=round(base.finetune_steps * args.steps), batch_size=args.batch_size or base.batch_size)
+
+
+def _estimate(args) -> int:
+    import json
+
+    from ..config import get_preset
+    from ..train.cost import estimate, format_estimate
+    cfg = get_preset(args.preset)
+    batch = args.batch_size or 2
+    args.batch_size = None
+    r = estimate(cfg, _recipe(cfg, args), device=args.device, amp=args.amp, batch=batch)
+    print(format_estimate(r))
+    print(json.dumps(r))
     return 0

@@ -18,14 +18,18 @@ from ..errors import AvgnError
 COMMANDS = [
     ("synth", "write synthetic benchmark clips as MP4 files + labels.json"),
     ("train", "train AVGN on the synthetic benchmark or a folder of videos"),
+    ("cache", "decode a video dataset once into the snippet cache; clips/s from files vs cache"),
     ("eval", "evaluate a checkpoint and its baselines"),
     ("check", "check the deployed pipeline against PyTorch and through MP4 files"),
     ("export", "export a checkpoint to a model bundle of per-stage ONNX graphs"),
     ("quantize", "add an FP16 or INT8 (Q/DQ) variant to a bundle"),
     ("build-engines", "build TensorRT engines from a bundle (cached)"),
+    ("export-triton", "a Triton model repository from a bundle (one model per stage, ensembles)"),
+    ("triton-local", "serve a Triton model repository on 127.0.0.1 with the bundled tritonserver"),
     ("run", "classify video files"),
     ("live", "recognise a live camera + microphone (or any source URI)"),
     ("demo", "live recognition on the built-in synthetic stream, headless"),
+    ("serve", "many cameras through one model: HTTP API, metrics, config file"),
     ("bench", "measure latency, throughput, cost and accuracy side by side"),
 ]
 

@@ -1,26 +1,25 @@
-"""Datasets by URI: ``synth:seed=S,clips=N,...`` or a folder of videos (numpy only).
+"""Datasets by URI: ``synth:seed=S,clips=N,...``, a folder of videos or a path,label list.
 
-A folder is either what ``avgn-edge synth`` writes (MP4 files + labels.json with the
-ground truth) or one sub-folder per class of video files. A ``background`` class (label
-or sub-folder: videos where nothing of interest happens) becomes the model's no-event
-outcome, always its last label; a folder without one trains as before, and is told once
-that its events will fire on anything. Every item is a ``Sample``: T snippet frames,
-their audio windows, the label and, where known, the ground truth.
+Folders and lists are read by index.py (labels.json as ``avgn-edge synth`` writes it, one
+sub-folder per class, or a CSV/JSON of path,label[,start,end]) and decoded by videos.py,
+optionally through the snippet cache (cache.py). A ``background`` class (label or
+sub-folder: videos where nothing of interest happens) becomes the model's no-event
+outcome, always its last label; data without one trains as before, and is told once that
+its events will fire on anything. Every item is a ``Sample``: T snippet frames, their
+audio windows, the label and, where known, the ground truth.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..config import BACKGROUND
-from ..errors import InputError, SourceError
-from ..media import list_videos, read_snippets
+from ..errors import InputError
 from . import synth
+from .index import declared_labels, is_index, labels_of, read_index
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +39,19 @@ _told_no_background: set[str] = set()
 
 
 class SynthDataset:
-    """Clips of the benchmark; ``labels`` are the 12 event labels + background, or the 12
-    alone when ``spec.background`` is 0 (for a model without the background outcome)."""
+    """The benchmark's clips, labelled by name with ``labels`` (default: the 12 event labels +
+    background); a model without ``background`` takes only clips with an event."""
 
-    def __init__(self, spec: synth.SynthSpec, with_background: bool = True):
-        if not with_background and spec.background > 0:
+    def __init__(self, spec: synth.SynthSpec, labels: tuple[str, ...] | None = None):
+        self.spec = spec
+        self.labels = tuple(labels or synth.CLASSES)
+        if BACKGROUND not in self.labels and spec.background > 0:
             raise InputError("this model has no background label, so it cannot learn clips without an event",
                              hint="add background=0 to the synth: data, or train a synth preset (it has one)")
-        self.spec = spec
-        self.labels = synth.CLASSES if with_background else synth.LABELS
+        missing = [n for n in synth.LABELS if n not in self.labels]
+        if missing:
+            raise InputError(f"the synthetic benchmark's label(s) {', '.join(missing[:4])} are not the model's")
+        self._index = [self.labels.index(n) if n in self.labels else -1 for n in synth.CLASSES]
         self.has_ground_truth = True
 
     def __len__(self):
@@ -56,87 +59,51 @@ class SynthDataset:
 
     def __getitem__(self, i: int) -> Sample:
         c = synth.make_clip(self.spec, i)
-        return Sample(c.frames, c.audio, c.label, c.event_snippets, c.boxes)
+        return Sample(c.frames, c.audio, self._index[c.label], c.event_snippets, c.boxes)
 
 
-class VideoFolder:
-    """Videos with labels from labels.json or from class sub-folders.
-
-    A file without an audio track gives silence and ``has_audio=False``; a file that cannot
-    be decoded is skipped with a warning and counted in ``skipped`` (the loader then
-    serves the next good file, so a DataLoader never sees the failure).
-    """
-
-    def __init__(self, root: str | Path, cfg, labels: tuple[str, ...] | None = None):
-        self.root = Path(root)
-        self.cfg = cfg
-        self.skipped: list[str] = []
-        index = self.root / "labels.json"
-        if index.is_file():
-            entries = json.loads(index.read_text())
-            names = labels or _label_order({e["label"] for e in entries})
-            self.items = [(self.root / e["file"], e["label"], e) for e in entries]
-            self.has_ground_truth = all("event_snippets" in e for e in entries)
-        else:
-            classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-            names = labels or _label_order(classes)
-            self.items = [(v, c, {}) for c in classes for v in list_videos(self.root / c)]
-            self.has_ground_truth = False
-        if not self.items:
-            raise InputError(f"no videos found in {self.root}",
-                             hint="expected labels.json or one sub-folder of videos per class")
-        unknown = sorted({lab for _, lab, _ in self.items} - set(names))
-        if unknown:
-            raise InputError(f"labels in {self.root} that the model does not know: {unknown[:5]}")
-        self.labels = tuple(names)
-        self._bad: set[int] = set()
-        if BACKGROUND not in self.labels and str(self.root) not in _told_no_background:
-            _told_no_background.add(str(self.root))
-            log.warning("%s has no %s/ class: the model will have no 'nothing happening' outcome, so its "
-                        "events will fire on anything (add a %s/ folder of videos where nothing of interest "
-                        "happens)", self.root, BACKGROUND, BACKGROUND)
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> Sample:
-        for j in range(len(self.items)):
-            k = (i + j) % len(self.items)
-            if k in self._bad:
-                continue
-            path, label, gt = self.items[k]
-            try:
-                s = read_snippets(path, self.cfg.num_snippets, self.cfg.sample_rate, self.cfg.audio_window)
-            except SourceError as exc:
-                log.warning("skipping %s", exc)
-                self._bad.add(k)
-                self.skipped.append(str(path))
-                continue
-            boxes = np.asarray(gt["boxes"], np.float32) if "boxes" in gt else None
-            events = np.asarray(gt["event_snippets"]) if "event_snippets" in gt else None
-            return Sample(s.frames, s.audio, self.labels.index(label), events, boxes, s.has_audio, str(path))
-        raise SourceError(f"none of the {len(self.items)} videos in {self.root} can be decoded")
+def is_synth(uri: str) -> bool:
+    return uri == "synth" or uri.startswith("synth:")
 
 
-def _label_order(names) -> tuple[str, ...]:
-    """Class names sorted, with ``background`` (if any) last: the convention of every model."""
-    names = set(names)
-    return tuple(sorted(names - {BACKGROUND})) + ((BACKGROUND,) if BACKGROUND in names else ())
-
-
-def open_dataset(uri: str, cfg):
-    """``synth:...`` (knobs as in ``--data synth:seed=3,clips=500,noise=0.1-0.6,background=0.3``) or a folder."""
-    if uri == "synth" or uri.startswith("synth:"):
+def open_dataset(uri: str, cfg, cache: str | None = None, candidates: int = 1):
+    """``synth:...`` (knobs as in ``--data synth:seed=3,clips=500,noise=0.1-0.6,background=0.3``), a
+    folder or a list, labelled with the model's labels (a label the model lacks is an error)."""
+    if is_synth(uri):
         knobs = synth.parse_knobs(uri.partition(":")[2])
-        with_bg = cfg.background_index is not None
-        if not with_bg:
+        if cfg.background_index is None:
             knobs.setdefault("background", 0.0)
-        ds = SynthDataset(synth.SynthSpec.for_model(cfg, **knobs), with_background=with_bg)
-    else:
-        path = Path(uri)
-        if not path.is_dir():
-            raise InputError(f"--data {uri!r} is neither synth:... nor a folder")
-        ds = VideoFolder(path, cfg, labels=cfg.labels)
-    if tuple(ds.labels) != tuple(cfg.labels):
-        raise InputError(f"the data's labels {list(ds.labels)[:4]}... differ from the model's")
-    return ds
+        return SynthDataset(synth.SynthSpec.for_model(cfg, **knobs), cfg.labels)
+    if not is_index(uri):
+        raise InputError(f"--data {uri!r} is neither synth:... nor a folder or .csv/.json list of videos")
+    return _clips(read_index(uri), cfg, cache, candidates)
+
+
+def open_training_data(uri: str, cfg, cache: str | None = None, candidates: int = 1):
+    """(dataset, cfg): for files, the model takes the data's labels - in the order the folder's
+    benchmark.json declares (what ``avgn-edge synth`` writes), else sorted - at least two."""
+    if is_synth(uri):
+        return open_dataset(uri, cfg), cfg
+    if not is_index(uri):
+        raise InputError(f"--data {uri!r} is neither synth:... nor a folder or .csv/.json list of videos")
+    items = read_index(uri)
+    present = labels_of(items)
+    if len(present) < 2:
+        raise InputError(f"{uri} has one class ({present[0]}): training needs at least two",
+                         hint="add clips of other classes - e.g. a background/ folder of clips without the event")
+    labels = declared_labels(uri, items) or present
+    labels = tuple(n for n in labels if n != BACKGROUND) + ((BACKGROUND,) if BACKGROUND in labels else ())
+    if BACKGROUND not in labels and str(uri) not in _told_no_background:
+        _told_no_background.add(str(uri))
+        log.warning("%s has no %s class: the model will have no 'nothing happening' outcome, so its events "
+                    "will fire on anything (add a %s/ folder of videos where nothing of interest happens)",
+                    uri, BACKGROUND, BACKGROUND)
+    cfg = cfg.replace(labels=labels)
+    return _clips(items, cfg, cache, candidates), cfg
+
+
+def _clips(items, cfg, cache, candidates):
+    from .cache import SnippetCache
+    from .videos import VideoClips
+    store = SnippetCache(cache, items, cfg, candidates) if cache else None
+    return VideoClips(items, cfg, cfg.labels, candidates, store)

@@ -14,15 +14,44 @@ snippet clock on a simulated one, as fast as the CPU renders (event-level evalua
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Iterator
 
 import numpy as np
 
 from ..errors import InputError
-from .synth import LABELS, SynthSpec, Timeline, frames_per_segment
+from .synth import LABELS, Segment, SynthSpec, Timeline, frames_per_segment
 
 DEFAULT_QUIET = 0.9
+KEEP_SEGMENTS = 256          # 64 s of 0.25 s segments: far more than any window or audio look-back
+KEEP_EVENTS = 64             # a few minutes of events for a live source's ground truth
+
+
+class Recent:
+    """An append-only list that keeps its last ``keep`` items; indices stay absolute and
+    ``len`` counts every item ever appended; a forgotten index reads as ``old``."""
+
+    def __init__(self, keep: int, old=None):
+        self._items: collections.deque = collections.deque(maxlen=keep)
+        self._count, self._old = 0, old
+
+    def append(self, item):
+        self._items.append(item)
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int):
+        i = i + self._count if i < 0 else i
+        first = self._count - len(self._items)
+        if not 0 <= i < self._count:
+            raise IndexError(i)
+        return self._old if i < first else self._items[i - first]
+
+    def __iter__(self):
+        return iter(list(self._items))
 
 
 def quiet_gap(quiet: float, min_event: int) -> tuple[int, int]:
@@ -35,10 +64,13 @@ def quiet_gap(quiet: float, min_event: int) -> tuple[int, int]:
 
 
 class StreamTimeline:
-    """Frames, audio and ground truth of an endless seeded stream (not thread-safe)."""
+    """Frames, audio and ground truth of an endless seeded stream (not thread-safe). It keeps
+    only its recent segments (a service runs for months: older ones render as empty
+    background) and, with ``keep_events``, only that many recent events."""
 
     def __init__(self, spec: SynthSpec | None = None, *, quiet: float | None = None,
-                 events: tuple[str, ...] | None = None, gap: tuple[int, int] | None = None):
+                 events: tuple[str, ...] | None = None, gap: tuple[int, int] | None = None,
+                 keep_events: int | None = None):
         spec = spec or SynthSpec()
         if isinstance(spec.noise, tuple) or isinstance(spec.distractors, tuple):
             raise InputError("a stream needs fixed noise and distractor levels, not ranges")
@@ -49,6 +81,9 @@ class StreamTimeline:
         self.gap = gap if gap is not None else quiet_gap(self.quiet, spec.min_event)
         self._rng = np.random.default_rng([self.spec.seed, 7919])
         self._tl = Timeline(self.spec, self._rng)
+        self._tl.segments = Recent(KEEP_SEGMENTS, Segment())
+        if keep_events:
+            self._tl.events = Recent(keep_events)
         self._labels = [LABELS.index(e) for e in events] if events else list(range(len(LABELS)))
         self.per = frames_per_segment(self.spec)
         self.frame_period = self.spec.snippet_period / self.per

@@ -1,4 +1,8 @@
-"""Checkpoint -> bundle: one static-shape ONNX graph per stage, checked, simplified, parity-tested.
+"""Checkpoint -> bundle: one ONNX graph per stage, checked, simplified, parity-tested.
+
+Every graph has a dynamic leading batch (ONNX ``dim_param`` "batch", -1 in the manifest) and
+static shapes otherwise; it is traced with a batch of 2 (so no size-1 broadcast gets baked in)
+and checked against PyTorch at several batch sizes (parity.py).
 
     bundle = export_bundle("synth", "out/bundle")
 
@@ -28,7 +32,7 @@ from ..deps import require
 from ..errors import BundleError
 from ..train.checkpoint import load_checkpoint, resolve_checkpoint
 from ..model.flops import stage_gflops
-from .parity import collect_stage_inputs, end_to_end_parity, stage_parity
+from .parity import batches, collect_stage_inputs, end_to_end_parity, stage_parity
 from .stages import specs_for, stage_modules
 
 log = logging.getLogger(__name__)
@@ -36,16 +40,19 @@ OPSET = 17
 
 
 def export_stage(module: torch.nn.Module, spec, example: dict[str, np.ndarray], path: Path):
+    """``example``: real inputs with a leading batch (traced as is; the batch axis is made dynamic)."""
     onnx = require("onnx")
     onnxslim = require("onnxslim")
     args = tuple(torch.from_numpy(example[t.name]) for t in spec.inputs)
+    dynamic = {t.name: {0: "batch"} for t in spec.inputs + spec.outputs}
     buf = io.BytesIO()
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)   # the fused encoder-layer kernel has no ONNX form
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, buf, dynamo=False, opset_version=OPSET, do_constant_folding=True,
-                          input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs])
+                          input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
+                          dynamic_axes=dynamic)
     torch.backends.mha.set_fastpath_enabled(fastpath)
     model = onnxslim.slim(onnx.load_from_string(buf.getvalue()))
     model.producer_name, model.producer_version = "avgn-edge", __version__
@@ -60,15 +67,17 @@ _DTYPES = {1: "float32", 10: "float16", 6: "int32", 7: "int64", 3: "int8", 9: "b
 
 
 def graph_io(model) -> tuple[list, list]:
-    def desc(vi):
+    def desc(vi):           # a symbolic dim (dim_param) reads -1, as in the manifest
         t = vi.type.tensor_type
-        return vi.name, tuple(d.dim_value for d in t.shape.dim), _DTYPES.get(t.elem_type, str(t.elem_type))
+        dims = tuple(-1 if d.dim_param or not d.HasField("dim_value") else d.dim_value for d in t.shape.dim)
+        return vi.name, dims, _DTYPES.get(t.elem_type, str(t.elem_type))
     inits = {i.name for i in model.graph.initializer}
     return [desc(v) for v in model.graph.input if v.name not in inits], [desc(v) for v in model.graph.output]
 
 
 def check_io(model, spec):
-    """The graph's inputs/outputs must be exactly the stage contract (names, static shapes, dtypes)."""
+    """The graph's inputs/outputs must be exactly the stage contract (names, shapes with the dynamic
+    batch, dtypes)."""
     ins, outs = graph_io(model)
     want_in = [(t.name, t.shape, t.dtype) for t in spec.inputs]
     want_out = [(t.name, t.shape, t.dtype) for t in spec.outputs]
@@ -99,7 +108,8 @@ def export_bundle(checkpoint, out: str | Path, parity_data: str = "synth:seed=10
     samples = collect_stage_inputs(model, open_dataset(parity_data, cfg))
     graphs = {}
     for name in STAGES:
-        graphs[name] = export_stage(modules[name], specs[name], samples[name][0], out / "fp32" / f"{name}.onnx")
+        example = batches(samples[name], 2)[0]
+        graphs[name] = export_stage(modules[name], specs[name], example, out / "fp32" / f"{name}.onnx")
         log.info("exported %-13s %6.1f kB", name, (out / "fp32" / f"{name}.onnx").stat().st_size / 1e3)
     require_supported(graphs)
     bundle = Bundle(out, cfg, specs, {"fp32": {"files": {s: f"fp32/{s}.onnx" for s in STAGES}}}, {},
@@ -110,7 +120,7 @@ def export_bundle(checkpoint, out: str | Path, parity_data: str = "synth:seed=10
     for s in STAGES:
         bundle.add_file(f"fp32/{s}.onnx")
     bundle.variants["fp32"]["parity"] = {
-        "stages": stage_parity(bundle, modules, samples),
+        **stage_parity(bundle, modules, samples),
         "end_to_end": end_to_end_parity(bundle, model, open_dataset(parity_data, cfg))}
     bundle.save()
     return bundle

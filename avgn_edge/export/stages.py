@@ -1,4 +1,4 @@
-"""One torch module per deployed stage, with exactly the bundle's I/O (batch of one decision)."""
+"""One torch module per deployed stage, with exactly the bundle's I/O (leading batch: snippets or decisions)."""
 
 from __future__ import annotations
 
@@ -28,25 +28,27 @@ class GlanceAudio(nn.Module):
 
 
 class Decide(nn.Module):
-    """AV-TeST saliency, top-k, AESPA and the policy: [T,...] features -> saliency, indices, centres."""
+    """AV-TeST saliency, top-k, AESPA and the policy: [B,T,...] features -> saliency, indices, centres."""
 
     def __init__(self, m: AVGN):
         super().__init__()
         self.m = m
 
     def forward(self, gmaps, gvecs, avecs):
-        d = self.m.decide(gmaps[None], gvecs[None], avecs[None])
-        centres = d.centres[0].clamp(0.0, 1.0)
-        return d.saliency[0], d.indices[0].to(torch.int32), centres
+        d = self.m.decide(gmaps, gvecs, avecs)
+        return d.saliency, d.indices.to(torch.int32), d.centres.clamp(0.0, 1.0)
 
 
 class FocusLocal(nn.Module):
+    """patches [B,k,3,P,P] -> lvecs [B,k,Dl]."""
+
     def __init__(self, m: AVGN):
         super().__init__()
         self.m = m
 
     def forward(self, patches):
-        return self.m.local_vectors(patches)
+        b, k = patches.shape[:2]
+        return self.m.local_vectors(patches.flatten(0, 1)).view(b, k, -1)
 
 
 class Head(nn.Module):
@@ -55,18 +57,17 @@ class Head(nn.Module):
         self.m = m
 
     def forward(self, gvecs, avecs, lvecs, saliency, indices):
-        idx = indices.to(torch.int64)[None]
-        logits = self.m.classify(gvecs[None], avecs[None], lvecs[None], saliency[None], idx)
-        return torch.softmax(logits[0], dim=-1)
+        logits = self.m.classify(gvecs, avecs, lvecs, saliency, indices.to(torch.int64))
+        return torch.softmax(logits, dim=-1)
 
 
 WRAPPERS = {"glance_visual": GlanceVisual, "glance_audio": GlanceAudio, "decide": Decide,
             "focus_local": FocusLocal, "head": Head}
 
 
-def specs_for(model: AVGN) -> dict[str, StageSpec]:
+def specs_for(model: AVGN, batch=None) -> dict[str, StageSpec]:
     return stage_specs(model.cfg, model.glance.channels, model.glance.map_size, model.glance.dim,
-                       model.audio.dim, model.local.dim)
+                       model.audio.dim, model.local.dim, batch)
 
 
 def stage_modules(model: AVGN) -> dict[str, nn.Module]:

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from ..data.stream import StreamTimeline
+from ..data.stream import KEEP_EVENTS, StreamTimeline
 from ..data.synth import SynthSpec
 from .track import TrackAudio
 from .video import Frame, VideoSource
@@ -34,7 +34,7 @@ class SynthStream(VideoSource):
         knobs = {k: v for k, v in (("seed", seed), ("distractors", distractors), ("noise", noise))
                  if v is not None}
         self.timeline = StreamTimeline(dataclasses.replace(spec or SynthSpec(), **knobs), quiet=quiet,
-                                       events=events, gap=gap)
+                                       events=events, gap=gap, keep_events=KEEP_EVENTS)
         self.spec = self.timeline.spec
         self._lock = threading.Lock()        # the timeline (segment list, audio cache) is not thread-safe
         self.per = self.timeline.per
@@ -98,8 +98,8 @@ class SynthStream(VideoSource):
         return self._audio[rate]
 
     def ground_truth(self, until: float | None = None) -> list[dict]:
-        """Events that started by ``until`` (default now): label and [t_start, t_end) on the
-        stream's monotonic clock."""
+        """Events that started by ``until`` (default now), among the last KEEP_EVENTS: label and
+        [t_start, t_end) on the stream's monotonic clock."""
         until = time.monotonic() if until is None else until
         with self._lock:
             events = self.timeline.events(until - self.t0)

@@ -9,6 +9,9 @@
     synth://                  the built-in real-time generator, quiet 90% of the time
                               synth://?seed=3&quiet=0.7&distractors=0.5&noise=0.25&events=bell-checker,hum-vstripes
                               (quiet: share of time with no event; or gap=MIN-MAX segments between events)
+
+Credentials in a URI (``rtsp://user:pass@cam/...``, ``?password=...``) never leave it:
+``str(VideoURI)``, source names, log lines and error messages show ``redact_uri(uri)``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,29 @@ _CSI_OPTS = {"width": int, "height": int, "fps": int, "flip": int}
 _SYNTH_OPTS = {"seed": int, "quiet": float, "distractors": float, "noise": float, "events": str, "gap": str}
 
 
+_SECRET = re.compile(r"pass|pwd|token|secret|key|auth|sig|user|login|cred", re.IGNORECASE)
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with its user info and secret-looking query values replaced by ``***``."""
+    uri = str(uri)
+    if "://" not in uri:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    path, q, query = tail.partition("?")
+    if q:
+        parts = []
+        for item in query.split("&"):
+            key, eq, value = item.partition("=")
+            parts.append(f"{key}=***" if eq and _SECRET.search(key) else item)
+        tail = path + "?" + "&".join(parts)
+    return f"{scheme}://{netloc}{tail}"
+
+
 @dataclass(frozen=True)
 class VideoURI:
     kind: str                   # camera | v4l2 | csi | rtsp | http | file | synth
@@ -36,8 +62,8 @@ class VideoURI:
     options: dict = field(default_factory=dict)
     raw: str = ""
 
-    def __str__(self) -> str:
-        return self.raw or self.target
+    def __str__(self) -> str:            # what logs and APIs show: never credentials
+        return redact_uri(self.raw or self.target)
 
 
 def _options(kind: str, query: str, allowed: dict) -> dict:
@@ -89,7 +115,7 @@ def parse_video_uri(uri) -> VideoURI:
     if isinstance(uri, os.PathLike):
         uri = os.fspath(uri)
     if not isinstance(uri, str) or not uri.strip():
-        raise SourceError(f"bad video source {uri!r}", hint=_HINT)
+        raise SourceError(f"bad video source {redact_uri(uri) if isinstance(uri, str) else uri!r}", hint=_HINT)
     raw = uri = uri.strip()
     head, _, query = uri.partition("?")
     if head.isdigit():
@@ -113,7 +139,7 @@ def parse_video_uri(uri) -> VideoURI:
     if scheme == "file":
         return _file(uri[len("file://"):], raw)
     if scheme:
-        raise SourceError(f"unsupported video source {raw!r} (scheme {scheme!r}); {_HINT}", hint=_HINT)
+        raise SourceError(f"unsupported video source {redact_uri(raw)!r} (scheme {scheme!r})", hint=_HINT)
     return _file(uri, raw)
 
 

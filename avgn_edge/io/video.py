@@ -234,7 +234,7 @@ def _open_hint(uri: VideoURI) -> str:
         return "is a camera connected? list them with: v4l2-ctl --list-devices (or ls /dev/video*)"
     if uri.kind == "csi":
         return "check the sensor id and that nvargus-daemon runs (sudo systemctl restart nvargus-daemon)"
-    return "is the stream reachable? try: ffprobe " + uri.target
+    return f"is the stream reachable? try ffprobe on it ({uri})"
 
 
 def open_video(uri, *, loop: bool = False, read_timeout: float = 2.0, open_timeout: float = 5.0,

@@ -19,7 +19,8 @@ from ..errors import MissingDependency
 SOURCE = Path(__file__).with_name("crop_resize.cu")
 KERNEL_NAMES = ("crop_resize_f32", "crop_resize_f16")   # extern "C" entry points in SOURCE
 OPTIONS = ("-std=c++17",)   # no --use_fast_math: it would change the division results
-_HEADER_HINT = ("pip install nvidia-cuda-runtime (or the JetPack CUDA toolkit) or set CUDA_HOME "
+_HEADER_HINT = ("on Jetson use the JetPack's CUDA toolkit (/usr/local/cuda); elsewhere pip install "
+                "'avgn-edge[cuda12]' or 'avgn-edge[cuda13]' (whichever matches the driver), or set CUDA_HOME "
                 "to a CUDA install with include/cuda_fp16.h")
 
 # Number of actual NVRTC compilations in this process (cache hits do not count).
@@ -37,7 +38,9 @@ def _nvrtc():
         nvrtc.nvrtcVersion()
     except Exception as exc:  # libnvrtc.so missing: cuda-pathfinder raises DynamicLibNotFoundError
         raise MissingDependency(f"NVRTC cannot be loaded ({exc})",
-                                hint="pip install nvidia-cuda-nvrtc (or use the JetPack's libnvrtc)") from exc
+                                hint="on Jetson the JetPack's libnvrtc is used (apt install cuda-nvrtc-12-6 if "
+                                     "missing); elsewhere pip install 'avgn-edge[cuda12]' or 'avgn-edge[cuda13]', "
+                                     "matching the driver's CUDA major") from exc
     return nvrtc
 
 

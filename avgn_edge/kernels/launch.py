@@ -13,6 +13,7 @@ import ctypes
 from ..deps import require
 from ..errors import InputError
 from .compile import compile_cubin
+from .device import check
 
 BLOCK = 128   # threads per block; one thread per output pixel (3 channels)
 
@@ -26,6 +27,19 @@ class CropArgs(ctypes.Structure):
                 ("k", ctypes.c_int), ("out_h", ctypes.c_int), ("out_w", ctypes.c_int),
                 ("mean", ctypes.c_float * 3), ("std", ctypes.c_float * 3),
                 ("swap_rb", ctypes.c_int)]
+
+    def touched(self, fp16: bool) -> dict[str, int]:
+        """Bytes behind each pointer field that one launch may read or write."""
+        out = {"frames": self.T * self.H * self.W * 3, "out": self.k * 3 * self.out_h * self.out_w * (2 if fp16 else 4)}
+        if self.indices:
+            out["indices"] = self.k * 4
+        if self.centres:
+            out["centres"] = self.k * 8
+        return out
+
+
+# kernel name -> (its by-value argument struct, fp16 output); the emulated GPU checks launches with it
+KERNEL_ARGS = {"crop_resize_f32": (CropArgs, False), "crop_resize_f16": (CropArgs, True)}
 
 
 def make_args(frames: int, ring: tuple[int, int, int], out: int, k: int, out_h: int, out_w: int, mean, std, *,
@@ -51,16 +65,6 @@ def grid(args: CropArgs, block: int = BLOCK) -> tuple[int, int]:
     return (args.out_h * args.out_w + block - 1) // block, args.k
 
 
-def _check(result):
-    """Unpack a driver ``(err, *values)`` tuple, raising on any error."""
-    driver = require("cuda.bindings.driver")
-    err, *values = result
-    if err != driver.CUresult.CUDA_SUCCESS:
-        name = driver.cuGetErrorName(err)[1]
-        raise RuntimeError(f"CUDA driver error {int(err)} ({name.decode() if name else err})")
-    return values[0] if len(values) == 1 else tuple(values) or None
-
-
 class CropKernel:
     """The crop kernel loaded into the *current* context (e.g. the primary context, made
     current by the TensorRT runtime or ``cuDevicePrimaryCtxRetain`` + ``cuCtxSetCurrent``).
@@ -71,17 +75,17 @@ class CropKernel:
 
     def __init__(self, cubin: bytes | None = None, *, cache_dir=None, block: int = BLOCK):
         driver = require("cuda.bindings.driver")
-        dev = _check(driver.cuCtxGetDevice())
-        major = _check(driver.cuDeviceGetAttribute(
+        dev = check(driver.cuCtxGetDevice())
+        major = check(driver.cuDeviceGetAttribute(
             driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev))
-        minor = _check(driver.cuDeviceGetAttribute(
+        minor = check(driver.cuDeviceGetAttribute(
             driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev))
         self.arch = f"{major}{minor}"
         self.block = block
         if cubin is None:
             cubin = compile_cubin(self.arch, cache_dir=cache_dir)
-        self.module = _check(driver.cuModuleLoadData(cubin))
-        self.functions = {fp16: _check(driver.cuModuleGetFunction(self.module, name))
+        self.module = check(driver.cuModuleLoadData(cubin))
+        self.functions = {fp16: check(driver.cuModuleGetFunction(self.module, name))
                           for fp16, name in ((False, b"crop_resize_f32"), (True, b"crop_resize_f16"))}
 
     def launch(self, args: CropArgs, fp16: bool = False, stream=0) -> None:
@@ -89,7 +93,7 @@ class CropKernel:
         driver = require("cuda.bindings.driver")
         gx, gy = grid(args, self.block)
         hstream = stream if isinstance(stream, driver.CUstream) else driver.CUstream(int(stream))
-        _check(driver.cuLaunchKernel(self.functions[bool(fp16)], gx, gy, 1, self.block, 1, 1, 0, hstream,
+        check(driver.cuLaunchKernel(self.functions[bool(fp16)], gx, gy, 1, self.block, 1, 1, 0, hstream,
                                      ((args,), (None,)), 0))
 
     def patches(self, frames: int, ring: tuple[int, int, int], indices: int, centres: int, k: int, box_frac: float,
@@ -113,7 +117,7 @@ class CropKernel:
     def close(self) -> None:
         if getattr(self, "module", None) is not None:
             driver = require("cuda.bindings.driver")
-            _check(driver.cuModuleUnload(self.module))
+            check(driver.cuModuleUnload(self.module))
             self.module = None
 
     def __enter__(self):

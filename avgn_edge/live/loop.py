@@ -17,27 +17,22 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 
-import numpy as np
-
+from ..errors import BackendError
 from ..runtime.result import Result
+from .clock import Snippet, SnippetClock
 from .overlay import draw
 from .stats import LiveStats
+
+__all__ = ["LiveLoop", "Snippet"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Snippet:
-    frame: np.ndarray
-    audio: np.ndarray
-    t: float                 # the frame's timestamp (monotonic); the audio window ends here
-    audio_ok: bool
-    pairing_ms: float        # how far the audio we had fell short of the frame's time
-
-
 class LiveLoop:
+    """``latest`` is the newest Result; every Result goes to the event tracker, the result
+    sinks and ``on_result`` and is not kept (a loop may run for months)."""
+
     def __init__(self, recognizer, video, audio=None, *, frame_sinks=(), sinks=(), tracker=None,
                  duration: float | None = None, stats_every: float = 5.0, audio_wait: float = 0.15,
                  render_fps: float = 15.0, on_result=None, on_snippet=None, on_event=None):
@@ -49,50 +44,27 @@ class LiveLoop:
         self.on_result, self.on_snippet = on_result, on_snippet
         self.cfg = recognizer.config
         self.stats = LiveStats()
-        self.results: list[Result] = []
         self.latest: Result | None = None
         self._queue: queue.Queue[Snippet] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.error: BaseException | None = None
+        self._failing = False
 
     # -- producer
     def _clock(self):
-        period, n = self.cfg.snippet_period, self.cfg.audio_samples
-        last_t = None
-        reconnects = self.video.stats.get("reconnects", 0)
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            next_tick += period
-            if time.monotonic() > next_tick + period:     # fell behind (a stalled source): resync
-                next_tick = time.monotonic()
-            self._stop.wait(max(0.0, next_tick - time.monotonic()))
-            if self._stop.is_set():
-                break
-            frame = self.video.latest(timeout=period)
-            if frame is None:
+        clock = SnippetClock(self.video, self.audio, self.cfg.snippet_period, self.cfg.audio_samples,
+                             stats=self.stats, audio_wait=self.audio_wait)
+        while clock.wait(self._stop):
+            s = clock.take()
+            if s is None:
                 if self.video.eos:
                     log.info("source ended")
                     self._stop.set()
-                else:
-                    self.stats.stale += 1
                 continue
-            if last_t is not None and frame.t <= last_t:
-                self.stats.stale += 1
-                continue
-            now_reconnects = self.video.stats.get("reconnects", 0)
-            if last_t is not None and (frame.t - last_t > 3 * period or now_reconnects != reconnects):
-                log.warning("%.1f s gap in the video (reconnects: %d): restarting the window",
-                            frame.t - last_t, now_reconnects)
+            if s.restart:
                 self._put(None)                       # tells the consumer to reset
-            reconnects = now_reconnects
-            last_t = frame.t
-            if self.audio is not None:
-                wave, ok = self.audio.window(frame.t, n, timeout=self.audio_wait)
-                short = max(0.0, frame.t - self.audio.available_until())
-            else:
-                wave, ok, short = np.zeros(n, np.float32), False, 0.0
-            self._put(Snippet(frame.image, wave, frame.t, ok, 1e3 * short))
+            self._put(s)
 
     def _put(self, item):
         try:
@@ -119,14 +91,20 @@ class LiveLoop:
             self.stats.snippet(s.pairing_ms, s.audio_ok)
             if self.on_snippet is not None:
                 self.on_snippet(s)
-            result = self.rec.push(s.frame, s.audio, s.t)
+            try:
+                result = self.rec.push(s.frame, s.audio, s.t)
+            except BackendError as exc:               # a remote server down or slow: counted, the loop goes on
+                self._failed(exc)
+                continue
+            if self.stats.failed_calls and self._failing:
+                log.info("backend calls succeed again (%d failed)", self.stats.failed_calls)
+                self._failing = False
             if result is None:
                 continue
             result.audio_ok = result.audio_ok and s.audio_ok
             self.stats.decision(result.timings, 1e3 * (time.monotonic() - s.t))
             with self._lock:
                 self.latest = result
-                self.results.append(result)
             for sink in self.sinks:
                 sink.write_result(result)
             if self.on_result is not None:
@@ -140,6 +118,13 @@ class LiveLoop:
                 sink.write_event(tr)
             if self.on_event is not None:
                 self.on_event(tr)
+
+    def _failed(self, exc):
+        self.stats.failed_calls += 1
+        if not self._failing:
+            log.warning("backend calls fail (%s); counting them until they succeed again", exc)
+        self._failing = True
+        self.rec.reset()                              # the window lost a snippet: it restarts
 
     def _guard(self, fn):
         def run():

@@ -7,6 +7,8 @@ MatMul with fixed weights, so training, ONNX Runtime and TensorRT share one comp
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
@@ -44,9 +46,14 @@ class LogMel(nn.Module):
         self.bins = n_fft // 2 + 1
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        spec = F.conv1d(wave[:, None, :], self.dft, stride=self.hop)      # [N, 2B, frames]
-        power = spec[:, :self.bins] ** 2 + spec[:, self.bins:] ** 2
-        return torch.log(torch.matmul(self.mel, power) + 1e-6)[:, None]
+        # float32 even under fp16 autocast (training --amp fp16): a loud input's power
+        # spectrum passes fp16's 65504
+        dev = wave.device.type
+        with torch.autocast(dev, enabled=False) if torch.amp.is_autocast_available(dev) else contextlib.nullcontext():
+            wave = wave if wave.dtype == torch.float32 else wave.float()
+            spec = F.conv1d(wave[:, None, :], self.dft, stride=self.hop)      # [N, 2B, frames]
+            power = spec[:, :self.bins] ** 2 + spec[:, self.bins:] ** 2
+            return torch.log(torch.matmul(self.mel, power) + 1e-6)[:, None]
 
 
 class AudioEncoder(nn.Module):

@@ -22,14 +22,15 @@ def stage_gflops(model) -> dict[str, float]:
     T, k, S = cfg.num_snippets, cfg.top_k, cfg.frame_size
     was_training = model.training
     model.eval()
-    view = torch.zeros(1, 1, 3, cfg.glance_size, cfg.glance_size)
-    wave = torch.zeros(1, 1, cfg.audio_samples)
+    dev = next(model.parameters()).device
+    view = torch.zeros(1, 1, 3, cfg.glance_size, cfg.glance_size, device=dev)
+    wave = torch.zeros(1, 1, cfg.audio_samples, device=dev)
     gmap, gvec = model.encode_glance(view.expand(1, T, -1, -1, -1))
     avec = model.encode_audio(wave.expand(1, T, -1))
     d = model.decide(gmap, gvec, avec)
-    patches = torch.zeros(k, 3, cfg.patch_size, cfg.patch_size)
+    patches = torch.zeros(k, 3, cfg.patch_size, cfg.patch_size, device=dev)
     lvec = model.local_vectors(patches)[None]
-    full = torch.zeros(1, T, 3, S, S)
+    full = torch.zeros(1, T, 3, S, S, device=dev)
     out = {
         "glance_visual": T * _gmacs(lambda: model.encode_glance(view)),
         "glance_audio": T * _gmacs(lambda: model.encode_audio(wave)),

@@ -22,14 +22,19 @@ DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "calibration" / "synth.js
 
 
 class RecordingBackend:
+    """Keeps up to ``limit`` items per stage, one batch-1 feed each: what is calibrated on and
+    held out never depends on how the pipeline happened to batch (a clip's T snippets in one
+    glance call, or one by one)."""
+
     def __init__(self, inner, limit: int):
         self.inner, self.limit = inner, limit
         self.name, self.precision = inner.name, inner.precision
         self.feeds: dict[str, list[dict[str, np.ndarray]]] = {s: [] for s in STAGES}
 
     def run(self, stage, feeds):
-        if len(self.feeds[stage]) < self.limit:
-            self.feeds[stage].append({k: np.array(v) for k, v in feeds.items()})
+        n = len(next(iter(feeds.values())))
+        for i in range(min(n, self.limit - len(self.feeds[stage]))):
+            self.feeds[stage].append({k: np.array(v[i:i + 1]) for k, v in feeds.items()})
         return self.inner.run(stage, feeds)
 
     def close(self):

@@ -3,24 +3,27 @@
     backend = open_backend(bundle, "auto", precision="fp32")
     outputs = backend.run("decide", {"gmaps": ..., "gvecs": ..., "avecs": ...})
 
-``auto`` picks TensorRT when it is importable, a CUDA GPU is present and engines for the
-bundle are built (or buildable), else ONNX Runtime. Backends touch no GPU before they
-are opened, and are context managers.
+``auto`` picks TensorRT when it is importable, a CUDA GPU is present (or emulated:
+AVGN_EMULATE_GPU=1) and the bundle's engines load or build; otherwise, or when they cannot
+be built, ONNX Runtime, with the reason logged. ``triton`` runs the stages on a remote Triton
+Inference Server (``url=...``; runtime/triton.py); ``auto`` never picks it. Backends touch no
+GPU before they are opened, and are context managers.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Protocol
 
 import numpy as np
 
 from ..bundle import Bundle
-from ..errors import InputError
+from ..errors import AvgnError, InputError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "ort", "trt")
+BACKENDS = ("auto", "ort", "trt", "triton")
 
 
 class Backend(Protocol):
@@ -33,11 +36,12 @@ class Backend(Protocol):
 
 
 def trt_available() -> tuple[bool, str]:
-    """(usable, reason): TensorRT importable and a CUDA device present."""
+    """(usable, reason): TensorRT importable and a CUDA device present. Never raises: without a
+    driver, cuda-bindings raises RuntimeError (DynamicLibNotFoundError), not ImportError."""
     import importlib.util
-    if importlib.util.find_spec("tensorrt") is None:
-        return False, "TensorRT is not installed"
     try:
+        if importlib.util.find_spec("tensorrt") is None:
+            return False, "TensorRT is not installed"
         from cuda.bindings import driver
         err, = driver.cuInit(0)
         if int(err) != 0:
@@ -47,7 +51,16 @@ def trt_available() -> tuple[bool, str]:
             return False, "no CUDA device"
     except ImportError:
         return False, "cuda-python is not installed"
-    return True, "TensorRT and a CUDA device are present"
+    except Exception as exc:                 # no libcuda, or a driver too old for these bindings
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        return False, f"no usable CUDA driver ({type(exc).__name__}: {first})"
+    from .. import emulator
+    return True, "TensorRT on the emulated GPU" if emulator.active() else "TensorRT and a CUDA device are present"
+
+
+def _accepted(cls, options: dict) -> dict:
+    names = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in options.items() if k in names}
 
 
 def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "fp32", **options) -> Backend:
@@ -56,12 +69,24 @@ def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "fp32",
     if precision not in bundle.variants:
         raise InputError(f"bundle has no {precision} variant",
                          hint=f"available: {', '.join(bundle.precisions)}; add one with avgn-edge quantize")
+    from .ort import OrtBackend
+    from .trt import TrtBackend
     if backend == "auto":
         ok, why = trt_available()
-        backend = "trt" if ok else "ort"
-        log.info("backend auto -> %s (%s)", backend, why)
+        if ok:
+            try:
+                trt_backend = TrtBackend(bundle, precision, **_accepted(TrtBackend, options))
+                log.info("backend auto -> trt (%s)", why)
+                return trt_backend
+            except AvgnError as exc:         # e.g. an engine that does not build: still serve, on the CPU
+                why = f"TensorRT cannot run this bundle here: {exc}"
+                log.warning("backend auto -> ort (%s)", why)
+        else:
+            log.info("backend auto -> ort (%s)", why)
+        return OrtBackend(bundle, precision, **_accepted(OrtBackend, options))
     if backend == "trt":
-        from .trt import TrtBackend
         return TrtBackend(bundle, precision, **options)
-    from .ort import OrtBackend
+    if backend == "triton":
+        from .triton import TritonBackend
+        return TritonBackend(bundle, precision, **options)
     return OrtBackend(bundle, precision, **options)

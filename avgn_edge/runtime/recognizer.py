@@ -9,7 +9,8 @@ Push mode, for apps that own their capture (robotics, surveillance)::
             print(result.t, result.top(3))
 
 Clip mode: ``rec.classify_clip("clip.mp4")``. Stream mode (the recognizer owns capture):
-see ``avgn_edge.live``.
+see ``avgn_edge.live``. Many streams through one model: ``new_window`` + the batched
+``encode_many``/``decide_many`` (see ``avgn_edge.serve``).
 """
 
 from __future__ import annotations
@@ -23,84 +24,98 @@ from ..bundle import Bundle, load_bundle
 from ..errors import InputError
 from ..media import read_snippets
 from .backend import open_backend
-from .inputs import Warner, check_audio, check_frame
-from .pipeline import HostPipeline, Timer
+from .pipeline import Timer, pipeline_for
 from .result import Result
-from .ring import SnippetRing
+from .window import Checked, StreamWindow
 
 log = logging.getLogger(__name__)
 
 
 class Recognizer:
+    """One model (bundle + backend + pipeline) and a default stream window for push mode.
+
+    Many streams share one Recognizer through ``new_window`` and the batched ``encode_many`` /
+    ``decide_many``: N snippets of N streams go through the glance stages in one call, the due
+    windows through the decision stages in one call (``avgn_edge.serve`` does this).
+    """
+
     def __init__(self, bundle: Bundle, backend, pipeline, stride: int = 2):
         self.bundle = bundle
         self.config = bundle.config
         self.backend = backend
         self.pipeline = pipeline
-        if stride < 1:
-            raise InputError(f"stride must be >= 1, got {stride}")
-        self.stride = stride
-        self.ring = SnippetRing(self.config.num_snippets)
-        self._warn = Warner()
-        self._frame_shape: tuple | None = None
+        self.window = StreamWindow(self.config, stride)
 
     @classmethod
     def load(cls, bundle: str | os.PathLike | Bundle = "synth", backend: str = "auto", precision: str = "fp32",
              stride: int = 2, **options) -> "Recognizer":
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         be = open_backend(b, backend, precision, **options)
-        pipeline = be.pipeline(b) if hasattr(be, "pipeline") else HostPipeline(b, be)
-        return cls(b, be, pipeline, stride)
+        return cls(b, be, pipeline_for(b, be), stride)
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.config.labels
 
+    @property
+    def stride(self) -> int:
+        return self.window.stride
+
+    @stride.setter
+    def stride(self, value: int) -> None:
+        self.window.stride = value
+
+    @property
+    def ring(self):
+        return self.window.ring
+
+    def new_window(self, stride: int = 2) -> StreamWindow:
+        """Another stream through this model (a TensorRT pipeline gives it its own device rings)."""
+        return StreamWindow(self.config, stride)
+
     def reset(self):
         """Forget the window (e.g. after a scene cut or a source reconnect)."""
-        self.ring.reset()
-        self._frame_shape = None
+        self.window.reset()
 
     def push(self, frame, audio, timestamp: float, sample_rate: int | None = None) -> Result | None:
         """Add one snippet; returns a Result when a decision is made (every ``stride`` snippets
         once T snippets are in), else None. Bad input raises InputError and leaves the ring as it was."""
-        timer = self._add(frame, audio, timestamp, sample_rate)
-        if not self.ring.full or (self.ring.count - self.ring.size) % self.stride:
-            return None
-        return self.decide(timer)
-
-    def _add(self, frame, audio, timestamp, sample_rate=None) -> Timer:
-        frame = check_frame(frame, self._warn)
-        try:
-            t = float(timestamp)
-        except (TypeError, ValueError):
-            raise InputError(f"timestamp must be a number, got {timestamp!r}") from None
-        if not np.isfinite(t):
-            raise InputError(f"timestamp must be finite, got {t}")
-        last = self.ring.last_time
-        if last is not None and t <= last:
-            raise InputError(f"timestamps must increase: {t:.4f} after {last:.4f}")
-        wave, audio_ok = check_audio(audio, self.config.audio_samples, self.config.sample_rate, sample_rate, self._warn)
-        if self._frame_shape is not None and frame.shape != self._frame_shape:
-            log.warning("frame size changed %s -> %s: window restarted", self._frame_shape, frame.shape)
-            self.ring.reset()
         timer = Timer()
-        features = self.pipeline.encode(self.ring.count % self.ring.size, frame, wave, timer)
-        self._frame_shape = frame.shape
-        self.ring.push(frame, t, features, audio_ok)
-        return timer
+        self.encode_many([self.window.check(frame, audio, timestamp, sample_rate)], timer)
+        return self.decide(timer) if self.window.due else None
+
+    def encode_many(self, items: list[Checked], timer: Timer | None = None) -> None:
+        """Encode checked snippets (``window.check``; several may belong to one window, in time
+        order) and add them to their windows: one glance call for all (split at the engines' batch limit)."""
+        timer = timer or Timer()
+        if not items:
+            return
+        feats = self.pipeline.encode_batch(items, timer)
+        for i, c in enumerate(items):
+            c.window.add(c, {k: v[i] for k, v in feats.items()})
 
     def decide(self, timer: Timer | None = None) -> Result:
-        """A decision over the current window (needs T snippets)."""
-        if not self.ring.full:
-            raise InputError(f"a decision needs {self.ring.size} snippets, the window has {len(self.ring)}")
+        """A decision over this Recognizer's own window (needs T snippets)."""
+        return self.decide_many([self.window], timer)[0]
+
+    def decide_many(self, windows: list[StreamWindow], timer: Timer | None = None) -> list[Result]:
+        """Decisions over full windows, batched (one call per decision stage, split at the batch limit)."""
         timer = timer or Timer()
-        ring = self.ring
-        out = self.pipeline.decide(ring, timer)
-        order = ring.order()
-        return Result(scores=out["scores"], labels=self.labels, saliency=out["saliency"],
-                      timestamps=ring.times[order].copy(), indices=out["indices"].astype(np.int64),
-                      boxes=out["boxes"], timings=dict(timer.ms), audio_ok=bool(ring.audio_ok[order].all()))
+        if not windows:
+            return []
+        for w in windows:
+            if not w.ring.full:
+                raise InputError(f"a decision needs {w.ring.size} snippets, the window has {len(w.ring)}")
+        rings = [w.ring for w in windows]
+        outs = self.pipeline.decide_batch(rings, timer)
+        results = []
+        for ring, out in zip(rings, outs):
+            order = ring.order()
+            results.append(Result(scores=out["scores"], labels=self.labels, saliency=out["saliency"],
+                                  timestamps=ring.times[order].copy(), indices=out["indices"].astype(np.int64),
+                                  boxes=out["boxes"], timings=dict(timer.ms),
+                                  audio_ok=bool(ring.audio_ok[order].all())))
+        return results
 
     def classify_clip(self, path: str | os.PathLike) -> Result:
         """Classify a video file: T snippets spread over it (frames and its audio track)."""
@@ -109,22 +124,17 @@ class Recognizer:
         return self.classify_snippets(s.frames, s.audio, s.times, audio_ok=s.has_audio)
 
     def classify_snippets(self, frames, audio, times=None, audio_ok: bool = True) -> Result:
-        """Classify T snippets at once (frames [T,H,W,3], audio [T,N]). The live window is kept,
-        except on a pipeline whose feature ring lives on the device (TensorRT), where it restarts."""
+        """Classify T snippets at once (frames [T,H,W,3], audio [T,N]): one glance call for the T
+        snippets, in a window of their own (the live window is kept)."""
         T = self.config.num_snippets
         if len(frames) != T or len(audio) != T:
             raise InputError(f"need exactly {T} frames and audio windows, got {len(frames)} and {len(audio)}")
         times = np.arange(1, T + 1) * self.config.snippet_period if times is None else times
-        saved = (self.ring, self._frame_shape)
-        self.ring, self._frame_shape = SnippetRing(T), None
-        try:
-            for f, a, t in zip(frames, audio, times):
-                timer = self._add(f, a, t)
-            result = self.decide(timer)
-        finally:
-            self.ring, self._frame_shape = saved
-            if getattr(self.pipeline, "device_ring", False) and self.ring.count:
-                self.reset()              # its device slots now hold this clip's features
+        clip = StreamWindow(self.config, self.window.stride)
+        clip._warn = self.window._warn                    # warn once per kind, clip or live
+        timer = Timer()
+        self.encode_many([clip.check(f, a, t) for f, a, t in zip(frames, audio, times)], timer)
+        result = self.decide_many([clip], timer)[0]
         result.audio_ok = result.audio_ok and audio_ok
         return result
 

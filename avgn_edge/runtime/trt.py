@@ -1,83 +1,41 @@
-"""TensorRT backend: engines, device buffers, one stream, a device-resident glance pipeline.
+"""TensorRT backend: engines, device buffers and one CUDA stream in the primary context.
 
-* Engines are built or reused through ``avgn_edge.trt.build`` (cached, keyed), deserialized
-  once, one execution context each, all on one CUDA stream in the primary context (shared
-  with the crop kernel and any other CUDA user in the process).
-* Every tensor name of the bundle has one device buffer, so an output and the next stage's
-  input of the same name are the same memory: no copies and no host round trips inside a
-  decision (decide -> crop kernel -> focus_local -> head; the kernel reads the indices and
-  centres decide wrote).
-* The feature ring is *mirrored*: snippet n is written to slots n % T and n % T + T, so the
-  window of the last T snippets is always contiguous at slot (n - T + 1) % T and decide and
-  head read it in place.
-* Camera frames go host -> pinned staging -> the device frame ring; the glance view is cut
-  on the device by the same kernel.
-* The decision step can be captured as a CUDA graph, one per window start (T of them, made
-  lazily); if capture fails the step runs eagerly, with a one-time message.
+* Engines come from ``avgn_edge.trt.build.load_engines`` (cached and keyed; a cached engine that
+  does not deserialize is rebuilt), one execution context each. The contexts share one scratch
+  buffer (``USER_MANAGED``): the stages run one after another on one stream, and on a Jetson
+  GPU memory is the system's memory.
+* Engines take a dynamic leading batch, built with one optimization profile (the manifest's
+  batch min/opt/max; trt/build.py). Every tensor name of the bundle has one device buffer, sized
+  for the profile's max, so an output and the next stage's input of the same name are the same
+  memory: no copies between engines. Each call sets the input shapes for its batch first.
+* Each entry point makes the CUDA context current on the calling thread (``@on_device``):
+  contexts are per CPU thread, and a Recognizer is often fed from another thread than the one
+  that built it (the live loop's inference thread).
+* Every ``set_tensor_address`` is checked: TensorRT refuses an unknown name or an address that
+  is not 256-byte aligned by returning False and keeping the old address.
+* ``pipeline()`` is the device-resident glance pipeline (trt_pipeline.py).
 
-Not runnable without a GPU: the tests that exercise it are marked ``gpu``; the names it
-uses are checked against TensorRT 10.3 and 11.4 in CI (tests/test_trt.py).
+The gpu-marked tests run all of this on a real GPU, or on the emulated one (avgn_edge/emulator)
+where there is none; the TensorRT names it uses are checked against TensorRT 10.3 and 11.4
+(tests/test_trt.py).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 
 import numpy as np
 
-from ..bundle import STAGES, Bundle
-from ..deps import require
-from ..errors import EngineError
-from ..kernels.launch import CropKernel
-from .pipeline import Timer, boxes_xyxy
+from ..bundle import Bundle
+from ..errors import EngineError, InputError
+from ..kernels.device import DeviceMemory, PrimaryContext, check, on_device
 
 log = logging.getLogger(__name__)
-_ITEM = {"float32": 4, "float16": 2, "int32": 4, "int64": 8, "int8": 1, "uint8": 1}
+ITEMSIZE = {"float32": 4, "float16": 2, "int32": 4, "int64": 8, "int8": 1, "uint8": 1}
 
 
-def _check(result):
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise EngineError(f"CUDA error {err}")
-    return values[0] if len(values) == 1 else tuple(values) or None
-
-
-class DeviceMemory:
-    """Owns device buffers and pinned host buffers; frees them on close."""
-
-    def __init__(self, driver):
-        self.driver = driver
-        self.device: list = []
-        self.host: list[int] = []
-
-    def alloc(self, nbytes: int) -> int:
-        ptr = int(_check(self.driver.cuMemAlloc(max(int(nbytes), 1))))
-        self.device.append(ptr)
-        return ptr
-
-    def pinned(self, shape, dtype) -> np.ndarray:
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        ptr = int(_check(self.driver.cuMemHostAlloc(max(nbytes, 1), 0)))
-        self.host.append(ptr)
-        raw = (ctypes.c_uint8 * max(nbytes, 1)).from_address(ptr)
-        return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
-
-    def free(self, ptr) -> None:
-        """Release one buffer early (e.g. the frame ring when the camera's frame size changes)."""
-        if ptr in self.device:
-            self.device.remove(ptr)
-            _check(self.driver.cuMemFree(ptr))
-        elif ptr in self.host:
-            self.host.remove(ptr)
-            _check(self.driver.cuMemFreeHost(ptr))
-
-    def close(self):
-        for ptr in self.device:
-            self.driver.cuMemFree(ptr)
-        for ptr in self.host:
-            self.driver.cuMemFreeHost(ptr)
-        self.device, self.host = [], []
+def nbytes(spec, batch: int = 1) -> int:
+    return int(np.prod(spec.at(batch))) * ITEMSIZE[spec.dtype]
 
 
 class TrtBackend:
@@ -85,184 +43,155 @@ class TrtBackend:
 
     def __init__(self, bundle: Bundle, precision: str = "fp16", engines_dir=None, workspace_mib: int = 1024,
                  cuda_graph: bool = True):
-        from ..trt.build import build_engines, import_tensorrt
-        trt = import_tensorrt()
-        self.driver = driver = require("cuda.bindings.driver")
+        from ..trt.build import import_tensorrt
+        self.trt = import_tensorrt()
         self.bundle, self.precision, self.cuda_graph = bundle, precision, cuda_graph
-        _check(driver.cuInit(0))
-        self.device = _check(driver.cuDeviceGet(0))
-        self.ctx = _check(driver.cuDevicePrimaryCtxRetain(self.device))
-        _check(driver.cuCtxSetCurrent(self.ctx))
-        paths = build_engines(bundle, precision, engines_dir, workspace_mib, log=log.info)
-        logger = trt.Logger(trt.Logger.WARNING)
-        runtime = trt.Runtime(logger)
+        self.cuda, self.mem, self.stream, self._pipelines = None, None, None, []
         self.engines, self.contexts = {}, {}
-        for stage, path in zip(STAGES, paths):
-            engine = runtime.deserialize_cuda_engine(path.read_bytes())
-            if engine is None:
-                raise EngineError(f"cannot deserialize {path}", hint="rebuild it: avgn-edge build-engines --force")
-            self.engines[stage] = engine
-            self.contexts[stage] = engine.create_execution_context()
-        self.stream = _check(driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING))
-        self.mem = DeviceMemory(driver)
-        # one buffer per tensor name (batch of one decision), shared between stages
-        self.buffers: dict[str, int] = {}
-        for spec in bundle.stages.values():
-            for t in spec.inputs + spec.outputs:
-                if t.name not in self.buffers:
-                    self.buffers[t.name] = self.mem.alloc(int(np.prod(t.shape)) * _ITEM[t.dtype])
-        self._runtime = runtime
+        self.cuda = PrimaryContext()
+        try:
+            with self.cuda.current():
+                self._open(engines_dir, workspace_mib)
+        except BaseException:
+            self.close()
+            raise
 
-    # -- host I/O path (parity checks, calibration-style use)
-    def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        driver, spec = self.driver, self.bundle.stages[stage]
-        for t in spec.inputs:
-            a = np.ascontiguousarray(feeds[t.name], dtype=t.dtype)
-            _check(driver.cuMemcpyHtoDAsync(self.buffers[t.name], a.ctypes.data, a.nbytes, self.stream))
-        self.execute(stage)
-        out = {t.name: np.empty(t.shape, t.dtype) for t in spec.outputs}
-        for t in spec.outputs:
-            _check(driver.cuMemcpyDtoHAsync(out[t.name].ctypes.data, self.buffers[t.name], out[t.name].nbytes, self.stream))
-        _check(driver.cuStreamSynchronize(self.stream))
+    def _open(self, engines_dir, workspace_mib):
+        from ..trt.build import load_engines, trt_logger
+        trt, driver = self.trt, self.cuda.driver
+        self.driver, self.logger = driver, trt_logger(trt)
+        loaded = load_engines(self.bundle, self.precision, engines_dir, workspace_mib, log=log.info)
+        self.engines = {item.stage: engine for item, engine in loaded}
+        # the most items one call may carry: what each engine's profile was built for
+        self.max_batch = {stage: self._profile_max(stage, engine) for stage, engine in self.engines.items()}
+        self.mem = DeviceMemory()
+        self.scratch_size = max(int(e.device_memory_size_v2) for e in self.engines.values())
+        self.scratch = self.mem.alloc(self.scratch_size) if self.scratch_size else 0
+        self.contexts = {stage: self._new_context(stage) for stage in self.engines}
+        self.stream = check(driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING))
+        self.shapes: dict[str, int] = {}                 # stage -> the batch its context's inputs are set for
+        sizes: dict[str, int] = {}
+        for stage, spec in self.bundle.stages.items():
+            for t in spec.inputs + spec.outputs:
+                sizes[t.name] = max(sizes.get(t.name, 0), nbytes(t, self.max_batch[stage]))
+        self.buffers = {name: self.mem.alloc(size) for name, size in sizes.items()}
+
+    def _profile_max(self, stage: str, engine) -> int:
+        spec = self.bundle.stages[stage]
+        shapes = engine.get_tensor_profile_shape(spec.inputs[0].name, 0)     # [min, opt, max] of profile 0
+        if len(shapes) != 3:
+            raise EngineError(f"the {stage} engine has no optimization profile for its batch ({self._said()})",
+                              hint="rebuild it: avgn-edge build-engines --force")
+        return int(shapes[2][0])
+
+    def _said(self) -> str:
+        return "; ".join(self.logger.take()[-2:]) or "no details from TensorRT"
+
+    def _new_context(self, stage: str):
+        """An execution context of the stage's engine on the shared scratch memory."""
+        trt = self.trt
+        context = self.engines[stage].create_execution_context(trt.ExecutionContextAllocationStrategy.USER_MANAGED)
+        if context is None:
+            raise EngineError(f"TensorRT cannot create an execution context for {stage} ({self._said()})")
+        if self.scratch_size:
+            context.set_device_memory(self.scratch, self.scratch_size)
+        return context
+
+    def _set_shapes(self, context, stage: str, n: int) -> None:
+        if not 1 <= n <= self.max_batch[stage]:
+            raise InputError(f"{stage}: batch {n} is outside the engine's 1..{self.max_batch[stage]}",
+                             hint="split the call (HostPipeline and the TensorRT pipeline do)")
+        for t in self.bundle.stages[stage].inputs:
+            if not context.set_input_shape(t.name, t.at(n)):
+                raise EngineError(f"TensorRT refused shape {list(t.at(n))} for {stage}'s input {t.name} "
+                                  f"({self._said()})")
+
+    def set_batch(self, stage: str, n: int) -> None:
+        """Set the stage's input shapes for ``n`` items (outside any capture: TensorRT then does setup work)."""
+        if self.shapes.get(stage) != n:
+            self._set_shapes(self.contexts[stage], stage, n)
+            self.shapes[stage] = n
+
+    def fixed_contexts(self, stages, n: int) -> dict:
+        """Contexts of their own for ``stages``, input shapes set once for ``n`` items and never changed:
+        a captured CUDA graph stays tied to the context it was captured from, shapes included, so graphs
+        are captured on these and the eager path (whose shapes change) keeps ``contexts``."""
+        out = {stage: self._new_context(stage) for stage in stages}
+        for stage, context in out.items():
+            self._set_shapes(context, stage, n)
         return out
 
-    def execute(self, stage: str, addresses: dict[str, int] | None = None) -> None:
-        """Enqueue one stage on the stream, its tensors bound to the shared buffers (or ``addresses``)."""
-        context = self.contexts[stage]
-        spec = self.bundle.stages[stage]
+    # -- host I/O path (parity checks, calibration-style use)
+    @on_device
+    def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        driver, spec = self.driver, self.bundle.stages[stage]
+        n = len(feeds[spec.inputs[0].name])
+        self.set_batch(stage, n)
+        for t in spec.inputs:
+            a = np.ascontiguousarray(feeds[t.name], dtype=t.dtype)
+            if a.shape != t.at(n):
+                raise InputError(f"{stage}: input {t.name} is {list(a.shape)}, the engine takes {list(t.at(n))}")
+            check(driver.cuMemcpyHtoDAsync(self.buffers[t.name], a.ctypes.data, a.nbytes, self.stream))
+        self.execute(stage)
+        out = {t.name: np.empty(t.at(n), t.dtype) for t in spec.outputs}
+        for t in spec.outputs:
+            check(driver.cuMemcpyDtoHAsync(out[t.name].ctypes.data, self.buffers[t.name], out[t.name].nbytes,
+                                           self.stream))
+        check(driver.cuStreamSynchronize(self.stream))
+        return out
+
+    # -- the device path (call with the context current: inside run / the pipeline's methods)
+    def bind(self, stage: str, addresses: dict[str, int] | None = None, contexts: dict | None = None) -> None:
+        """Bind the stage's tensors to the shared buffers, or to ``addresses`` where given (on ``contexts``,
+        default the backend's own)."""
+        context, spec = (contexts or self.contexts)[stage], self.bundle.stages[stage]
         for t in spec.inputs + spec.outputs:
-            context.set_tensor_address(t.name, (addresses or {}).get(t.name, self.buffers[t.name]))
-        if not context.execute_async_v3(int(self.stream)):
-            raise EngineError(f"TensorRT failed to enqueue {stage}")
+            address = (addresses or {}).get(t.name, self.buffers[t.name])
+            if not context.set_tensor_address(t.name, address):
+                raise EngineError(f"TensorRT refused address {address:#x} for {stage}'s tensor {t.name} "
+                                  f"({self._said()})", hint="tensor addresses must be 256-byte aligned")
+
+    def enqueue(self, stage: str, contexts: dict | None = None) -> None:
+        if not (contexts or self.contexts)[stage].execute_async_v3(int(self.stream)):
+            raise EngineError(f"TensorRT failed to enqueue {stage} ({self._said()})")
+
+    def execute(self, stage: str, addresses: dict[str, int] | None = None) -> None:
+        """Bind, then enqueue one stage on the stream."""
+        self.bind(stage, addresses)
+        self.enqueue(stage)
 
     def pipeline(self, bundle: Bundle) -> "TrtPipeline":
-        return TrtPipeline(self)
+        from .trt_pipeline import TrtPipeline
+        p = TrtPipeline(self)
+        self._pipelines.append(p)
+        return p
 
     def close(self) -> None:
-        if getattr(self, "mem", None) is not None:
-            self.driver.cuStreamSynchronize(self.stream)
-            self.mem.close()
-            self.contexts.clear()
-            self.engines.clear()
-            self.driver.cuStreamDestroy(self.stream)
-            self.driver.cuDevicePrimaryCtxRelease(self.device)
-            self.mem = None
+        """Free everything this backend made (graphs, events, module, memory, stream), then release the
+        context. The pipelines drop their pinned views first: nothing keeps pointing at freed memory."""
+        if self.cuda is None:
+            return
+        driver = self.cuda.driver
+        try:
+            with self.cuda.current():
+                for p in self._pipelines:
+                    p.close()
+                self._pipelines = []
+                if self.stream is not None:
+                    driver.cuStreamSynchronize(self.stream)
+                self.contexts.clear()                    # before the scratch memory they use
+                self.engines.clear()
+                if self.mem is not None:
+                    self.mem.close()
+                if self.stream is not None:
+                    driver.cuStreamDestroy(self.stream)
+                    self.stream = None
+        finally:
+            self.cuda.release()
+            self.cuda = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
-
-
-class TrtPipeline:
-    """The whole glance pipeline on the device (see the module docstring)."""
-
-    device_ring = True          # the Recognizer's ring holds no features: they are on the device
-
-    def __init__(self, backend: TrtBackend):
-        self.b = backend
-        self.driver = backend.driver
-        cfg = self.cfg = backend.bundle.config
-        self.T, self.k = cfg.num_snippets, cfg.top_k
-        self.kernel = CropKernel()
-        specs = {t.name: t for st in backend.bundle.stages.values() for t in st.inputs + st.outputs}
-        self.sizes = {n: int(np.prod(t.shape)) * _ITEM[t.dtype] for n, t in specs.items()}
-        # mirrored feature rings: 2T slots of one snippet's glance outputs each
-        self.rings = {ring: (backend.mem.alloc(2 * self.T * self.sizes[one]), self.sizes[one])
-                      for ring, one in (("gmaps", "gmap"), ("gvecs", "gvec"), ("avecs", "avec"))}
-        self.frames_dev, self.frame_shape = None, None
-        self.wave_host = backend.mem.pinned((1, cfg.audio_samples), np.float32)
-        self.out_host = {n: backend.mem.pinned(specs[n].shape, specs[n].dtype)
-                         for n in ("saliency", "indices", "centres", "scores")}
-        self.graphs: dict[int, object] = {}
-        self.graph_failed = not backend.cuda_graph
-        self.events = [_check(backend.driver.cuEventCreate(0)) for _ in range(4)]
-
-    def _frames(self, frame: np.ndarray):
-        if frame.shape != self.frame_shape:      # (re)allocate the device frame ring and pinned staging
-            _check(self.driver.cuStreamSynchronize(self.b.stream))
-            if self.frames_dev is not None:
-                self.b.mem.free(self.frames_dev)
-                self.b.mem.free(self.frame_host.ctypes.data)
-            self.frame_shape = frame.shape
-            self.frame_bytes = frame.nbytes
-            self.frames_dev = self.b.mem.alloc(self.T * frame.nbytes)
-            self.frame_host = self.b.mem.pinned(frame.shape, np.uint8)
-            self.graphs.clear()
-
-    def encode(self, slot: int, frame: np.ndarray, wave: np.ndarray, timer: Timer) -> dict:
-        driver, b, s, cfg = self.driver, self.b, self.b.stream, self.cfg
-        self._frames(frame)
-        h, w = frame.shape[:2]
-        ev0, ev1 = self.events[2:]
-        self.frame_host[...] = frame
-        self.wave_host[0] = wave
-        _check(driver.cuEventRecord(ev0, s))
-        _check(driver.cuMemcpyHtoDAsync(self.frames_dev + slot * self.frame_bytes, self.frame_host.ctypes.data,
-                                   self.frame_bytes, s))
-        _check(driver.cuMemcpyHtoDAsync(b.buffers["wave"], self.wave_host.ctypes.data, self.wave_host.nbytes, s))
-        self.kernel.glance(self.frames_dev, (self.T, h, w), b.buffers["glance"], cfg.glance_size, cfg.mean, cfg.std,
-                           count=1, start=slot, stream=s)
-        addr = {name: base + slot * one for name, (base, one) in
-                (("gmap", self.rings["gmaps"]), ("gvec", self.rings["gvecs"]), ("avec", self.rings["avecs"]))}
-        b.execute("glance_visual", addr)
-        b.execute("glance_audio", addr)
-        for base, one in self.rings.values():          # mirror into slot + T
-            _check(driver.cuMemcpyDtoDAsync(base + (slot + self.T) * one, base + slot * one, one, s))
-        _check(driver.cuEventRecord(ev1, s))
-        _check(driver.cuStreamSynchronize(s))       # the pinned staging buffers are reused by the next snippet
-        timer.ms["encode_gpu"] = float(_check(driver.cuEventElapsedTime(ev0, ev1)))
-        return {}
-
-    def _enqueue_decision(self, start: int):
-        b, cfg = self.b, self.cfg
-        window = {name: base + start * one for name, (base, one) in self.rings.items()}
-        b.execute("decide", window)
-        h, w = self.frame_shape[:2]
-        self.kernel.patches(self.frames_dev, (self.T, h, w), b.buffers["indices"], b.buffers["centres"], self.k,
-                            cfg.patch_size / cfg.frame_size, b.buffers["patches"], cfg.patch_size, cfg.mean, cfg.std,
-                            start=start, stream=b.stream)
-        b.execute("focus_local")
-        b.execute("head", window)
-        for name, host in self.out_host.items():
-            _check(b.driver.cuMemcpyDtoHAsync(host.ctypes.data, b.buffers[name], host.nbytes, b.stream))
-
-    def _graph(self, start: int):
-        """The decision step for window ``start`` as an instantiated CUDA graph, or None."""
-        if self.graph_failed:
-            return None
-        if start not in self.graphs:
-            driver, s = self.driver, self.b.stream
-            try:
-                self._enqueue_decision(start)                      # warm-up outside the capture
-                _check(driver.cuStreamSynchronize(s))
-                _check(driver.cuStreamBeginCapture(s, driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL))
-                try:
-                    self._enqueue_decision(start)
-                finally:
-                    graph = _check(driver.cuStreamEndCapture(s))
-                self.graphs[start] = _check(driver.cuGraphInstantiate(graph, 0))
-            except EngineError as exc:
-                log.warning("CUDA graph capture failed (%s): running the decision step without a graph", exc)
-                self.graph_failed = True
-                return None
-        return self.graphs[start]
-
-    def decide(self, ring, timer: Timer) -> dict:
-        driver, s = self.driver, self.b.stream
-        start = ring.count % self.T                       # oldest snippet of the window
-        ev0, ev1 = self.events[:2]
-        graph = self._graph(start)
-        _check(driver.cuEventRecord(ev0, s))
-        if graph is not None:
-            _check(driver.cuGraphLaunch(graph, s))
-        else:
-            self._enqueue_decision(start)
-        _check(driver.cuEventRecord(ev1, s))
-        _check(driver.cuStreamSynchronize(s))
-        timer.ms["decision_gpu"] = float(_check(driver.cuEventElapsedTime(ev0, ev1)))
-        out = {n: np.array(h) for n, h in self.out_host.items()}
-        box_frac = self.cfg.patch_size / self.cfg.frame_size
-        out["boxes"] = boxes_xyxy(out["centres"], box_frac, *self.frame_shape[:2])
-        return out

@@ -58,13 +58,14 @@ def load_checkpoint(path: str | os.PathLike):
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A path, or the name ``synth`` for the checkpoint shipped with the package."""
+    """A path, or the name ``synth`` for the checkpoint shipped with the package. A run folder
+    means its best checkpoint when validation chose one, else its last."""
     if str(path) == "synth":
         from ..assets import shipped_checkpoint
         return shipped_checkpoint()
     p = Path(path)
     if p.is_dir():
-        p = p / "model.safetensors"
+        p = p / "best.safetensors" if (p / "best.safetensors").is_file() else p / "model.safetensors"
     if not p.is_file():
         raise BundleError(f"checkpoint not found: {path}",
                           hint="pass a .safetensors file written by `avgn-edge train`, or `synth`")

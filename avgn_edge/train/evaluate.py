@@ -51,15 +51,21 @@ def patch_hits(centres: torch.Tensor, boxes: torch.Tensor, patch: int, frame: in
 
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int = 16, seed: int = 0, progress: bool = True,
-             baselines: bool = True, workers: int = 1) -> dict:
+             baselines: bool = True, workers: int = 1, device=None, gather=None, costs: bool = True) -> dict:
+    """Metrics of ``model`` on ``dataset``. ``device``: where the model is (batches follow);
+    ``gather``: joins the per-clip results of every process (a validation shard each);
+    ``costs``: also count GFLOPs per stage (validation during training skips it)."""
     model.eval()
     cfg = model.cfg
+    device = device or next(model.parameters()).device
+    join = (lambda t: gather(t.to(device)).cpu()) if gather else (lambda t: t.cpu())
     gen = torch.Generator().manual_seed(seed)
     scores = {name: [] for name in ("avgn",) + (BASELINES if baselines else ())}
     labels, precision, hits = [], [], []
     has_gt = getattr(dataset, "has_ground_truth", False)
     for batch in tqdm(loader(dataset, batch_size, shuffle=False, workers=workers), desc="eval",
                       disable=not progress, dynamic_ncols=True):
+        batch = {k: v.to(device) for k, v in batch.items()}
         frames, audio, y = batch["frames"], batch["audio"], batch["label"]
         b = y.shape[0]
         gmap, gvec = model.encode_glance(model.glance_input(frames))
@@ -80,25 +86,30 @@ def evaluate(model, dataset, batch_size: int = 16, seed: int = 0, progress: bool
         scores["dense"].append(model.dense_logits(gvec, avec, model.dense_maps(images)).softmax(-1))
         scores["glance_only"].append(model.glance_head(gvec).softmax(-1))
         scores["audio_only"].append(model.audio_head(avec).softmax(-1))
-        rand_idx = torch.stack([torch.randperm(cfg.num_snippets, generator=gen)[:cfg.top_k] for _ in range(b)])
+        rand_idx = torch.stack([torch.randperm(cfg.num_snippets, generator=gen)[:cfg.top_k] for _ in range(b)]).to(device)
         dr = model.decide(gmap, gvec, avec, indices=rand_idx)
         lr_ = model.focus(images, rand_idx, dr.centres)
         scores["random_frames"].append(model.classify(gvec, avec, lr_, d.saliency, rand_idx).softmax(-1))
-        rand_c = torch.rand(d.centres.shape, generator=gen)
+        rand_c = torch.rand(d.centres.shape, generator=gen).to(device)
         lp = model.focus(images, d.indices, rand_c)
         scores["random_patches"].append(model.classify(gvec, avec, lp, d.saliency, d.indices).softmax(-1))
-    y = torch.cat(labels).numpy()
-    flops = stage_gflops(model)
+    y = join(torch.cat(labels)).numpy()
+    flops = stage_gflops(model) if costs else {}
     result = {}
     for name, chunks in scores.items():
-        s = torch.cat(chunks).numpy()
+        s = join(torch.cat(chunks)).float().numpy()
         result[name] = {"top1": float((s.argmax(1) == y).mean()),
                         "map": average_precision(s, y, cfg.num_classes),
-                        "gflops_per_clip": flops["avgn" if name.startswith("random") else name]}
+                        "gflops_per_clip": flops.get("avgn" if name.startswith("random") else name)}
     out = {"clips": int(len(y)), **result.pop("avgn"),
-           "gflops_by_stage": {k: flops[k] for k in ("glance_visual", "glance_audio", "decide", "focus_local", "head")},
-           "saliency_precision_at_k": float(torch.cat(precision).mean()) if precision else None,
-           "patch_hit_rate": float(torch.cat(hits).float().mean()) if hits and len(torch.cat(hits)) else None}
+           "gflops_by_stage": {k: flops[k] for k in ("glance_visual", "glance_audio", "decide", "focus_local", "head")
+                               if k in flops},
+           "saliency_precision_at_k": float(join(torch.cat(precision)).mean()) if precision else None,
+           "patch_hit_rate": _mean(join(torch.cat(hits).float())) if hits else None}
     if baselines:
         out["baselines"] = result
     return out
+
+
+def _mean(t: torch.Tensor) -> float | None:
+    return float(t.mean()) if len(t) else None

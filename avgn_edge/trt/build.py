@@ -13,21 +13,26 @@ attribute used on them against the names in TensorRT 10.3's and 11.4's Python bi
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..bundle import STAGES, Bundle, StageSpec, sha256
+from ..deps import CUDA_HINT
 from ..errors import EngineError, MissingDependency
 from .cache import (UNKNOWN, EngineKey, check_cached, engine_filename, io_spec, read_l4t_release, read_sidecar,
                     resolve_cache_dir, store_engine, timing_cache_path, write_atomic)
 
+_log = logging.getLogger(__name__)
 DEFAULT_WORKSPACE_MIB = 1024     # Jetson-safe: an unbounded pool lets tactics exhaust shared memory
 DEFAULT_OPT_LEVEL = 3            # TensorRT's own default
 TRT_HINT = ("Jetson: JetPack >= 6.1 ships TensorRT 10.3 for the system Python; use a venv made with "
-            "--system-site-packages (sudo apt install nvidia-jetpack if it is missing). "
-            "x86: pip install tensorrt-cu12 (or NVIDIA's packages) on a machine with a CUDA GPU")
+            "--system-site-packages (sudo apt install nvidia-jetpack if it is missing). x86 with a CUDA GPU: "
+            "pip install 'avgn-edge[trt-cu12]' (tensorrt-cu12, CUDA 12 driver) or 'avgn-edge[trt]' (CUDA 13). "
+            "No GPU: AVGN_EMULATE_GPU=1 runs the TensorRT path on avgn-edge's emulated one")
 GPU_HINT = "engines are built on the GPU that will run them; check nvidia-smi (x86) or that JetPack is installed"
 NO_TRT = "TensorRT not available to check cached engines"
 NO_GPU = "no CUDA GPU visible to check cached engines"
@@ -52,8 +57,7 @@ def device_info(index: int = 0) -> dict:
         try:
             from cuda import cuda as driver          # cuda-python < 12.6 layout
         except ImportError as exc:
-            raise MissingDependency(f"cuda-python is not installed ({exc})",
-                                    hint="pip install 'cuda-python<13' on JetPack 6 (CUDA 12.x)") from None
+            raise MissingDependency(f"cuda-python is not installed ({exc})", hint=CUDA_HINT) from None
 
     def call(fn, *args):
         err, *rest = fn(*args)
@@ -119,7 +123,7 @@ def stage_key(bundle: Bundle, stage: str, precision: str, env: Environment, work
                      trt_version=env.trt_version, gpu_name=env.gpu_name,
                      compute_capability=env.compute_capability, cuda_driver_version=env.cuda_driver_version,
                      l4t_release=env.l4t_release, inputs=io_spec(spec.inputs), outputs=io_spec(spec.outputs),
-                     workspace_mib=int(workspace_mib), builder_optimization_level=int(opt_level))
+                     batch=(spec.batch.min, spec.batch.opt, spec.batch.max), workspace_mib=int(workspace_mib), builder_optimization_level=int(opt_level))
 
 
 def plan(bundle: Bundle, precision: str, out_dir=None, workspace_mib: int = DEFAULT_WORKSPACE_MIB,
@@ -153,15 +157,25 @@ def _previous_build(folder: Path, stage: str, precision: str) -> str:
     return ""
 
 
-def _collecting_logger(trt, errors: list):
-    """A trt.ILogger that appends errors to ``errors`` (for EngineError messages) and drops the chatter."""
+@functools.lru_cache(maxsize=None)
+def trt_logger(trt):
+    """The process's one TensorRT logger. TensorRT keeps the first logger it is given for every later
+    builder and runtime, so a logger per build would collect another stage's errors: this one keeps
+    the errors (and internal errors) for messages until ``take()``; the chatter goes to debug."""
     class Logger(trt.ILogger):
         def __init__(self):
             trt.ILogger.__init__(self)
+            self.errors: list[str] = []
 
         def log(self, severity, msg):
             if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
-                errors.append(str(msg))
+                self.errors.append(str(msg))
+            else:
+                _log.debug("TensorRT: %s", msg)
+
+        def take(self) -> list[str]:
+            out, self.errors = self.errors, []
+            return out
     return Logger()
 
 
@@ -192,23 +206,32 @@ def io_problems(spec: StageSpec, io) -> list[str]:
     return problems
 
 
-def build_stage(trt, item: PlanItem, spec: StageSpec, timing_cache_file: Path, log=print) -> Path:
-    """Parse, build, verify by deserializing, then store engine + sidecar and the timing cache."""
+def build_stage(trt, item: PlanItem, spec: StageSpec, timing_cache_file: Path, log=print):
+    """Parse, build, verify by deserializing, then store engine + sidecar and the timing cache.
+    Returns the deserialized engine."""
     key, start = item.key, time.perf_counter()
-    logged: list[str] = []
-    logger = _collecting_logger(trt, logged)
-    builder = trt.Builder(logger)
+    collector = trt_logger(trt)        # ours, not a TensorRT object: .take()
+    collector.take()                                                # errors of earlier work are not this stage's
+    builder = trt.Builder(collector)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, logger)
+    parser = trt.OnnxParser(network, collector)
     if not parser.parse_from_file(str(item.onnx_path)):          # resolves external weights too
         errors = []
         for i in range(parser.num_errors):
             parser_error = parser.get_error(i)
             errors.append(f"node {parser_error.node()} '{parser_error.node_name()}' "
                           f"({parser_error.node_operator()}): {parser_error.desc()}")
-        raise EngineError(f"TensorRT cannot parse {item.onnx_path.name}: " + "; ".join(errors or logged),
+        raise EngineError(f"TensorRT cannot parse {item.onnx_path.name}: " + "; ".join(errors or collector.take()),
                           hint="check the export with avgn_edge.export.trt_support.check_graph")
     config = builder.create_builder_config()
+    # one optimization profile over the dynamic leading batch: the manifest's min/opt/max (in the key)
+    profile = builder.create_optimization_profile()
+    lo, opt, hi = key.batch
+    for t in spec.inputs:
+        profile.set_shape(t.name, t.at(lo), t.at(opt), t.at(hi))
+    if config.add_optimization_profile(profile) < 0:
+        raise EngineError(f"TensorRT refused the batch profile {list(key.batch)} for {item.stage} "
+                          f"({'; '.join(collector.take()[-2:]) or 'no details'})")
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, key.workspace_mib << 20)
     config.builder_optimization_level = key.builder_optimization_level
     # no FP16/INT8 flags: the network is strongly typed, precision is in the ONNX
@@ -216,18 +239,19 @@ def build_stage(trt, item: PlanItem, spec: StageSpec, timing_cache_file: Path, l
     timing_cache = config.create_timing_cache(previous)
     if timing_cache is None or not config.set_timing_cache(timing_cache, ignore_mismatch=False):
         log(f"  timing cache {timing_cache_file.name} does not fit this TensorRT/GPU; starting a fresh one")
+        collector.take()
         timing_cache = config.create_timing_cache(b"")
         config.set_timing_cache(timing_cache, ignore_mismatch=False)
     plan_bytes = builder.build_serialized_network(network, config)
     if plan_bytes is None:
-        raise EngineError(f"TensorRT failed to build {item.stage} ({'; '.join(logged[-3:]) or 'no details'})",
+        raise EngineError(f"TensorRT failed to build {item.stage} ({'; '.join(collector.take()[-3:]) or 'no details'})",
                           hint=f"out of memory is the usual cause on Jetson: try --workspace "
                                f"{max(key.workspace_mib // 2, 64)}, close other programs, add swap")
     engine_bytes = bytes(plan_bytes)
-    runtime = trt.Runtime(logger)
+    runtime = trt.Runtime(collector)
     engine = runtime.deserialize_cuda_engine(engine_bytes)
     if engine is None:
-        raise EngineError(f"the engine built for {item.stage} does not deserialize ({'; '.join(logged[-3:])})")
+        raise EngineError(f"the engine built for {item.stage} does not deserialize ({'; '.join(collector.take()[-3:])})")
     problems = io_problems(spec, engine_io(trt, engine))
     if problems:
         raise EngineError(f"the {item.stage} engine does not match the bundle: " + "; ".join(problems),
@@ -237,23 +261,42 @@ def build_stage(trt, item: PlanItem, spec: StageSpec, timing_cache_file: Path, l
                  onnx_file=str(item.onnx_path), build_seconds=round(seconds, 1),
                  built_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     write_atomic(timing_cache_file, bytes(config.get_timing_cache().serialize()))
-    return item.engine_path
+    return engine
 
 
-def build_engines(bundle: Bundle, precision: str, out_dir=None, workspace_mib: int = DEFAULT_WORKSPACE_MIB,
-                  force: bool = False, log=print) -> list[Path]:
-    """Build (or reuse) one engine per stage; returns the engine paths in STAGES order."""
+def load_engines(bundle: Bundle, precision: str, out_dir=None, workspace_mib: int = DEFAULT_WORKSPACE_MIB,
+                 force: bool = False, log=print) -> list[tuple[PlanItem, object]]:
+    """Every stage's engine, deserialized, in STAGES order: cached ones reused, the others built.
+    A cached engine that does not deserialize (another TensorRT wrote it, or it is corrupt) is
+    rebuilt, with a message saying why."""
     trt = import_tensorrt()
     env = Environment(trt_version=trt.__version__, l4t_release=read_l4t_release(), problem=None, **device_info())
     items = plan(bundle, precision, out_dir, workspace_mib, force, env=env, log=log)
     folder = items[0].engine_path.parent
     timing = timing_cache_path(folder, env.trt_version, env.gpu_name, env.compute_capability)
+    collector = trt_logger(trt)        # ours, not a TensorRT object: .take()
+    runtime = trt.Runtime(collector)
+    out = []
     for item in items:
+        reason = item.reason
         if item.hit:
-            log(f"{item.stage}: cached {item.engine_path}")
-            continue
-        log(f"{item.stage}: building {item.engine_path.name} ({item.reason}); this can take minutes ...")
+            collector.take()
+            engine = runtime.deserialize_cuda_engine(item.engine_path.read_bytes())
+            if engine is not None:
+                log(f"{item.stage}: cached {item.engine_path}")
+                out.append((item, engine))
+                continue
+            why = "; ".join(collector.take()[-2:]) or "no details"
+            reason = f"the cached engine does not deserialize with TensorRT {env.trt_version}: {why}"
+        log(f"{item.stage}: building {item.engine_path.name} ({reason}); this can take minutes ...")
         t0 = time.perf_counter()
-        build_stage(trt, item, bundle.stages[item.stage], timing, log=log)
+        engine = build_stage(trt, item, bundle.stages[item.stage], timing, log=log)
         log(f"{item.stage}: built in {time.perf_counter() - t0:.0f} s")
-    return [item.engine_path for item in items]
+        out.append((item, engine))
+    return out
+
+
+def build_engines(bundle: Bundle, precision: str, out_dir=None, workspace_mib: int = DEFAULT_WORKSPACE_MIB,
+                  force: bool = False, log=print) -> list[Path]:
+    """Build (or reuse, after checking it deserializes) one engine per stage; the paths in STAGES order."""
+    return [item.engine_path for item, _ in load_engines(bundle, precision, out_dir, workspace_mib, force, log)]

@@ -21,7 +21,7 @@ from .. import __version__
 from ..errors import EngineError
 
 SIDECAR_FORMAT = "avgn-edge-engine/1"
-RECIPE_REVISION = 1      # bump when build.py changes how engines are built (flags, profiles, ...)
+RECIPE_REVISION = 2      # bump when build.py changes how engines are built (flags, profiles, ...); 2: batch profiles
 RECIPE = f"avgn-edge {__version__} r{RECIPE_REVISION}"
 UNKNOWN = "unknown"
 DEFAULT_DIR = Path("engines")
@@ -42,6 +42,7 @@ class EngineKey:
     l4t_release: str                 # "R36.4.3" on Jetson, "" elsewhere
     inputs: IOSpec
     outputs: IOSpec
+    batch: tuple[int, int, int]      # the optimization profile of the leading batch: (min, opt, max)
     workspace_mib: int
     builder_optimization_level: int
     recipe: str = RECIPE
@@ -50,6 +51,7 @@ class EngineKey:
         d = dataclasses.asdict(self)
         for k in ("inputs", "outputs"):
             d[k] = [[n, list(s), t] for n, s, t in getattr(self, k)]
+        d["batch"] = list(self.batch)
         return d
 
     @classmethod
@@ -58,6 +60,7 @@ class EngineKey:
         kw = {k: v for k, v in d.items() if k in names}
         for k in ("inputs", "outputs"):
             kw[k] = tuple((n, tuple(s), t) for n, s, t in kw.get(k, ()))
+        kw["batch"] = tuple(kw.get("batch", ()))
         return cls(**kw)
 
 
@@ -67,9 +70,12 @@ def io_spec(tensors) -> IOSpec:
 
 
 def engine_filename(key: EngineKey) -> str:
+    """``decide.fp16.sm87.trt10.3.0.engine``; ``...trt10.3.0.emulated.engine`` from the emulated GPU, which
+    must never take the place of a real device's engine in a shared folder."""
+    from ..emulator import LABEL
     sm = "sm-unknown" if key.compute_capability == UNKNOWN else "sm" + key.compute_capability.replace(".", "")
     trt = "trt-unknown" if key.trt_version == UNKNOWN else "trt" + key.trt_version
-    return f"{key.stage}.{key.precision}.{sm}.{trt}.engine"
+    return f"{key.stage}.{key.precision}.{sm}.{trt}{'.emulated' if key.gpu_name == LABEL else ''}.engine"
 
 
 def sidecar_path(engine_path: str | os.PathLike) -> Path:

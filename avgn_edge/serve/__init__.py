@@ -1,0 +1,1 @@
+"""avgn-edge serve: many streams through one model (see service.py)."""

@@ -1,0 +1,288 @@
+"""``avgn-edge serve`` configuration: YAML in the spirit of Frigate's, validated strictly.
+
+    api: {host: 127.0.0.1, port: 8080}        # token: ... (or AVGN_API_TOKEN); required off loopback
+    model: {bundle: synth, backend: auto, precision: fp32}   # backend: triton + triton_url: grpc://HOST:8001
+    scheduler: {max_batch: 64, max_wait_ms: 30, deadline_ms: 250}
+    detect: {stride: 2, threshold: 0.5, filters: {bell-checker: {threshold: 0.7}}}   # every camera's defaults
+    jsonl: {path: "events/{camera}.jsonl", decisions: true}                         # an output, off by default
+    cameras:
+      front: {source: "rtsp://user:pass@cam/stream"}
+      yard:  {source: synth://?seed=3, detect: {threshold: 0.6}, jsonl: {enabled: false}}
+
+The smallest config is ``cameras: {NAME: {source: URI}}`` plus ``api: {port: P}``. Global
+sections named in ``CAMERA_SECTIONS`` are defaults that a camera overrides key by key under
+the same name (Frigate's rule). A new output or feature adds one section model here and, if
+cameras may override it, its name to ``CAMERA_SECTIONS`` (issue 12: ``mqtt``, ``record``).
+Every mistake fails at start with one line naming the key: unknown keys, bad values, bad
+source URIs, duplicate keys (YAML itself keeps the last one silently; we refuse).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ConfigError, SourceError
+from ..io.uri import parse_video_uri, redact_uri
+
+TOKEN_ENV = "AVGN_API_TOKEN"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ApiConfig(Section):
+    host: str = "127.0.0.1"
+    port: Optional[int] = Field(None, ge=0, le=65535)      # 0: any free port (tests)
+    token: Optional[str] = None
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+class ModelConfig(Section):
+    bundle: str = "synth"
+    backend: Literal["auto", "ort", "trt", "triton"] = "auto"
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    engines: Optional[str] = None
+    triton_url: Optional[str] = None          # backend triton: http://HOST:8000 or grpc://HOST:8001
+    triton_timeout: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _triton(self):
+        if self.backend == "triton" and not self.triton_url:
+            raise ValueError("triton_url: required with backend triton (http://HOST:8000 or grpc://HOST:8001)")
+        return self
+
+    def backend_options(self) -> dict:
+        if self.backend in ("auto", "trt") and self.engines:
+            return {"engines_dir": self.engines}
+        if self.backend == "triton":
+            return {"url": self.triton_url, "timeout": self.triton_timeout}
+        return {}
+
+
+class SchedulerConfig(Section):
+    max_batch: int = Field(64, ge=1)          # snippets (or decisions) per stage call
+    max_wait_ms: float = Field(30.0, ge=0)    # how long a batch waits for the rest of a tick
+    deadline_ms: float = Field(250.0, gt=0)   # a snippet older than this when its turn comes is dropped
+
+
+class LabelFilter(Section):
+    threshold: float = Field(ge=0.0, le=1.0)
+
+
+class DetectConfig(Section):
+    stride: int = Field(2, ge=1)              # a decision every N snippets
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    filters: dict[str, LabelFilter] = {}      # per label, Frigate's audio.filters form
+
+    def threshold_for(self, label: str) -> float:
+        f = self.filters.get(label)
+        return f.threshold if f is not None else self.threshold
+
+
+class JsonlConfig(Section):
+    enabled: bool = True
+    path: Optional[str] = None                # "{camera}" is replaced by the camera's name
+    decisions: bool = True                    # also every decision, not only events
+
+    def file_for(self, camera: str) -> Optional[Path]:
+        return Path(self.path.replace("{camera}", camera)) if self.enabled and self.path else None
+
+
+# sections a camera may override (global section = defaults)
+CAMERA_SECTIONS = {"detect": DetectConfig, "jsonl": JsonlConfig}
+
+
+class CameraConfig(Section):
+    source: str
+    enabled: bool = True
+    mic: Optional[Union[int, str]] = None     # a microphone (sounddevice name or index); default: the source's own audio
+    loop: bool = False                        # file sources: play again at the end
+    detect: DetectConfig = DetectConfig()
+    jsonl: JsonlConfig = JsonlConfig()
+
+    @field_validator("source")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        try:
+            parse_video_uri(v)
+        except SourceError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @property
+    def display_source(self) -> str:
+        return redact_uri(self.source)
+
+
+class ServeConfig(Section):
+    api: ApiConfig = ApiConfig()
+    model: ModelConfig = ModelConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    detect: DetectConfig = DetectConfig()
+    jsonl: JsonlConfig = JsonlConfig()
+    cameras: dict[str, CameraConfig] = {}
+
+    @model_validator(mode="after")
+    def _resolve(self):
+        for name, cam in self.cameras.items():
+            if not NAME.fullmatch(name):
+                raise ValueError(f"camera name {name!r}: use letters, digits, '-' and '_' (at most 64)")
+            resolve_sections(self, cam)
+        return self
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def resolve_sections(cfg: ServeConfig, cam: CameraConfig) -> CameraConfig:
+    """Each overridable section of ``cam`` = the global one, updated with what the camera set."""
+    for section, model in CAMERA_SECTIONS.items():
+        mine = getattr(cam, section)
+        if section in cam.model_fields_set:
+            merged = _merge(getattr(cfg, section).model_dump(), mine.model_dump(exclude_unset=True))
+        else:
+            merged = getattr(cfg, section).model_dump()
+        object.__setattr__(cam, section, model.model_validate(merged))
+    return cam
+
+
+# -------------------------------------------------------------------------- errors, one line each
+def _allowed(model, loc) -> list[str] | None:
+    """The keys allowed where an unknown key was found (walking the models along ``loc``)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) and hasattr(model, "model_fields") else None
+        if field is None:                               # a dict key (camera or label name)
+            continue
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        model = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), model)
+    return sorted(model.model_fields) if hasattr(model, "model_fields") else None
+
+
+def describe(exc: ValidationError, root=ServeConfig, prefix: tuple = ()) -> tuple[str, str | None]:
+    """(one line naming the key, hint) for the first error."""
+    errors = exc.errors()
+    e = errors[0]
+    loc = tuple(prefix) + tuple(e["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    hint = None
+    if e["type"] == "extra_forbidden":
+        allowed = _allowed(root, tuple(e["loc"]))
+        hint = f"allowed here: {', '.join(allowed)}" if allowed else None
+        return f"{key}: unknown key{more}", hint
+    if e["type"] == "missing":
+        return f"{key}: required{more}", None
+    msg = e["msg"].removeprefix("Value error, ")
+    if loc and loc[-1] == "source":
+        from ..io.uri import FORMS
+        hint = "sources: " + ", ".join(FORMS)
+    return f"{key}: {msg}{more}", hint
+
+
+# -------------------------------------------------------------------------- YAML with duplicate keys refused
+def _yaml_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}",
+                                  hint="each camera (and each key) may appear once")
+            seen.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml, Loader
+
+
+def parse_config(data, source: str = "config") -> ServeConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping (api:, cameras:, ...)")
+    try:
+        cfg = ServeConfig.model_validate(data)
+    except ValidationError as exc:
+        line, hint = describe(exc)
+        raise ConfigError(f"{source}: {line}", hint=hint) from None
+    if not cfg.api.token and os.environ.get(TOKEN_ENV):
+        cfg.api.token = os.environ[TOKEN_ENV]
+    if not cfg.api.loopback and not cfg.api.token:
+        raise ConfigError(f"{source}: api.host {cfg.api.host} is not a loopback address, so an API token is required",
+                          hint=f"set api.token or the {TOKEN_ENV} environment variable")
+    return cfg
+
+
+def load_config(path: str | os.PathLike) -> ServeConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found")
+    yaml, Loader = _yaml_loader()
+    try:
+        data = yaml.load(p.read_text(), Loader=Loader)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}", hint=exc.hint) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    return parse_config(data, str(p))
+
+
+def camera_from_request(cfg: ServeConfig, body: dict) -> tuple[str, CameraConfig]:
+    """POST /api/streams {"name", "source", ...camera keys}: (name, resolved camera); ConfigError names the key."""
+    body = dict(body)
+    name = body.pop("name", None)
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ConfigError("name: required, letters, digits, '-' and '_' (at most 64)")
+    try:
+        cam = CameraConfig.model_validate(body)
+    except ValidationError as exc:
+        line, hint = describe(exc, CameraConfig)
+        raise ConfigError(line, hint=hint) from None
+    return name, resolve_sections(cfg, cam)
+
+
+PATCHABLE = ("enabled", "detect")
+
+
+def patched_camera(cam: CameraConfig, body: dict) -> CameraConfig:
+    """PATCH /api/streams/NAME: ``enabled`` and ``detect`` keys change at run time."""
+    fixed = sorted(set(body) - set(PATCHABLE))
+    if fixed:
+        raise ConfigError(f"{fixed[0]}: cannot be changed at run time (changeable: {', '.join(PATCHABLE)})",
+                          hint="DELETE the stream and POST it again")
+    data = cam.model_dump()
+    data = _merge(data, body)
+    try:
+        new = CameraConfig.model_validate(data)
+    except ValidationError as exc:
+        line, hint = describe(exc, CameraConfig)
+        raise ConfigError(line, hint=hint) from None
+    return new

@@ -1,0 +1,179 @@
+"""The service: one model, one backend, many streams, one scheduler, the HTTP API.
+
+    svc = Service(load_config("serve.yaml"))
+    svc.start()                 # model, streams, scheduler, API (svc.api.port)
+    ...
+    svc.stop()                  # streams closed, events ended, outputs flushed, API down
+
+Data flows one way: streams' threads (capture, clock) -> scheduler (batched inference) ->
+each stream's event state and outputs; the API reads state and adds/removes/patches streams.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+from .. import __version__, emulator
+from ..errors import ConfigError, InputError
+from .config import CameraConfig, ServeConfig, camera_from_request, patched_camera
+from .outputs import JsonlOutput, Worker
+from .scheduler import Scheduler
+from .stream import Stream
+
+log = logging.getLogger("avgn_edge.serve")
+
+
+class Service:
+    def __init__(self, cfg: ServeConfig):
+        self.cfg = cfg
+        self.rec = self.scheduler = self.api = self.registry = None
+        self._streams: dict[str, Stream] = {}
+        self._lock = threading.RLock()
+        self._events: deque = deque(maxlen=200)
+        self.started = self.stopping = False
+
+    # -- model facts the streams need
+    @property
+    def period(self) -> float:
+        return self.rec.config.snippet_period
+
+    @property
+    def samples(self) -> int:
+        return self.rec.config.audio_samples
+
+    @property
+    def sample_rate(self) -> int:
+        return self.rec.config.sample_rate
+
+    def model_info(self) -> dict:
+        m = self.cfg.model
+        return {"bundle": str(self.rec.bundle.root), "model": self.rec.config.name, "precision": m.precision,
+                "backend": self.rec.backend.name, "version": __version__,
+                "labels": str(len(self.rec.labels)), "max_batch": str(self.cfg.scheduler.max_batch),
+                "emulated_gpu": str(self.rec.backend.name == "trt" and emulator.active()).lower()}
+
+    # -- lifecycle
+    def load_model(self):
+        from ..bundle import load_bundle
+        from ..runtime.backend import open_backend
+        from ..runtime.pipeline import pipeline_for
+        from ..runtime.recognizer import Recognizer
+        m = self.cfg.model
+        bundle = load_bundle(m.bundle)
+        backend = open_backend(bundle, m.backend, m.precision, **m.backend_options())
+        self.rec = Recognizer(bundle, backend, pipeline_for(bundle, backend))   # batched on every backend
+        self._check_labels("detect", self.cfg.detect)
+        for name, cam in self.cfg.cameras.items():
+            self._check_labels(f"cameras.{name}.detect", cam.detect)
+
+    def _check_labels(self, where: str, detect):
+        bad = [k for k in detect.filters if k not in self.rec.labels]
+        if bad:
+            raise ConfigError(f"{where}.filters.{bad[0]}: not a label of this model",
+                              hint="labels: " + ", ".join(self.rec.labels))
+
+    def start(self, api: bool = True):
+        if self.rec is None:
+            self.load_model()
+        self.epoch = time.monotonic()
+        from .metrics import registry_for
+        self.scheduler = Scheduler(self.rec, self.cfg.scheduler, self.stream_list)
+        self.registry = registry_for(self)
+        self.scheduler.start()
+        for name, cam in self.cfg.cameras.items():
+            self._add(name, cam)
+        if api:
+            from .api import ApiServer
+            a = self.cfg.api
+            if a.port is None:
+                raise ConfigError("api.port: required (or pass --port)")
+            self.api = ApiServer(self, a.host, a.port, a.token)
+            self.api.start()
+            log.info("API on http://%s:%d (token %s)", a.host, self.api.port, "required" if a.token else "off")
+        self.started = True
+        log.info("serving %d stream(s) with %s on %s (%s), max batch %d", len(self._streams), self.rec.config.name,
+                 self.rec.backend.name, self.cfg.model.precision, self.cfg.scheduler.max_batch)
+
+    def stop(self, timeout: float = 4.0):
+        """Stop capture, finish the scheduler's step, end events, flush outputs, close the API."""
+        self.stopping = True
+        with self._lock:
+            streams = list(self._streams.values())
+        for st in streams:                       # stop all capture threads at once, then wait
+            st.request_stop()
+        if self.scheduler is not None:
+            self.scheduler.stop(timeout)
+        for st in streams:
+            st.close(timeout)
+        if self.api is not None:
+            self.api.stop()
+        if self.rec is not None:
+            self.rec.close()
+        log.info("stopped")
+
+    def readiness(self) -> tuple[bool, str]:
+        if not self.started:
+            return False, "starting"
+        if self.stopping:
+            return False, "stopping"
+        if self.scheduler is None or not self.scheduler.alive:
+            return False, f"the scheduler is not running ({self.scheduler.error if self.scheduler else ''})"
+        return True, ""
+
+    # -- streams
+    def stream_list(self) -> list[Stream]:
+        with self._lock:
+            return list(self._streams.values())
+
+    def get_stream(self, name: str) -> Stream | None:
+        with self._lock:
+            return self._streams.get(name)
+
+    def _outputs(self, name: str, cam: CameraConfig) -> list:
+        out = []
+        path = cam.jsonl.file_for(name)
+        if path is not None:
+            out.append(Worker(JsonlOutput(path, decisions=cam.jsonl.decisions), "jsonl"))
+        return out
+
+    def _add(self, name: str, cam: CameraConfig) -> Stream:
+        with self._lock:
+            if name in self._streams:
+                raise InputError(f"a stream named {name!r} exists already")
+            self._check_labels(f"cameras.{name}.detect", cam.detect)
+            st = Stream(name, cam, self)
+            st.outputs = self._outputs(name, cam)
+            self._streams[name] = st
+        st.start()
+        log.info("camera %s: added (%s)", name, cam.display_source)
+        return st
+
+    def add_stream_from_request(self, body: dict) -> Stream:
+        name, cam = camera_from_request(self.cfg, body)
+        return self._add(name, cam)
+
+    def patch_stream(self, name: str, body: dict) -> Stream:
+        with self._lock:
+            st = self._streams[name]
+            new = patched_camera(st.cam, body)
+            self._check_labels(f"{name}.detect", new.detect)
+        st.update(new)
+        return st
+
+    def remove_stream(self, name: str):
+        with self._lock:
+            st = self._streams.pop(name, None)
+        if st is not None:
+            self.scheduler.forget(st)
+            st.close()
+            log.info("camera %s: removed", name)
+
+    def note_events(self, camera: str, records: list[dict]):
+        """A stream's new event records, for /api/events (the last 200 of all streams)."""
+        self._events.extend({"camera": camera, **r} for r in records)
+
+    def recent_events(self) -> list[dict]:
+        return list(self._events)

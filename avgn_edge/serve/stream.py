@@ -1,0 +1,189 @@
+"""One camera of the service: its source, snippet clock, window, event state, outputs and counters.
+
+The stream's thread owns the source: it opens it (retrying with backoff while it cannot),
+ticks the snippet clock on the service's shared grid and posts each snippet to the
+scheduler's one-slot mailbox for this stream. Losing the source stalls only this thread:
+the status turns ``offline``, the capture reconnects, the status turns ``online`` again and
+the window restarts. Everything it keeps is bounded (the last result, a few recent events).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+from ..errors import AvgnError
+from ..live.clock import SnippetClock
+from ..live.stats import LiveStats
+from .events import EventState
+
+log = logging.getLogger("avgn_edge.serve")
+OFFLINE_AFTER = 2.0          # seconds without a new frame before a stream reads offline
+BACKOFF = (0.5, 10.0)        # reopening a source that cannot be opened
+
+
+class Stream:
+    def __init__(self, name: str, cam, service):
+        self.name, self.cam, self.service = name, cam, service
+        self.window = service.rec.new_window(cam.detect.stride)
+        self.stats = LiveStats()
+        self.events = EventState(cam.detect)
+        self.outputs: list = []
+        self.status = "starting" if cam.enabled else "disabled"
+        self.reason = ""                          # why offline (redacted)
+        self.drops = {"mailbox": 0, "deadline": 0}
+        self.reopens = self.outages = self.input_errors = 0
+        self.audio_kind = "none"
+        self.last_result = None
+        self.recent_events: deque = deque(maxlen=20)
+        self._source_reconnects = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle (service thread)
+    def start(self):
+        if self.cam.enabled and self._thread is None:
+            self._stop.clear()
+            self.status = "starting"
+            self._thread = threading.Thread(target=self._guarded, name=f"stream {self.name}", daemon=True)
+            self._thread.start()
+
+    def request_stop(self):
+        self._stop.set()
+
+    def stop_capture(self, timeout: float = 4.0):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def close(self, timeout: float = 4.0):
+        """Stop capture, end an active event, flush and close the outputs."""
+        self.stop_capture(timeout)
+        records = self.events.close(self.last_result.t if self.last_result else None)
+        for out in self.outputs:
+            if records:
+                out.write(self.name, None, records)
+            out.close(timeout)
+        self.status = "stopped"
+
+    def update(self, cam):
+        """Apply changed settings (PATCH): detection thresholds and stride at once, enabled starts/stops."""
+        old, self.cam = self.cam, cam
+        self.events.detect = cam.detect
+        self.window.stride = cam.detect.stride
+        if old.enabled and not cam.enabled:
+            self.stop_capture()
+            self.status = "disabled"
+        elif cam.enabled and not old.enabled:
+            self.start()
+
+    # -- the stream's own thread
+    def _set(self, status: str, reason: str = ""):
+        if status != self.status:
+            if status == "offline":
+                self.outages += 1
+                log.warning("camera %s: offline%s", self.name, f" ({reason})" if reason else "")
+            elif status == "online" and self.status in ("offline", "starting"):
+                log.info("camera %s: online (%s)", self.name, self.cam.display_source)
+        self.status, self.reason = status, reason
+
+    def _open(self):
+        from ..io import Microphone, open_video
+        svc = self.service
+        video = open_video(self.cam.source, loop=self.cam.loop)
+        try:
+            if self.cam.mic is not None:
+                device = int(self.cam.mic) if str(self.cam.mic).isdigit() else self.cam.mic
+                mic = Microphone(device, rate=svc.sample_rate)
+                self.audio_kind = f"mic:{mic.device_name}"
+                return video, mic, mic
+            audio = video.audio(svc.sample_rate)
+        except Exception:
+            video.close()
+            raise
+        self.audio_kind = "source" if audio is not None else "none"
+        return video, audio, None
+
+    def _guarded(self):
+        try:
+            self._run()
+        except Exception as exc:                    # a bug: this stream stops, the others go on
+            log.exception("camera %s: capture failed", self.name)
+            self._set("failed", f"{type(exc).__name__}: {exc}")
+
+    def _run(self):
+        delay, svc = BACKOFF[0], self.service
+        while not self._stop.is_set():
+            try:
+                video, audio, mic = self._open()
+            except AvgnError as exc:                # unreachable source, missing microphone, ...
+                self._set("offline", str(exc))
+                if self._stop.wait(delay):
+                    break
+                delay = min(delay * 2, BACKOFF[1])
+                self.reopens += 1
+                continue
+            delay = BACKOFF[0]
+            try:
+                ended = self._capture(video, audio, svc)
+            finally:
+                video.close()
+                if mic is not None:
+                    mic.close()
+            if ended:
+                self._set("ended", "the file ended")
+                return
+
+    def _capture(self, video, audio, svc) -> bool:
+        """Tick until stopped (False) or the source ended (True)."""
+        clock = SnippetClock(video, audio, svc.period, svc.samples, stats=self.stats, epoch=svc.epoch)
+        first = True
+        while clock.wait(self._stop):
+            self._source_reconnects = video.stats.get("reconnects", 0)
+            s = clock.take()
+            if s is None:
+                if video.eos:
+                    return True
+                if time.monotonic() - clock.last_frame_at > OFFLINE_AFTER and self.status != "offline":
+                    self._set("offline", f"no frames for {OFFLINE_AFTER:.0f} s")
+                continue
+            self._set("online")
+            s.restart = s.restart or first           # a (re)opened source starts a new window
+            first = False
+            svc.scheduler.post(self, s)
+        return False
+
+    # -- the scheduler's side
+    def on_result(self, r, latency_s: float):
+        self.stats.decision({}, 1e3 * latency_s)
+        records = self.events.update(r)
+        self.last_result = r
+        if records:
+            self.recent_events.extend(records)
+            self.service.note_events(self.name, records)
+        for out in self.outputs:
+            out.write(self.name, r, records)
+
+    @property
+    def reconnects(self) -> int:
+        return self._source_reconnects + self.reopens
+
+    def info(self) -> dict:
+        s = self.stats.summary()
+        last = self.last_result
+        return {"name": self.name, "source": self.cam.display_source, "status": self.status,
+                "reason": self.reason or None, "enabled": self.cam.enabled, "audio": self.audio_kind,
+                "detect": self.cam.detect.model_dump(),
+                "counters": {"snippets": s["snippets"], "decisions": s["decisions"], "dropped": s["dropped"],
+                             "dropped_by_reason": dict(self.drops, late=self.stats.late),
+                             "stale_ticks": s["stale_ticks"], "audio_gaps": s["audio_gaps"],
+                             "reconnects": self.reconnects, "outages": self.outages,
+                             "input_errors": self.input_errors, "events": sum(self.events.by_label.values()),
+                             "snippets_per_s": round(self.stats.recent_rate(), 3),
+                             "latency_p50_ms": s["latency_p50_ms"], "latency_p95_ms": s["latency_p95_ms"]},
+                "last_decision": None if last is None else {"t": round(last.t, 3), "top": last.to_dict(3)["top"]},
+                "active_event": dict(self.events.active) if self.events.active else None,
+                "recent_events": list(self.recent_events)}
