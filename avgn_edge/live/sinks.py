@@ -84,10 +84,8 @@ class Mp4Sink:
 
 
 class EventsSink:
-    """JSON lines: one ``decision`` record per Result, and the event tracker's transitions:
-    ``onset`` (new: label, t = start time, score), ``update`` (a higher top score, with its
-    evidence) and ``offset`` (end: label, t = last heard, onset, duration, peak), each with
-    the event's ``id``."""
+    """JSON lines: one ``decision`` record per Result, and the event tracker's transitions
+    (``Transition.record``: onset, update, offset)."""
 
     def __init__(self, path: str | os.PathLike, top: int = 3):
         self.path, self.top = Path(path), top
@@ -104,18 +102,7 @@ class EventsSink:
         self.f.flush()
 
     def write_event(self, tr: Transition):
-        e = tr.event
-        if tr.type == "new":
-            self._write({"type": "onset", "label": e["label"], "t": round(e["start_time"], 4),
-                         "score": round(e["score"], 4), "id": e["id"], "camera": e["camera"],
-                         "evidence": e["evidence"]})
-        elif tr.type == "update":
-            self._write({"type": "update", "label": e["label"], "t": round(tr.t, 4), "score": round(e["score"], 4),
-                         "top_score": round(e["top_score"], 4), "id": e["id"], "evidence": e["evidence"]})
-        else:
-            self._write({"type": "offset", "label": e["label"], "t": round(e["end_time"], 4),
-                         "onset": round(e["start_time"], 4), "duration": round(e["end_time"] - e["start_time"], 4),
-                         "peak": round(e["top_score"], 4), "id": e["id"]})
+        self._write(tr.record())
         self.f.flush()
 
     def close(self):
