@@ -44,6 +44,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path):
                        (["live", "--camera", "ftp://x", "--headless"], "ftp://x"),
                        (["run", ROOT / "README.md", "--backend", "trt"], "TensorRT is not installed"),
                        (["quantize", "synth", "--precision", "int8"], "read-only"),
+                       (["quantize", tmp_path, "--precision", "fp16", "--backend", "ort"], "does not apply"),
+                       (["bench", "--preset", "huge"], "unknown preset"),
                        (["demo", "--duration", "0"], "--duration must be positive")]:
         res = cli(*args, timeout=120)
         assert res.returncode == 2, (args, res.stderr[-800:])

@@ -33,7 +33,9 @@ def excluded_nodes(model) -> list[str]:
     return out
 
 
-class _Reader:
+class FeedReader:
+    """The calibration data reader ONNX Runtime's quantizer wants, over captured feeds."""
+
     def __init__(self, feeds: list[dict[str, np.ndarray]]):
         self.it = iter(feeds)
 
@@ -49,7 +51,7 @@ def quantize_int8(src: str | Path, dst: str | Path, feeds: list[dict[str, np.nda
     model = onnx.load(str(src))
     exclude = excluded_nodes(model)
     tmp = Path(str(dst) + ".tmp.onnx")
-    quantize_static(str(src), str(tmp), _Reader(feeds), quant_format=QuantFormat.QDQ,
+    quantize_static(str(src), str(tmp), FeedReader(feeds), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
                     op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=exclude, calibrate_method=methods[method],
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
