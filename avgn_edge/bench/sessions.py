@@ -1,7 +1,7 @@
 """ONNX Runtime session settings per stage, measured: the runtime's choice beside each alternative.
 
 One factor at a time from what ``session_settings`` chooses (intra-op threads, execution mode,
-graph optimisation level, memory arena), each alternative timed interleaved with the choice on
+graph optimisation level, memory arena; and all cores with spinning pool threads), each alternative timed interleaved with the choice on
 the same real feeds, at the batch a clip sends a stage (T snippets for the glance stages) and
 at batch 1 (a stream's snippet). A ratio above 1 means the alternative is slower.
 """
@@ -29,6 +29,8 @@ def alternatives(chosen: dict, cores: int) -> dict[str, dict]:
         if level != chosen.get("level", "all"):
             out[f"level={level}"] = dict(chosen, level=level)
     out["arena=off"] = dict(chosen, arena=False)
+    for threads in sorted({chosen["threads"] or cores, cores} - {1}):      # the pool's threads spin between ops
+        out[f"threads={threads},spinning=on"] = dict(chosen, threads=threads, spinning=True)
     return out
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deps import require
-from .int8 import FeedReader, excluded_nodes
+from .int8 import FeedReader, excluded_nodes, quiet_quantizer
 
 log = logging.getLogger(__name__)
 FORMS = ("qdq", "qoperator")
@@ -48,12 +48,13 @@ def quantize_int8_ort(src: str | Path, dst: str | Path, feeds: list[dict[str, np
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
     tmp = Path(str(dst) + ".tmp.onnx")
-    quantize_static(str(src), str(tmp), FeedReader(feeds),
-                    quant_format=QuantFormat.QDQ if form == "qdq" else QuantFormat.QOperator,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    reduce_range=reduce_range, op_types_to_quantize=ORT_OPS,
-                    nodes_to_exclude=excluded_nodes(onnx.load(str(src))), calibrate_method=methods[method],
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    with quiet_quantizer():
+        quantize_static(str(src), str(tmp), FeedReader(feeds),
+                        quant_format=QuantFormat.QDQ if form == "qdq" else QuantFormat.QOperator,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        reduce_range=reduce_range, op_types_to_quantize=ORT_OPS,
+                        nodes_to_exclude=excluded_nodes(onnx.load(str(src))), calibrate_method=methods[method],
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
     q = onnx.load(str(tmp))
     tmp.unlink()
     onnx.checker.check_model(q, full_check=True)

@@ -75,7 +75,7 @@ def session_settings(stage: str, precision: str, threads: int | None = None, opt
         threads = 0 if heavy else 1
     return {"threads": threads, "optimize": precision != "int8" if optimize is None else bool(optimize),
             "disabled_optimizers": FP16_DISABLED_OPTIMIZERS if precision == "fp16" else [],
-            "execution": "sequential", "arena": True}
+            "execution": "sequential", "arena": True, "spinning": False}
 
 
 def open_session(path, settings: dict, providers: list[str] | None = None):
@@ -92,7 +92,7 @@ def _options(ort, settings: dict):
     # Don't let idle pool threads spin: the pipeline interleaves small ONNX Runtime calls with
     # NumPy work (the crop) on the same cores, and spinning threads starve it (measured: the
     # crop went from 0.4 ms alone to 6 ms between sessions).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.get("spinning") else "0")
     level = settings.get("level", "all") if settings["optimize"] else "disabled"
     opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
     opts.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if settings.get("execution") == "parallel"
