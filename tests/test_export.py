@@ -129,6 +129,7 @@ def _check_int8_ort(b):
     by measurement, what ``--precision int8`` runs on ONNX Runtime; TensorRT's graph stays reachable."""
     from onnx import numpy_helper
 
+    from avgn_edge.precision.quantize import add_variant
     from avgn_edge.runtime.ort import OrtBackend
     entry = b.variants["int8"]["ort"]
     assert set(entry["forms"]) == set(STAGES) and set(entry["forms"].values()) <= {"qdq", "qoperator", "fp32"}

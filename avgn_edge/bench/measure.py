@@ -102,6 +102,21 @@ def decision_latency(rec: Recognizer, clip, reps: int) -> dict:
     return {"decision": total, "stages": {k: percentiles([t[k] for t in timings]) for k in timings[0]}}
 
 
+def op_profiles(bundle, feeds: dict, reps: int) -> dict:
+    """Per stage (the glance stages also at batch T) and ONNX Runtime precision: time by kind of operator."""
+    from ..runtime.ort import session_settings, stage_work
+    from .opprofile import op_breakdown
+    T = bundle.config.num_snippets
+    out = {}
+    for stage in STAGES:
+        for n in sorted({1, T if stage.startswith("glance") else 1}):
+            row = out.setdefault(stage if n == 1 else f"{stage}@T", {})
+            for p in [p for p in ("fp32", "int8") if p in bundle.variants]:
+                st = session_settings(stage, p, optimize=True, work=stage_work(bundle, stage))
+                row[p] = op_breakdown(bundle.stage_path(stage, p, ort=True), st, stack_feeds(feeds[stage], n), reps)
+    return out
+
+
 def live_run(bundle, seconds: float, stride: int, precision: str = "fp32") -> dict:
     from ..data.synth import SynthSpec
     from ..io.synthstream import SynthStream
@@ -197,6 +212,8 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
     res["stages"]["numpy/crop"] = crop_latency(bundle, clips, reps)
     log.info("session settings per stage (one factor at a time) ...")
     res["sessions"] = sweep(bundle, feeds, "fp32", reps=5 if fast else (10 if heavy else 20))
+    log.info("ONNX Runtime profiles per stage ...")
+    res["op_profile"] = op_profiles(bundle, feeds, 3 if heavy or fast else 10)
     log.info("clip-level comparisons (interleaved) ...")
     res["clips"], res["ratios"] = clip_ratios(bundle, checkpoint, clips, clip_reps, stride, tensorrt_graph=not heavy)
     res["int8_kernels"] = int8_kernel_probe(10 if fast else 40)

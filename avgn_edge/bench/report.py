@@ -47,7 +47,7 @@ def markdown(r: dict) -> str:
            f"{c['snippet_period_s']} s, a decision every {c['stride']} snippets.", ""] + (
                [f"**{r['note']}**", ""] if r.get("note") else [])
     out += _ratios(r, dense_target) + _int8_ort(r) + _live(r, live_rate, live_p95) + _streams(r)
-    out += _stages(r) + _sessions(r) + _cost(r) + _jetson(r) + _accuracy(r)
+    out += _stages(r) + _sessions(r) + _cost(r) + _ops(r) + _jetson(r) + _accuracy(r)
     return "\n".join(out)
 
 
@@ -157,8 +157,9 @@ def _sessions(r: dict) -> list[str]:
     sw = r.get("sessions")
     if not sw:
         return []
+    from ..runtime.ort import THREADS_FROM_GMACS
     out = ["## ONNX Runtime session settings per stage (FP32, measured)", "",
-           "The runtime's choice (`session_settings`: all cores for a stage whose item costs ≥ 0.05 GMACs, else one "
+           f"The runtime's choice (`session_settings`: all cores for a stage whose item costs ≥ {THREADS_FROM_GMACS} GMACs, else one "
            "thread; sequential; all graph optimisations; arena on) beside one change at a time, interleaved on the "
            "same feeds; each cell is the change's time over the choice's (> 1: the choice is faster).", ""]
     alts = sorted({k for v in sw.values() for b in v.values() if isinstance(b, dict) and "chosen_ms" in b
@@ -193,6 +194,23 @@ def _cost(r: dict) -> list[str]:
     out += ["", f"Per clip: AVGN {gf['avgn']:.4f} GFLOPs, dense {gf['dense']:.4f} "
             f"({gf['dense'] / gf['avgn']:.1f}× more). GFLOPs = 10^9 multiply-accumulates, as in the AdaFocus papers.", ""]
     return out
+
+
+def _ops(r: dict) -> list[str]:
+    prof = r.get("op_profile")
+    if not prof:
+        return []
+    out = ["## Where each stage's time goes (ONNX Runtime's profile, per kind of operator)", "",
+           "Share of the kernels' time, and the GFLOP/s that kind achieves (INT8: operations/s). Depthwise "
+           "convolutions do ~9 MACs per value they read: bandwidth-bound, far below the peak; 1x1 and k×k "
+           "convolutions are matrix products, near it; `other` is element-wise work, pooling and layout reorders.", "",
+           "| stage | precision | kernels (ms) | by kind: share, GFLOP/s |", "|---|---|---|---|"]
+    for s, row in prof.items():
+        for p, kinds in row.items():
+            total = sum(v["ms"] for v in kinds.values())
+            out.append(f"| {s} | {p} | {total:.2f} | " + "; ".join(
+                f"{k} {100 * v['share']:.0f}%" + (f" at {v['gflops']}" if v["gflops"] else "") for k, v in kinds.items()) + " |")
+    return out + [""]
 
 
 def _jetson(r: dict) -> list[str]:

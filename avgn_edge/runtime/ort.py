@@ -50,11 +50,12 @@ class OrtBackend:
         self.close()
 
 
-# a stage whose item costs at least this many GMACs gets all cores per call; cheaper ones one thread
-# (the pool's hand-off costs more than they compute). Measured by ``avgn-edge bench`` (its session
-# table): synth's glance stages (2-6 MMACs a snippet) lose 10-25% on 2 threads, paper's glance
-# visual (300 MMACs) gains ~1.6x; see docs/benchmarks.md.
-THREADS_FROM_GMACS = 0.05
+# A stage whose item costs at least this many GMACs gets all cores per call, cheaper ones one thread:
+# below it the pool's hand-off costs more than the work it splits. The split keeps synth's local
+# encoder (0.029 GMACs a decision) on all cores, as measured before (6.2 vs 7.8 ms per clip), and
+# synth's glance and decision graphs (<= 0.006) on one; paper's stages (0.03-10.7) all get all
+# cores. `avgn-edge bench` times the other choice of every stage beside this one (docs/benchmarks.md).
+THREADS_FROM_GMACS = 0.02
 
 
 def stage_work(bundle: Bundle, stage: str) -> float | None:
