@@ -220,7 +220,8 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
     log.info("live loop on synth:// ...")
     res["live"] = {}
     for p in [p for p in ("fp32", "int8") if p in bundle.variants]:
-        res["live"][p] = live_run(bundle, (20.0 if heavy else 12.0) if fast else 60.0, stride, p)
+        fill = T * cfg.snippet_period                    # no decision before the window is full
+        res["live"][p] = live_run(bundle, fill + (10.0 if fast else 60.0), stride, p)
         res["live"][p]["capacity"] = capacity(bundle, clips[0], (8 if heavy else 24) if fast else (40 if heavy else 200),
                                               stride, p)
     gf = bundle.provenance.get("gflops_per_clip")
