@@ -35,7 +35,8 @@ ORT_OPS = ["Conv", "MatMul", "Gemm", "Add", "Mul", "Relu", "Clip", "MaxPool", "G
 
 def recipe(reduce_range: bool) -> dict:
     """What the manifest records about an ONNX Runtime INT8 graph."""
-    return {"tool": "onnxruntime.quantization.quantize_static (QDQ or QOperator, per stage: see forms)", "activations": "uint8, asymmetric (per tensor)", "weights": "int8, symmetric, per channel",
+    return {"tool": "onnxruntime.quantization.quantize_static (QDQ or QOperator, per stage: see forms)",
+            "activations": "uint8, asymmetric (per tensor)", "weights": "int8, symmetric, per channel",
             "reduce_range": reduce_range, "ops": ORT_OPS,
             "excluded": "log-mel front end; activation x activation MatMuls"}
 
@@ -62,13 +63,16 @@ def quantize_int8_ort(src: str | Path, dst: str | Path, feeds: list[dict[str, np
     return Path(dst)
 
 
-def time_candidates(stage: str, paths: dict[str, Path], feed: dict[str, np.ndarray], budget_s: float = 3.0) -> dict:
-    """p50 ms of one call of each candidate graph of a stage, interleaved, as OrtBackend sets it up."""
+def time_candidates(stage: str, paths: dict[str, Path], feed: dict[str, np.ndarray], work: float | None = None,
+                    budget_s: float = 3.0) -> dict:
+    """p50 ms of one call of each candidate graph of a stage, interleaved, as OrtBackend sets it up
+    (``work``: the stage's GMACs per item, which set its threads)."""
     from ..bench.timing import interleaved, percentiles, time_calls
     from ..runtime.ort import open_session, session_settings
     runs = {}
     for name, path in paths.items():
-        sess = open_session(path, session_settings(stage, "fp32" if name == "fp32" else "int8", optimize=True))
+        sess = open_session(path, session_settings(stage, "fp32" if name == "fp32" else "int8", optimize=True,
+                                                   work=work))
         runs[name] = (lambda s: lambda: s.run(None, feed))(sess)
     once = sum(min(time_calls(fn, 2, warmup=1)) for fn in runs.values()) / 1e3
     reps = int(np.clip(budget_s / max(once, 1e-6), 5, 60))
@@ -82,6 +86,7 @@ def ort_graph(bundle, calibration: dict, fit: dict, held: dict, reduce_range: bo
     import shutil
 
     from ..bundle import STAGES
+    from ..runtime.ort import stage_work
     from .accuracy import stage_errors
     from .calibrate import stack_feeds
     folder = bundle.root / "int8-ort"
@@ -101,7 +106,7 @@ def ort_graph(bundle, calibration: dict, fit: dict, held: dict, reduce_range: bo
                 failed[f"{stage}/{form}"] = f"{type(exc).__name__}: {str(exc)[:200]}"
                 log.warning("INT8 %s graph of %s failed: %s", form, stage, failed[f"{stage}/{form}"])
         feed = stack_feeds(held[stage], T if stage.startswith("glance") else 1)
-        timings[stage] = time_candidates(stage, paths, feed)
+        timings[stage] = time_candidates(stage, paths, feed, stage_work(bundle, stage))
         forms[stage] = min(timings[stage], key=timings[stage].get)
         log.info("int8-ort %-13s %s -> %s", stage, timings[stage], forms[stage])
         if forms[stage] == "fp32":
