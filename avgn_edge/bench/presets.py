@@ -21,6 +21,7 @@ from ..config import get_preset
 log = logging.getLogger(__name__)
 CALIB_CLIPS = 4
 SEED = 0
+RECIPE = 1              # bump when the way these bundles are made changes: cached ones are then remade
 
 
 def synth_uri(cfg, seed: int, clips: int) -> str:
@@ -47,7 +48,7 @@ def cache_root() -> Path:
 def random_bundle(preset: str, root: Path | None = None) -> tuple[Path, Path]:
     """(bundle folder, checkpoint) of ``preset`` with random weights, made once and then reused."""
     cfg = bench_config(preset)
-    key = hashlib.sha256(f"{cfg.to_json()}|{__version__}|{SEED}|{CALIB_CLIPS}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{cfg.to_json()}|{__version__}|{SEED}|{CALIB_CLIPS}|{RECIPE}".encode()).hexdigest()[:12]
     folder = (root or cache_root()) / f"{preset}-{key}"
     ckpt, bundle = folder / "random.safetensors", folder / "bundle"
     if (folder / "done").is_file():
