@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import platform
 import resource
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +43,7 @@ def machine_info() -> dict:
     import onnxruntime as ort
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = next((l.split(":", 1)[1].strip() for l in flags.splitlines() if l.startswith("model name")), platform.processor())
-    info = {"cpu": model, "cores": len(__import__("os").sched_getaffinity(0)), "machine": platform.machine(),
+    info = {"cpu": model, "cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
             "vnni": any(f in flags for f in (" avx512_vnni", " avx_vnni")), "onnxruntime": ort.__version__,
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
     if importlib.util.find_spec("torch"):
@@ -183,6 +183,7 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
     res: dict = {"mode": "fast" if fast else "full", "machine": machine_info(), "bundle": str(bundle.root),
                  "config": {"T": T, "k": cfg.top_k, "frame": cfg.frame_size, "glance": cfg.glance_size,
                             "patch": cfg.patch_size, "snippet_period_s": cfg.snippet_period, "stride": stride}}
+    res["load_average"] = {"before": round(os.getloadavg()[0], 2)}     # other jobs on the machine inflate timings
     if preset:
         res["preset"] = preset
         res["random_weights"] = True
@@ -252,4 +253,5 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
         if not preset:
             res["accuracy_by_precision"]["int8-ort"] = o.get("accuracy")
     res["memory_mb"]["peak_rss"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    res["load_average"]["after"] = round(os.getloadavg()[0], 2)
     return res

@@ -44,7 +44,10 @@ def markdown(r: dict) -> str:
            f"ONNX Runtime {m['onnxruntime']}" + (f", PyTorch {m['torch']} ({m['torch_threads']} threads)" if "torch" in m else "")
            + f"; `{cmd}`. T={c['T']}, k={c['k']}, frames {c['frame']} px"
            + (f", glance {c['glance']} px" if "glance" in c else "") + f", patches {c['patch']} px, a snippet every "
-           f"{c['snippet_period_s']} s, a decision every {c['stride']} snippets.", ""] + (
+           f"{c['snippet_period_s']} s, a decision every {c['stride']} snippets."
+           + (" 1-minute load average {before} before the run, {after} after (on {cores} cores; other jobs inflate "
+              "absolute timings, interleaved ratios less).".format(cores=m["cores"], **r["load_average"])
+              if "after" in r.get("load_average", {}) else ""), ""] + (
                [f"**{r['note']}**", ""] if r.get("note") else [])
     out += _ratios(r, dense_target) + _int8_ort(r) + _live(r, live_rate, live_p95) + _streams(r)
     out += _stages(r) + _sessions(r) + _cost(r) + _ops(r) + _jetson(r) + _accuracy(r)
