@@ -80,14 +80,23 @@ def stage_latency(backend, feeds, reps: int, T: int) -> dict:
 
 
 def crop_latency(bundle, clips, reps: int) -> dict:
-    from ..kernels.reference import crop_patches, glance_views
+    """The CPU crop as the host pipeline runs it (the batched reference, NumPy's BLAS on one thread)."""
+    from ..kernels.reference import crop_patches_batch, glance_views
+    from ..runtime.pipeline import OneBlasThread
     cfg = bundle.config
     s = clips[0]
-    idx, cen = np.arange(cfg.top_k), np.full((cfg.top_k, 2), 0.5, np.float32)
-    return {"crop_glance": percentiles(time_calls(lambda: glance_views(s.frames[:1], cfg.glance_size, cfg.mean,
-                                                                       cfg.std), reps)),
-            "crop_patches": percentiles(time_calls(lambda: crop_patches(s.frames, idx, cen, cfg.patch_size / cfg.frame_size,
-                                                                        cfg.patch_size, cfg.mean, cfg.std), reps))}
+    one = OneBlasThread()
+    idx, cen = np.arange(cfg.top_k)[None], np.full((1, cfg.top_k, 2), 0.5, np.float32)
+
+    def glance():
+        with one():
+            glance_views(s.frames[:1], cfg.glance_size, cfg.mean, cfg.std)
+
+    def patches():
+        with one():
+            crop_patches_batch([list(s.frames)], [0], idx, cen, cfg.patch_size / cfg.frame_size, cfg.patch_size,
+                               cfg.mean, cfg.std)
+    return {"crop_glance": percentiles(time_calls(glance, reps)), "crop_patches": percentiles(time_calls(patches, reps))}
 
 
 def decision_latency(rec: Recognizer, clip, reps: int) -> dict:

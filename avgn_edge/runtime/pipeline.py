@@ -63,7 +63,7 @@ class Timer:
             self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - t) * 1e3
 
 
-class _OneBlasThread:
+class OneBlasThread:
     """NumPy's BLAS on one thread around the crop's small matrix products: with its own pool of
     threads beside ONNX Runtime's on the same cores, one call of a paper-size crop (8 patches of
     128 px) measured 12 ms on one thread and a median of 540 ms on two, on a busy 2-core machine
@@ -95,7 +95,7 @@ class HostPipeline:
         own = own if isinstance(own, dict) else {s: own for s in STAGES}
         self.limit = {s: min(bundle.stages[s].batch.max, own.get(s) or bundle.stages[s].batch.max) for s in STAGES}
         self.fused = set(getattr(backend, "chains", ())) & set(CHAINS)
-        self.one_blas_thread = _OneBlasThread()
+        self.one_blas_thread = OneBlasThread()
 
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return _split(lambda f: self.backend.run(stage, f), feeds, self.limit[stage])
