@@ -241,3 +241,11 @@ def test_session_settings_follow_the_stage_work(tiny_bundle):
     assert opts.execution_mode == ort.ExecutionMode.ORT_PARALLEL and not opts.enable_cpu_mem_arena
     assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     assert opts.intra_op_num_threads == 1
+    # a costly glance (paper's: 0.28 GMACs a snippet) goes one snippet per call through the pipeline
+    from avgn_edge.runtime.ort import ONE_SNIPPET_FROM_GMACS, OrtBackend
+    from avgn_edge.runtime.pipeline import HostPipeline
+    assert OrtBackend(b).max_batch == {}
+    b.provenance["gflops_per_clip"] = dict(gf, glance_visual=ONE_SNIPPET_FROM_GMACS * b.config.num_snippets)
+    be = OrtBackend(b)
+    assert be.max_batch == {"glance_visual": 1}
+    assert HostPipeline(b, be).limit["glance_visual"] == 1 and HostPipeline(b, be).limit["glance_audio"] > 1

@@ -36,6 +36,9 @@ class OrtBackend:
                                                               stage_work(bundle, stage)), self.providers)
                          for stage in STAGES}
         self.outputs = {s: [o.name for o in sess.get_outputs()] for s, sess in self.sessions.items()}
+        # the host pipeline splits bigger calls (the manifest's max still applies to the others)
+        self.max_batch = {s: 1 for s in ("glance_visual", "glance_audio")
+                          if precision != "int8" and (stage_work(bundle, s) or 0.0) >= ONE_SNIPPET_FROM_GMACS}
 
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs[stage], self.sessions[stage].run(self.outputs[stage], feeds)))
@@ -56,6 +59,12 @@ class OrtBackend:
 # synth's glance and decision graphs (<= 0.006) on one; paper's stages (0.03-10.7) all get all
 # cores. `avgn-edge bench` times the other choice of every stage beside this one (docs/benchmarks.md).
 THREADS_FROM_GMACS = 0.02
+# A float glance stage whose snippet costs at least this many GMACs is called one snippet at a time:
+# at a bigger batch its activations leave the cache (paper's FP32 glance at 224 px, interleaved, per
+# clip of 16: 171 ms as 16 calls of 1, 186 ms as 4 of 4, 239 ms as 1 of 16). INT8's 1-byte
+# activations stay in cache (193 ms as 1 of 16 vs 213 as 16 of 1), and cheaper stages gain from the
+# whole batch (synth: 1.07x clips/s batched; docs/benchmarks.md).
+ONE_SNIPPET_FROM_GMACS = 0.2
 
 
 def stage_work(bundle: Bundle, stage: str) -> float | None:
