@@ -3,8 +3,9 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 # The runtime (base install) never imports torch.
+# threadpoolctl: NumPy's BLAS on one thread for the CPU crop (its pool beside ONNX Runtime's stalls a call)
 RUNTIME = ["numpy>=1.26", "opencv-python-headless>=4.9", "onnxruntime>=1.20", "av>=12", "sounddevice>=0.4.6",
-           "tqdm>=4.66"]
+           "tqdm>=4.66", "threadpoolctl>=3.1"]
 # torch/torchvision pinned to the pair whose wheels install offline-fast on CI machines
 # (2.14.1 + 0.29.1; the only CPU-only torch there, 2.13.0+cpu, has no importable torchvision).
 TRAIN = ["torch==2.14.1", "torchvision==0.29.1", "safetensors>=0.4", "onnx>=1.16", "onnxslim>=0.1.90",

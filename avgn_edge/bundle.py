@@ -4,7 +4,10 @@ A folder with ``manifest.json`` and one ONNX graph per stage and precision:
 
     manifest.json
     fp32/glance_visual.onnx  fp32/glance_audio.onnx  fp32/decide.onnx  fp32/focus_local.onnx  fp32/head.onnx
-    fp16/...   int8/...
+    fp16/...   int8/...   int8-ort/...
+
+``int8/`` is TensorRT's graph (symmetric Q/DQ); ``int8-ort/`` (the variant's ``ort`` entry) the
+one ONNX Runtime runs on a CPU (unsigned activations, its fast integer kernels).
 
 The manifest holds the model config (shapes, preprocessing, labels), every stage's I/O
 names, shapes and dtypes, the precision variants with their measured accuracy, the
@@ -130,11 +133,14 @@ class Bundle:
     def precisions(self) -> list[str]:
         return [p for p in PRECISIONS if p in self.variants]
 
-    def stage_path(self, stage: str, precision: str = "fp32") -> Path:
+    def stage_path(self, stage: str, precision: str = "fp32", ort: bool = False) -> Path:
+        """The graph TensorRT builds (and Triton serves); ``ort=True``: the one ONNX Runtime runs,
+        which differs where the variant has an ``ort`` entry (INT8 for ONNX Runtime's CPU kernels)."""
         if precision not in self.variants:
             raise InputError(f"bundle {self.root} has no {precision} variant",
                              hint=f"available: {', '.join(self.precisions)}; add one with avgn-edge quantize")
-        return self.root / self.variants[precision]["files"][stage]
+        v = self.variants[precision]
+        return self.root / (v.get("ort", v) if ort else v)["files"][stage]
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "config": self.config.to_dict(),

@@ -55,7 +55,9 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path):
                        (["run", ROOT / "README.md", "--events", "--label-threshold", "nope=0.5"],
                         "unknown label(s) in a label threshold"),
                        (["eval", "--stream", "--quiet", "1.0"], "quiet must be in [0, 1)"),
-                       (["train", "--data", "synth:noise=0.7-0.2", "--out", tmp_path], "noise must be in [0, 1]")]:
+                       (["train", "--data", "synth:noise=0.7-0.2", "--out", tmp_path], "noise must be in [0, 1]"),
+                       (["quantize", tmp_path, "--precision", "fp16", "--backend", "ort"], "does not apply"),
+                       (["bench", "--preset", "huge"], "unknown preset")]:
         res = cli(*args, timeout=120)
         assert res.returncode == 2, (args, res.stderr[-800:])
         errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]

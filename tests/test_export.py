@@ -119,3 +119,40 @@ def test_precision_variants(bundle_copy):
     assert "glance_audio_rel_error_all_fp16" in ev
     with pytest.raises(InputError):
         add_variant(bundle_copy, "int4")
+    with pytest.raises(InputError, match="does not apply"):
+        add_variant(bundle_copy, "fp16", backend="ort")
+    _check_int8_ort(b)
+
+
+def _check_int8_ort(b):
+    """INT8 for ONNX Runtime (made beside TensorRT's by default): u8 activations, a form per stage chosen
+    by measurement, what ``--precision int8`` runs on ONNX Runtime; TensorRT's graph stays reachable."""
+    from onnx import numpy_helper
+
+    from avgn_edge.precision.quantize import add_variant
+    from avgn_edge.runtime.ort import OrtBackend
+    entry = b.variants["int8"]["ort"]
+    assert set(entry["forms"]) == set(STAGES) and set(entry["forms"].values()) <= {"qdq", "qoperator", "fp32"}
+    assert all(set(v) >= {"fp32"} and len(v) >= 2 for v in entry["candidate_ms"].values())
+    assert entry["accuracy"]["clips"] == 40 and entry["accuracy"]["agreement_with_fp32"] >= 0.9
+    assert entry["recipe"]["activations"].startswith("uint8")
+    quantized = [s for s, f in entry["forms"].items() if f != "fp32"]
+    assert quantized, entry["candidate_ms"]                     # the local encoder at least is faster in INT8
+    for stage in quantized:
+        q = onnx.load(str(b.stage_path(stage, "int8", ort=True)))
+        assert b.stage_path(stage, "int8", ort=True).parent.name == "int8-ort"
+        zps = [numpy_helper.to_array(i) for i in q.graph.initializer if i.name.endswith("zero_point")]
+        # activations unsigned (TensorRT's graph: int8 zero points only)
+        assert any(z.dtype == np.uint8 for z in zps), stage
+    ort_be, trt_be = OrtBackend(b, "int8"), OrtBackend(b, "int8", tensorrt_graph=True)
+    assert (ort_be.graph, trt_be.graph) == ("ort", "tensorrt")
+    feed = {t.name: np.random.default_rng(0).standard_normal(t.at(2)).astype(t.dtype)
+            for t in b.stages["focus_local"].inputs}
+    ref = OrtBackend(b, "fp32").run("focus_local", feed)["lvecs"]
+    for be in (ort_be, trt_be):
+        got = be.run("focus_local", feed)["lvecs"]
+        assert np.abs(got - ref).max() < 0.3 * np.abs(ref).max()
+    # re-making TensorRT's graph alone keeps ONNX Runtime's
+    add_variant(b.root, "int8", calib="synth:seed=2000,clips=4", eval_data="synth:seed=1000,clips=8",
+                progress=False, backend="trt")
+    assert load_bundle(b.root).variants["int8"]["ort"]["forms"] == entry["forms"]

@@ -219,3 +219,33 @@ def test_auto_on_a_machine_with_tensorrt_but_no_driver_uses_onnx_runtime(tmp_pat
     with caplog.at_level(logging.INFO, logger="avgn_edge"):
         assert open_backend(load_bundle("synth"), "auto").name == "ort"
     assert any("no usable CUDA driver" in r.message for r in caplog.records)
+
+
+def test_session_settings_follow_the_stage_work(tiny_bundle):
+    """All cores for a stage whose item costs enough (manifest GMACs), one thread below; the knobs the
+    bench sweeps reach the ONNX Runtime session."""
+    import onnxruntime as ort
+
+    from avgn_edge.bundle import load_bundle
+    from avgn_edge.runtime.ort import THREADS_FROM_GMACS, open_session, session_settings, stage_work
+    assert session_settings("glance_visual", "fp32", work=THREADS_FROM_GMACS)["threads"] == 0
+    assert session_settings("glance_visual", "fp32", work=THREADS_FROM_GMACS / 2)["threads"] == 1
+    assert session_settings("focus_local", "fp32")["threads"] == 0 and session_settings("head", "fp32")["threads"] == 1
+    assert session_settings("head", "fp32", threads=3)["threads"] == 3
+    b = load_bundle(tiny_bundle.root)
+    gf = b.provenance["gflops_per_clip"]
+    assert stage_work(b, "glance_visual") == pytest.approx(gf["glance_visual"] / b.config.num_snippets)
+    assert stage_work(b, "focus_local") == pytest.approx(gf["focus_local"])
+    st = dict(session_settings("head", "fp32"), execution="parallel", arena=False, threads=1, level="basic")
+    opts = open_session(b.stage_path("head"), st).get_session_options()
+    assert opts.execution_mode == ort.ExecutionMode.ORT_PARALLEL and not opts.enable_cpu_mem_arena
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    assert opts.intra_op_num_threads == 1
+    # a costly glance (paper's: 0.28 GMACs a snippet) goes one snippet per call through the pipeline
+    from avgn_edge.runtime.ort import ONE_SNIPPET_FROM_GMACS, OrtBackend
+    from avgn_edge.runtime.pipeline import HostPipeline
+    assert OrtBackend(b).max_batch == {}
+    b.provenance["gflops_per_clip"] = dict(gf, glance_visual=ONE_SNIPPET_FROM_GMACS * b.config.num_snippets)
+    be = OrtBackend(b)
+    assert be.max_batch == {"glance_visual": 1}
+    assert HostPipeline(b, be).limit["glance_visual"] == 1 and HostPipeline(b, be).limit["glance_audio"] > 1

@@ -42,7 +42,8 @@ def engines(tmp_path_factory):
 
 def _load(bundle, backend, precision, engines=None, **kw):
     from avgn_edge.runtime.recognizer import Recognizer
-    options = {"engines_dir": engines, **kw} if backend == "trt" else {}
+    # ONNX Runtime runs TensorRT's own graph here (the same arithmetic), not its u8 CPU graph
+    options = {"engines_dir": engines, **kw} if backend == "trt" else {"tensorrt_graph": True}
     return Recognizer.load(bundle, backend=backend, precision=precision, stride=1, **options)
 
 

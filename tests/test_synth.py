@@ -159,3 +159,18 @@ def test_the_stream_is_quiet_most_of_the_time_and_reproducible():
 
 def test_labels_are_family_pattern_pairs():
     assert len(LABELS) == 4 * len(PATTERNS) and LABELS[0] == "bell-vstripes"
+
+
+def test_geometry_any_gives_clips_to_a_model_of_any_sizes():
+    """Speed measurements of e.g. the paper preset (frames = glance size) need clips; by default the
+    benchmark's geometry is enforced, with the way out in the hint."""
+    from avgn_edge.config import get_preset
+    from avgn_edge.data.datasets import open_dataset
+    cfg = get_preset("tiny").replace(glance_size=64)
+    with pytest.raises(InputError, match="frame_size = 4 x glance_size") as err:
+        open_dataset("synth:seed=1,clips=1", cfg)
+    assert "geometry=any" in err.value.hint
+    clip = open_dataset("synth:seed=1,clips=1,geometry=any", cfg)[0]
+    assert clip.frames.shape == (cfg.num_snippets, 64, 64, 3)
+    with pytest.raises(InputError, match="strict or any"):
+        parse_knobs("geometry=loose")

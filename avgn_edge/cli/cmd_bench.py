@@ -1,5 +1,9 @@
 """avgn-edge bench [--fast] [--json] [--write-docs]: speed, cost and accuracy, side by side, in one run.
 
+``--preset NAME`` (tiny, synth, paper, ...) times a random-weight bundle of that preset, made on
+the fly and cached: the same tables, speed only (no accuracy); ``--write-docs`` then adds its
+section to benchmarks.md.
+
 ``--soak MINUTES [--soak-streams N]`` instead runs N synth:// streams through the service for
 MINUTES and records its RSS over time (``--soak-out FILE`` keeps the JSON).
 """
@@ -12,6 +16,7 @@ import json
 def add_arguments(p):
     p.add_argument("--bundle", default="synth", help="bundle (default: the shipped one)")
     p.add_argument("--checkpoint", default="synth", help="its PyTorch checkpoint, for the eager and dense comparisons")
+    p.add_argument("--preset", help="time a random-weight bundle of this preset (speed only) instead of --bundle")
     p.add_argument("--backend", default="auto", choices=["auto", "ort", "trt"],
                    help="auto: ONNX Runtime, plus TensorRT when it and a GPU are present")
     p.add_argument("--stride", type=int, default=2, help="snippets per decision in streaming (default 2)")
@@ -36,7 +41,11 @@ def run(args) -> int:
     from ..runtime.backend import trt_available
 
     backends = {"ort": ("ort",), "trt": ("trt",), "auto": ("ort", "trt") if trt_available()[0] else ("ort",)}
-    res = measure(args.bundle, args.checkpoint, fast=args.fast, backends=backends[args.backend], stride=args.stride)
+    if args.preset:
+        from ..config import get_preset
+        get_preset(args.preset)                          # an unknown preset: a one-line error first
+    res = measure(args.bundle, args.checkpoint, fast=args.fast, backends=backends[args.backend], stride=args.stride,
+                  preset=args.preset)
     if args.note:
         res["note"] = args.note
     if args.write_docs:

@@ -40,7 +40,7 @@ def trt_vs_ort(rec, bundle, dataset, clips: int, precision: str) -> dict:
     from ..runtime.compare import TOLERANCE, compare, decisions, snippet_stream
     from ..runtime.recognizer import Recognizer
     stream = snippet_stream(dataset, clips, bundle.config.snippet_period)
-    ort = Recognizer.load(bundle, backend="ort", precision=precision, stride=1)
+    ort = Recognizer.load(bundle, backend="ort", precision=precision, stride=1, tensorrt_graph=True)  # the same graph
     stride, rec.stride = rec.stride, 1
     try:
         return compare(decisions(rec, *stream), decisions(ort, *stream), TOLERANCE[precision])

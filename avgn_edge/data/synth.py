@@ -90,10 +90,13 @@ class SynthSpec:
             raise InputError(f"events of {self.min_event} snippets do not fit in {self.num_snippets}")
 
     @classmethod
-    def for_model(cls, cfg, **knobs) -> "SynthSpec":
-        if cfg.frame_size != GLANCE_FACTOR * cfg.glance_size:
+    def for_model(cls, cfg, geometry: str = "strict", **knobs) -> "SynthSpec":
+        """``geometry="any"``: clips for a model of any frame/glance sizes (speed measurements of
+        e.g. the paper preset; the glance then cannot see what the benchmark hides in it)."""
+        if geometry == "strict" and cfg.frame_size != GLANCE_FACTOR * cfg.glance_size:
             raise InputError(f"the synthetic benchmark needs frame_size = {GLANCE_FACTOR} x glance_size "
-                             f"(got {cfg.frame_size} and {cfg.glance_size})")
+                             f"(got {cfg.frame_size} and {cfg.glance_size})",
+                             hint="add geometry=any to the synth: options for clips that only measure speed")
         return cls(frame_size=cfg.frame_size, patch_size=cfg.patch_size, num_snippets=cfg.num_snippets,
                    min_event=max(cfg.top_k, 2), snippet_period=cfg.snippet_period,
                    sample_rate=cfg.sample_rate, audio_window=cfg.audio_window, **knobs)
@@ -122,8 +125,9 @@ def _level(text: str) -> Level:
 
 
 def parse_knobs(text: str) -> dict:
-    """``seed=3,clips=500,distractors=0.5,noise=0.1-0.6,background=0.3`` -> dict (values typed)."""
-    types = {"seed": int, "clips": int, "distractors": _level, "noise": _level, "background": float}
+    """``seed=3,clips=500,distractors=0.5,noise=0.1-0.6,background=0.3[,geometry=any]`` -> dict (values typed)."""
+    types = {"seed": int, "clips": int, "distractors": _level, "noise": _level, "background": float,
+             "geometry": str}
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
@@ -135,6 +139,8 @@ def parse_knobs(text: str) -> dict:
             out[key] = types[key](value)
         except ValueError:
             raise InputError(f"synthetic data option {key} needs a number, got {value!r}") from None
+    if out.get("geometry", "strict") not in ("strict", "any"):
+        raise InputError(f"synthetic data option geometry must be strict or any, got {out['geometry']!r}")
     return out
 
 

@@ -8,10 +8,11 @@ from tqdm import tqdm
 from ..bundle import STAGES, Bundle
 
 
-def stage_errors(bundle: Bundle, precision: str, feeds: dict[str, list[dict]]) -> dict:
-    """Per stage output: max abs error and error relative to the FP32 output's max |value|."""
+def stage_errors(bundle: Bundle, precision: str, feeds: dict[str, list[dict]], tensorrt_graph: bool = True) -> dict:
+    """Per stage output: max abs error and error relative to the FP32 output's max |value|;
+    of TensorRT's graph (as exact fake-quant) or, ``tensorrt_graph=False``, ONNX Runtime's."""
     from ..runtime.ort import OrtBackend
-    ref, var = OrtBackend(bundle, "fp32"), OrtBackend(bundle, precision)
+    ref, var = OrtBackend(bundle, "fp32"), OrtBackend(bundle, precision, tensorrt_graph=tensorrt_graph)
     out = {}
     for stage in STAGES:
         stats: dict[str, list] = {}
@@ -28,10 +29,16 @@ def stage_errors(bundle: Bundle, precision: str, feeds: dict[str, list[dict]]) -
     return out
 
 
+# name -> (precision, ONNX Runtime options): "int8" is TensorRT's graph (exact fake-quant), "int8-ort"
+# the graph ONNX Runtime runs on a CPU with its own integer kernels
+ARMS = {"fp32": ("fp32", {}), "fp16": ("fp16", {}), "int8": ("int8", {"tensorrt_graph": True}),
+        "int8-ort": ("int8", {})}
+
+
 def accuracy(bundle: Bundle, precisions: list[str], dataset, clips: int | None = None, progress: bool = True) -> dict:
-    """Top-1 of each precision and its agreement with FP32 (same clips, same pipeline)."""
+    """Top-1 of each precision (an ``ARMS`` name) and its agreement with FP32 (same clips, same pipeline)."""
     from ..runtime.recognizer import Recognizer
-    recs = {p: Recognizer.load(bundle, backend="ort", precision=p) for p in precisions}
+    recs = {p: Recognizer.load(bundle, backend="ort", precision=ARMS[p][0], **ARMS[p][1]) for p in precisions}
     n = len(dataset) if clips is None else min(clips, len(dataset))
     preds = {p: [] for p in precisions}
     picks = {p: [] for p in precisions}

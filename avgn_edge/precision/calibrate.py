@@ -69,3 +69,9 @@ def capture(bundle: Bundle, recipe: dict) -> dict[str, list[dict[str, np.ndarray
     log.info("calibration: %d clips from %s -> %s", n, recipe["data"],
              ", ".join(f"{s} {len(v)}" for s, v in rec_backend.feeds.items()))
     return rec_backend.feeds
+
+
+def stack_feeds(feeds: list[dict[str, np.ndarray]], n: int) -> dict[str, np.ndarray]:
+    """One feed of ``n`` items from batch-1 feeds (cycled where there are fewer)."""
+    items = [feeds[i % len(feeds)] for i in range(n)]
+    return {k: np.concatenate([f[k] for f in items]) for k in items[0]}

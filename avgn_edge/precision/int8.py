@@ -9,6 +9,7 @@ attention pooling), which TensorRT keeps in higher precision anyway.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -33,7 +34,22 @@ def excluded_nodes(model) -> list[str]:
     return out
 
 
-class _Reader:
+@contextlib.contextmanager
+def quiet_quantizer():
+    """ONNX Runtime's quantizer warns on the root logger for every integer (shape) tensor it skips and
+    asks for its optional pre-processing each time: true, and noise to a user of ``quantize``."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+class FeedReader:
+    """The calibration data reader ONNX Runtime's quantizer wants, over captured feeds."""
+
     def __init__(self, feeds: list[dict[str, np.ndarray]]):
         self.it = iter(feeds)
 
@@ -49,11 +65,12 @@ def quantize_int8(src: str | Path, dst: str | Path, feeds: list[dict[str, np.nda
     model = onnx.load(str(src))
     exclude = excluded_nodes(model)
     tmp = Path(str(dst) + ".tmp.onnx")
-    quantize_static(str(src), str(tmp), _Reader(feeds), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=exclude, calibrate_method=methods[method],
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                                   "OpTypesToExcludeOutputQuantization": QUANTIZED_OPS})
+    with quiet_quantizer():
+        quantize_static(str(src), str(tmp), FeedReader(feeds), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=exclude, calibrate_method=methods[method],
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                                       "OpTypesToExcludeOutputQuantization": QUANTIZED_OPS})
     q = onnx.load(str(tmp))
     tmp.unlink()
     onnx.checker.check_model(q, full_check=True)

@@ -12,27 +12,33 @@ FP16_DISABLED_OPTIMIZERS = ["NchwcTransformer"]
 
 
 class OrtBackend:
-    """Q/DQ (int8) graphs run with graph optimisations off by default: ONNX Runtime then
-    computes the exact fake-quantised arithmetic TensorRT will run, instead of its own
-    saturating integer kernels (which distort results on CPUs without VNNI). Pass
-    ``optimize=True`` to measure ONNX Runtime's own INT8 speed."""
+    """INT8 runs the bundle's ONNX Runtime graph (unsigned activations, ONNX Runtime's fast
+    integer kernels; ``avgn-edge quantize --backend ort``) where it has one. ``tensorrt_graph=True``
+    runs TensorRT's symmetric Q/DQ graph instead, with graph optimisations off by default: ONNX
+    Runtime then computes the exact fake-quantised arithmetic TensorRT will run (its own
+    saturating s8s8 kernels would distort it, and are slow on x86); ``optimize=True`` measures
+    that graph's speed on ONNX Runtime's kernels."""
 
     name = "ort"
 
     def __init__(self, bundle: Bundle, precision: str = "fp32", threads: int | None = None,
-                 optimize: bool | None = None, providers: list[str] | None = None):
+                 optimize: bool | None = None, providers: list[str] | None = None, tensorrt_graph: bool = False):
         import onnxruntime as ort
 
         self.precision = precision
         available = ort.get_available_providers()
         self.providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        self.sessions = {}
-        for stage in STAGES:
-            st = session_settings(stage, precision, threads, optimize)
-            self.sessions[stage] = ort.InferenceSession(str(bundle.stage_path(stage, precision)), _options(ort, st),
-                                                        providers=self.providers,
-                                                        disabled_optimizers=st["disabled_optimizers"] or None)
+        self.graph = "tensorrt" if tensorrt_graph or "ort" not in bundle.variants.get(precision, {}) else "ort"
+        if optimize is None:
+            optimize = not (precision == "int8" and self.graph == "tensorrt")
+        self.sessions = {stage: open_session(bundle.stage_path(stage, precision, ort=self.graph == "ort"),
+                                             session_settings(stage, precision, threads, optimize,
+                                                              stage_work(bundle, stage)), self.providers)
+                         for stage in STAGES}
         self.outputs = {s: [o.name for o in sess.get_outputs()] for s, sess in self.sessions.items()}
+        # the host pipeline splits bigger calls (the manifest's max still applies to the others)
+        self.max_batch = {s: 1 for s in ("glance_visual", "glance_audio")
+                          if precision != "int8" and (stage_work(bundle, s) or 0.0) >= ONE_SNIPPET_FROM_GMACS}
 
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs[stage], self.sessions[stage].run(self.outputs[stage], feeds)))
@@ -47,15 +53,46 @@ class OrtBackend:
         self.close()
 
 
-def session_settings(stage: str, precision: str, threads: int | None = None, optimize: bool | None = None) -> dict:
+# A stage whose item costs at least this many GMACs gets all cores per call, cheaper ones one thread:
+# below it the pool's hand-off costs more than the work it splits. The split keeps synth's local
+# encoder (0.029 GMACs a decision) on all cores, as measured before (6.2 vs 7.8 ms per clip), and
+# synth's glance and decision graphs (<= 0.006) on one; paper's stages (0.03-10.7) all get all
+# cores. `avgn-edge bench` times the other choice of every stage beside this one (docs/benchmarks.md).
+THREADS_FROM_GMACS = 0.02
+# A float glance stage whose snippet costs at least this many GMACs is called one snippet at a time:
+# at a bigger batch its activations leave the cache (paper's FP32 glance at 224 px, interleaved, per
+# clip of 16: 171 ms as 16 calls of 1, 186 ms as 4 of 4, 239 ms as 1 of 16). INT8's 1-byte
+# activations stay in cache (193 ms as 1 of 16 vs 213 as 16 of 1), and cheaper stages gain from the
+# whole batch (synth: 1.07x clips/s batched; docs/benchmarks.md).
+ONE_SNIPPET_FROM_GMACS = 0.2
+
+
+def stage_work(bundle: Bundle, stage: str) -> float | None:
+    """GMACs per item of a stage (per snippet for the glance stages), from the manifest."""
+    gf = bundle.provenance.get("gflops_per_clip") or {}
+    if stage not in gf:
+        return None
+    return gf[stage] / (bundle.config.num_snippets if stage.startswith("glance") else 1)
+
+
+def session_settings(stage: str, precision: str, threads: int | None = None, optimize: bool | None = None,
+                     work: float | None = None) -> dict:
     """How a stage's session is set up, as plain values (the Triton Python-backend models of
-    ``avgn-edge export-triton`` apply the same ones, so a server computes what this backend does)."""
-    # The per-snippet stages and the decision's small graphs are faster on one thread (the
-    # pool's hand-off costs more than they compute: measured 6.2 vs 7.8 ms per clip); the
-    # local encoder, the one stage with real work, gets all cores.
-    return {"threads": threads if threads is not None else (0 if stage == "focus_local" else 1),
-            "optimize": precision != "int8" if optimize is None else bool(optimize),
-            "disabled_optimizers": FP16_DISABLED_OPTIMIZERS if precision == "fp16" else []}
+    ``avgn-edge export-triton`` apply the same ones, so a server computes what this backend does).
+    ``work``: GMACs per item (``stage_work``); unknown, only the local encoder gets all cores."""
+    if threads is None:
+        heavy = stage == "focus_local" if work is None else work >= THREADS_FROM_GMACS
+        threads = 0 if heavy else 1
+    return {"threads": threads, "optimize": precision != "int8" if optimize is None else bool(optimize),
+            "disabled_optimizers": FP16_DISABLED_OPTIMIZERS if precision == "fp16" else [],
+            "execution": "sequential", "arena": True, "spinning": False}
+
+
+def open_session(path, settings: dict, providers: list[str] | None = None):
+    """An ONNX Runtime session for one stage graph, set up as ``session_settings`` says."""
+    import onnxruntime as ort
+    return ort.InferenceSession(str(path), _options(ort, settings), providers=providers or ["CPUExecutionProvider"],
+                                disabled_optimizers=settings["disabled_optimizers"] or None)
 
 
 def _options(ort, settings: dict):
@@ -65,7 +102,14 @@ def _options(ort, settings: dict):
     # Don't let idle pool threads spin: the pipeline interleaves small ONNX Runtime calls with
     # NumPy work (the crop) on the same cores, and spinning threads starve it (measured: the
     # crop went from 0.4 ms alone to 6 ms between sessions).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if settings["optimize"]
-                                     else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.get("spinning") else "0")
+    level = settings.get("level", "all") if settings["optimize"] else "disabled"
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
+    opts.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if settings.get("execution") == "parallel"
+                           else ort.ExecutionMode.ORT_SEQUENTIAL)
+    opts.enable_cpu_mem_arena = settings.get("arena", True)
     return opts
+
+
+LEVELS = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+          "all": "ORT_ENABLE_ALL"}

@@ -27,7 +27,7 @@ from pathlib import Path
 from ..bundle import STAGES, Bundle
 from ..deps import require
 from ..errors import InputError
-from ..runtime.ort import session_settings
+from ..runtime.ort import session_settings, stage_work
 from ..runtime.pipeline import CHAINS, chain_io
 from .names import BUNDLE, PREFIX, SHA256, model_name
 
@@ -78,7 +78,7 @@ def stage_config(bundle: Bundle, stage: str, precision: str, platform: str, pref
     cfg.output.extend(_tensor(pb.ModelOutput, t) for t in spec.outputs)
     cfg.dynamic_batching.preferred_batch_size.extend(sorted({min(opt, top), top}))
     cfg.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
-    settings = session_settings(stage, precision)
+    settings = session_settings(stage, precision, work=stage_work(bundle, stage))
     params = {SHA256: bundle.files[bundle.variants[precision]["files"][stage]],
               BUNDLE: f"{bundle.config.name} {precision}"}
     if platform == "onnxruntime":
