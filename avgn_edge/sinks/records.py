@@ -36,10 +36,12 @@ class Media:
         return self.root / safe(event["camera"]) / safe(event["label"]) / safe(event["id"])
 
     def clip(self, event: dict) -> Path | None:
-        return self.base(event).with_suffix(".mp4") if self.clips else None
+        b = self.base(event)
+        return b.with_name(b.name + ".mp4") if self.clips else None
 
     def snapshot(self, event: dict) -> Path | None:
-        return self.base(event).with_suffix(".jpg") if self.snapshots else None
+        b = self.base(event)
+        return b.with_name(b.name + ".jpg") if self.snapshots else None
 
 
 def record(event: dict | None, media: Media | None = None, *, wall=wall_time) -> dict | None:
