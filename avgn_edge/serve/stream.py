@@ -17,6 +17,8 @@ from collections import deque
 from ..errors import AvgnError
 from ..live.clock import SnippetClock
 from ..live.stats import LiveStats
+from ..sinks.base import Fanout
+from ..sinks.records import message
 from .events import EventState
 
 log = logging.getLogger("avgn_edge.serve")
@@ -30,7 +32,8 @@ class Stream:
         self.window = service.rec.new_window(cam.detect.stride)
         self.stats = LiveStats()
         self.events = EventState(cam.detect)
-        self.outputs: list = []
+        self.sinks = Fanout()                     # this camera's own outputs (JSON lines, clips); the service's
+        self._hop = int(round(service.period * service.sample_rate))   # audio samples per snippet
         self.status = "starting" if cam.enabled else "disabled"
         self.reason = ""                          # why offline (redacted)
         self.drops = {"mailbox": 0, "deadline": 0}
@@ -62,11 +65,9 @@ class Stream:
     def close(self, timeout: float = 4.0):
         """Stop capture, end an active event, flush and close the outputs."""
         self.stop_capture(timeout)
-        records = self.events.close(self.last_result.t if self.last_result else None)
-        for out in self.outputs:
-            if records:
-                out.write(self.name, None, records)
-            out.close(timeout)
+        for tr in self.events.close(self.last_result.t if self.last_result else None):
+            self._event(tr)
+        self.sinks.close(timeout)
         self.status = "stopped"
 
     def update(self, cam):
@@ -154,18 +155,33 @@ class Stream:
             s.restart = s.restart or first           # a (re)opened source starts a new window
             first = False
             svc.scheduler.post(self, s)
+            self._frame(s)
         return False
 
     # -- the scheduler's side
     def on_result(self, r, latency_s: float):
         self.stats.decision({}, 1e3 * latency_s)
-        records = self.events.update(r)
+        transitions = self.events.update(r)
         self.last_result = r
-        if records:
-            self.recent_events.extend(records)
-            self.service.note_events(self.name, records)
-        for out in self.outputs:
-            out.write(self.name, r, records)
+        for out in (self.sinks, self.service.shared):
+            out.decision(self.name, r)
+        for tr in transitions:
+            self._event(tr)
+
+    # -- into the outputs (each behind its own bounded worker: none of this waits)
+    def _event(self, tr):
+        record = message(tr, self.service.media_for(self.name))
+        self.recent_events.append(record)
+        self.service.note_event(self.name, record)
+        for out in (self.sinks, self.service.shared):
+            out.event(self.name, tr)
+
+    def _frame(self, s):
+        """The snippet's frame and the audio that came since the last one, for the outputs that want them."""
+        audio = s.audio[-self._hop:] if self.audio_kind != "none" else None
+        for out in (self.sinks, self.service.shared):
+            if out.wants_frames:
+                out.frame(self.name, s.frame, audio, s.t)
 
     @property
     def reconnects(self) -> int:

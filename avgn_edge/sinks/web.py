@@ -27,7 +27,7 @@ import numpy as np
 
 from .base import Sink
 from .mqtt import audio_level
-from .records import Media, message, safe
+from .records import message, safe
 
 MJPEG_FPS = 10.0
 
@@ -47,8 +47,9 @@ class WebView(Sink):
     name = "web"
     wants_frames = True
 
-    def __init__(self, media: dict[str, Media] | None = None, top: int = 5):
-        self.media, self.top = dict(media or {}), top
+    def __init__(self, media=None, top: int = 5):
+        """``media(camera)``: the camera's clip/snapshot names (records.Media) or None."""
+        self.media, self.top = media or (lambda camera: None), top
         self.cams: dict[str, _Camera] = {}
         self._lock = threading.Lock()
         self.closed = False
@@ -69,7 +70,7 @@ class WebView(Sink):
 
     def event(self, camera, tr):
         c = self._cam(camera)
-        rec = message(tr, self.media.get(camera))["after"]
+        rec = message(tr, self.media(camera))["after"]
         if tr.type == "end":
             c.active.pop(tr.label, None)
         else:
@@ -193,7 +194,7 @@ def add_routes(app, view: WebView):
 
     async def media(request):
         cam, label, fname = (request.match_info[k] for k in ("camera", "label", "file"))
-        m = view.media.get(cam)
+        m = view.media(cam) if cam in view.cams else None
         if m is None or fname != safe(fname) or not fname.endswith((".mp4", ".jpg")):
             raise web.HTTPNotFound(reason="no such clip")
         path = m.root / safe(cam) / safe(label) / fname
