@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +32,16 @@ def decision(t, **scores):
 class Mosquitto:
     """A broker process; ``stop()`` and ``start()`` again on the same port (a broker restart)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, passwords: dict[str, str] | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, passwords: dict[str, str] | None = None,
+                 tls: bool = False):
         self.dir, self.port, self.proc = Path(workdir), port or free_port(), None
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "user root"]   # root: read files in pytest's private tmp
+        if tls:                                  # a self-signed certificate for 127.0.0.1, its own CA
+            self.ca, key = self.dir / "cert.pem", self.dir / "key.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                            str(self.ca), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                            "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+            lines += [f"cafile {self.ca}", f"certfile {self.ca}", f"keyfile {key}"]
         if passwords:
             pw = self.dir / "passwd"
             for n, (user, password) in enumerate(passwords.items()):
@@ -84,13 +90,15 @@ def broker(tmp_path):
 class Subscriber:
     """A real paho client on ``topics``; ``messages`` is [(topic, payload text, retain)] in arrival order."""
 
-    def __init__(self, port: int, topics=("#",), user=None, password=None):
+    def __init__(self, port: int, topics=("#",), user=None, password=None, ca=None):
         import paho.mqtt.client as mqtt
         self.messages: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         if user:
             self.c.username_pw_set(user, password)
+        if ca:
+            self.c.tls_set(ca_certs=str(ca))
         self.c.reconnect_delay_set(0.2, 1)
         self.c.on_connect = lambda c, *_: [c.subscribe(t, qos=1) for t in topics]
         self.c.on_message = self._message
@@ -134,10 +142,3 @@ def feed(worker, steps, camera="door", tracker=None):
             worker.event(camera, tr)
             out.append(tr)
     return out
-
-
-def until(seconds: float):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        yield
-        time.sleep(0.02)

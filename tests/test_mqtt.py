@@ -139,6 +139,21 @@ def test_user_and_password(tmp_path):
         b.stop()
 
 
+def test_tls_with_a_ca_file(tmp_path):
+    pytest.importorskip("paho.mqtt.client")
+    b = Mosquitto(tmp_path, tls=True).start()
+    try:
+        sub = Subscriber(b.port, ("avgn/#",), ca=b.ca)
+        w, _ = sink(b.port, tls_ca_certs=str(b.ca), stats_interval=0)
+        sub.wait("avgn/available", "online")
+        feed(w, BELL)
+        assert [json.loads(p)["type"] for p in sub.wait("avgn/events", count=3)] == ["new", "update", "end"]
+        w.close()
+        sub.close()
+    finally:
+        b.stop()
+
+
 def test_bad_addresses_are_one_line_errors():
     from avgn_edge.errors import ConfigError
     assert MqttSettings.parse_address("broker.lan:1884").port == 1884
