@@ -12,7 +12,7 @@ import tempfile
 import urllib.request
 
 from live_rigs import _unavailable
-from serve_rigs import free_port, wait_for
+from serve_rigs import free_port, stop_process, wait_for
 
 
 class Chromium:
@@ -105,10 +105,5 @@ class Chromium:
             self.loop.run_until_complete(shut())
         finally:
             self.loop.close()
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            stop_process(self.proc, 10)
             shutil.rmtree(self.profile, ignore_errors=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from live_rigs import _unavailable
-from serve_rigs import free_port, wait_for
+from serve_rigs import free_port, stop_process, wait_for
 
 LABELS = ("bell", "buzz", "background")
 
@@ -66,13 +66,8 @@ class Mosquitto:
         return self
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
         self.log.close()
 
