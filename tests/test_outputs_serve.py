@@ -115,3 +115,23 @@ def test_detect_switches_off_and_on_over_mqtt(served):
     sub.publish("avgn/yard/detect/set", "ON")
     sub.wait("avgn/yard/detect/state", "ON", count=2)
     wait_for(lambda: svc.get_stream("yard").status == "online", 20, what="the stream back online")
+
+
+def test_output_sections_resolve_per_camera_and_bad_ones_name_the_key():
+    from avgn_edge.errors import ConfigError
+    from avgn_edge.serve.config import parse_config
+    cfg = parse_config({"record": {"path": "clips", "pre_capture": 2, "retain": {"days": 3}},
+                        "cameras": {"a": {"source": "synth://"},
+                                    "b": {"source": "synth://", "record": {"enabled": False}},
+                                    "c": {"source": "synth://", "record": {"post_capture": 9}}}})
+    a, b, c = (cfg.cameras[n].record for n in "abc")
+    assert a.enabled and a.pre_capture == 2 and a.retain.days == 3 and not b.enabled
+    assert c.post_capture == 9 and c.pre_capture == 2                       # Frigate's rule: key by key
+    assert parse_config({"cameras": {"a": {"source": "synth://"}}}).cameras["a"].record is None   # off by default
+    for data, key in (({"mqtt": {"port": 1883}}, "mqtt.host: required"),
+                      ({"mqtt": {"host": "h", "topic_prefix": "a/#"}}, "mqtt.topic_prefix"),
+                      ({"record": {"pre_capture": -1}}, "record.pre_capture"),
+                      ({"record": {"retain": {"dayz": 1}}}, "record.retain.dayz: unknown key"),
+                      ({"ros2": {"rclpy": "maybe"}}, "ros2.rclpy")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            parse_config({**data, "cameras": {}})
