@@ -18,6 +18,7 @@ from typing import Callable
 
 from .errors import InputError
 
+BACKGROUND = "background"    # the label of the no-event outcome: it never opens an event
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -80,6 +81,11 @@ class ModelConfig:
     def audio_samples(self) -> int:
         return int(round(self.audio_window * self.sample_rate))
 
+    @property
+    def background_index(self) -> int | None:
+        """Index of the ``background`` label (no event), None for a model without one."""
+        return self.labels.index(BACKGROUND) if BACKGROUND in self.labels else None
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -127,8 +133,8 @@ def get_preset(name: str, **overrides) -> ModelConfig:
 
 
 def _synth_labels() -> tuple[str, ...]:
-    from .data.synth import LABELS  # numpy-only module
-    return LABELS
+    from .data.synth import CLASSES  # numpy-only module: the 12 event labels + "background"
+    return CLASSES
 
 
 @register_preset

@@ -47,6 +47,7 @@ def onset(wave: np.ndarray, t_end: float, rate: int, thr: float = 0.1) -> float 
     ("synth://", "synth", "", {}),
     ("synth://?seed=3&distractors=0.5&noise=0.25&events=bell-checker,hum-vstripes&gap=2-4", "synth", "",
      {"seed": 3, "distractors": 0.5, "noise": 0.25, "events": ("bell-checker", "hum-vstripes"), "gap": (2, 4)}),
+    ("synth://?quiet=0.7&seed=2", "synth", "", {"quiet": 0.7, "seed": 2}),
 ])
 def test_parse_video_uri(uri, kind, target, options):
     u = parse_video_uri(uri)
@@ -72,6 +73,9 @@ def test_parse_video_uri_files(tmp_path):
     ("synth://?events=bell-dots", ["bell-dots"]),
     ("synth://?noise=2", ["noise"]),
     ("synth://?gap=5-2", ["gap"]),
+    ("synth://?quiet=1", ["quiet", "[0, 1)"]),
+    ("synth://?quiet=0.5&gap=2-3", ["quiet or gap"]),
+    ("synth://?events=background", ["background"]),
     ("0?width=wide", ["width"]),
     ("", ["bad video source"]),
 ])
@@ -327,6 +331,19 @@ def test_synth_stream_is_real_time_with_ground_truth():
                 assert np.abs(wave).max() > 0.1                 # its sound is heard
                 checked += 1
     assert checked >= 2
+
+
+def test_synth_stream_is_the_simulated_stream_on_the_monotonic_clock():
+    from avgn_edge.data.stream import StreamTimeline
+    from avgn_edge.data.synth import SynthSpec
+    with open_video("synth://?seed=8&quiet=0.5") as src:
+        truth = src.ground_truth(until=src.t0 + 60.0)
+        f = src.latest(timeout=1.0)
+        sim = StreamTimeline(SynthSpec(seed=8), quiet=0.5)
+        assert src.timeline.quiet == 0.5 and len(truth) >= 10
+        assert [e["label"] for e in truth] == [e["label"] for e in sim.events(60.0)]
+        assert [e["t_start"] - src.t0 for e in truth] == pytest.approx([e["t_start"] for e in sim.events(60.0)])
+        assert np.array_equal(f.image, sim.frame(f.index))
 
 
 # ----------------------------------------------------------------------------- live A/V

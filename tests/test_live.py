@@ -119,3 +119,32 @@ def test_live_command_headless_with_camera_and_default_microphone(mjpeg_server, 
     assert s["audio"]["device"] and (tmp_path / "a.mp4").stat().st_size > 1000
     kinds = {json.loads(l)["type"] for l in (tmp_path / "e.jsonl").read_text().splitlines()}
     assert "decision" in kinds
+
+
+def test_the_live_session_tracks_events_into_the_events_file(rec, tmp_path):
+    """synth:// through the live loop, the event tracker and the JSON-lines sink: every onset
+    has its offset (the stream's end closes what is open), transitions come in order."""
+    from avgn_edge.data.synth import SynthSpec
+    from avgn_edge.events import EventSettings
+    from avgn_edge.io.synthstream import SynthStream
+    from avgn_edge.live.session import run_session
+    transitions = []
+    with SynthStream(SynthSpec.for_model(rec.config, seed=3), quiet=0.5) as video:
+        summary, _ = run_session(rec, video, video.audio(16000), display=False, save=None,
+                                 events=str(tmp_path / "e.jsonl"), duration=8.0, camera="porch",
+                                 settings=EventSettings(threshold=0.5, hold=0.5), on_event=transitions.append)
+        truth = video.ground_truth()
+    assert len(truth) >= 4
+    lines = [json.loads(l) for l in (tmp_path / "e.jsonl").read_text().splitlines()]
+    onsets = [l for l in lines if l["type"] == "onset"]
+    offsets = {l["id"]: l for l in lines if l["type"] == "offset"}
+    assert onsets and summary["onsets"] == len(onsets) and set(offsets) == {o["id"] for o in onsets}
+    for o in onsets:
+        assert {"label", "t", "score", "id", "camera", "evidence"} <= set(o) and o["camera"] == "porch"
+        off = offsets[o["id"]]
+        assert {"label", "t", "onset", "duration", "peak"} <= set(off) and off["onset"] == o["t"] <= off["t"]
+        assert off["peak"] >= o["score"] >= 0.5 and len(o["evidence"]) == rec.config.top_k
+    by_id = {}
+    for tr in transitions:
+        by_id.setdefault(tr.event["id"], []).append(tr.type)
+    assert all(ts[0] == "new" and ts[-1] == "end" and set(ts[1:-1]) <= {"update"} for ts in by_id.values())

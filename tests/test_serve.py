@@ -215,7 +215,8 @@ def test_sigterm_ends_cleanly_with_outputs_intact(tmp_path):
 
 
 def test_stream_memory_is_bounded():
-    from avgn_edge.io.synthstream import KEEP_EVENTS, KEEP_SEGMENTS, SynthStream
+    from avgn_edge.data.stream import KEEP_EVENTS, KEEP_SEGMENTS
+    from avgn_edge.io.synthstream import SynthStream
     from avgn_edge.live.stats import RECENT, LiveStats
     s = LiveStats()
     for i in range(3 * RECENT):
@@ -224,9 +225,10 @@ def test_stream_memory_is_bounded():
     assert len(s.latency_ms) == len(s.pairing_ms) == len(s.stage_ms["decide"]) == RECENT
     assert s.latency.count == 3 * RECENT and s.decisions == 3 * RECENT
     with SynthStream() as v:
-        v._extend(5 * KEEP_SEGMENTS)                  # as if it had run for ~20 minutes
-        assert len(v._tl.segments) > 5 * KEEP_SEGMENTS and len(list(v._tl.segments)) == KEEP_SEGMENTS
-        assert len(list(v._tl.events)) <= KEEP_EVENTS
+        tl = v.timeline._tl
+        v.timeline._extend(5 * KEEP_SEGMENTS)         # as if it had run for ~20 minutes
+        assert len(tl.segments) > 5 * KEEP_SEGMENTS and len(list(tl.segments)) == KEEP_SEGMENTS
+        assert len(list(tl.events)) <= KEEP_EVENTS
         frame = v._render_frame(5 * KEEP_SEGMENTS * v.per)             # the present still renders
         assert frame.image.shape[2] == 3
         assert v._render_audio(0, 100).shape == (100,)                 # the forgotten past is background

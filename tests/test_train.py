@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from avgn_edge.data.datasets import open_dataset  # noqa: E402
-from avgn_edge.errors import BundleError  # noqa: E402
+from avgn_edge.errors import BundleError, InputError  # noqa: E402
 from avgn_edge.train.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint  # noqa: E402
 from avgn_edge.train.evaluate import average_precision, evaluate, patch_hits  # noqa: E402
 
@@ -43,6 +43,7 @@ def test_tiny_end_to_end_train_and_eval_beats_chance(tiny_run, tiny_cfg):
     r = evaluate(model, open_dataset("synth:seed=1000,clips=96", tiny_cfg), batch_size=32, progress=False, workers=0)
     chance = 1 / tiny_cfg.num_classes
     assert r["top1"] > 2 * chance, r
+    assert r["top1"] > max(r["baselines"]["glance_only"]["top1"], r["baselines"]["audio_only"]["top1"]), r
     assert set(r["baselines"]) == {"dense", "glance_only", "audio_only", "random_frames", "random_patches"}
     assert r["gflops_per_clip"] < r["baselines"]["dense"]["gflops_per_clip"]
     assert 0.0 <= r["saliency_precision_at_k"] <= 1.0 and 0.0 <= r["patch_hit_rate"] <= 1.0
@@ -71,9 +72,56 @@ def test_metrics():
     assert patch_hits(centres, boxes, 32, 128).tolist() == [True, False, True]
 
 
+def test_a_background_folder_is_the_last_label_and_without_one_the_user_is_told_once(tmp_path, tiny_cfg, caplog):
+    from avgn_edge.data.datasets import open_dataset, open_training_data
+    from avgn_edge.data.synth import SynthSpec, clip_video
+    from avgn_edge.media import write_video
+    spec = SynthSpec.for_model(tiny_cfg, seed=3)
+    for name in ("zebra-call", "background", "alarm"):
+        (tmp_path / "with" / name).mkdir(parents=True)
+        frames, audio = clip_video(spec, len(name))
+        write_video(tmp_path / "with" / name / "a.mp4", frames, spec.fps, audio, spec.sample_rate)
+    ds, cfg = open_training_data(str(tmp_path / "with"), tiny_cfg)
+    assert cfg.labels == ("alarm", "zebra-call", "background") and cfg.background_index == 2
+    assert "background" not in caplog.text
+    (tmp_path / "with" / "background").rename(tmp_path / "without")
+    caplog.clear()
+    for _ in range(3):
+        open_training_data(str(tmp_path / "with"), tiny_cfg)
+    assert caplog.text.count("events will fire on anything") == 1
+    cfg12 = tiny_cfg.replace(labels=tiny_cfg.labels[:-1])        # a model without the background outcome
+    with pytest.raises(InputError, match="no background label"):
+        open_dataset("synth:seed=0,clips=8,background=0.2", cfg12)
+    assert open_dataset("synth:seed=0,clips=8", cfg12).labels == tiny_cfg.labels[:-1]
+
+
+def test_only_event_clips_train_the_evidence_and_backgrounds_teacher_picks_hard_negatives(tiny_cfg):
+    from avgn_edge.model import build_model
+    from avgn_edge.train.recipe import _evidence_loss, teacher
+    bg = tiny_cfg.background_index
+    z = torch.zeros(2, 3, tiny_cfg.num_classes, 2, 2, requires_grad=True)
+    loss = _evidence_loss(z, torch.tensor([0, bg]), bg)
+    loss.backward()
+    assert z.grad[1].abs().sum() == 0 and z.grad[0].abs().sum() > 0     # the background clip trains nothing
+    assert z.grad[0, :, bg].abs().sum() == 0                            # nor does the background channel
+    assert _evidence_loss(z, torch.tensor([bg, bg]), bg).item() == 0.0
+    assert torch.isclose(_evidence_loss(z, torch.tensor([0, bg]), bg), torch.log(torch.tensor(bg * 1.0)))
+    torch.manual_seed(0)
+    m = build_model(tiny_cfg).eval()
+    frames = torch.randint(0, 255, (2, tiny_cfg.num_snippets, tiny_cfg.frame_size, tiny_cfg.frame_size, 3),
+                           dtype=torch.uint8)
+    y = torch.tensor([0, bg])
+    frame_ev, cell_ev, dvec = teacher(m, frames, y, 1.0)
+    assert dvec.shape == (2, tiny_cfg.num_snippets, m.local.dim)
+    with torch.no_grad():
+        dz = m.evidence(m.dense_maps(m.full_input(frames)).flatten(0, 1))
+        strongest = torch.cat([dz[:, :bg], dz[:, bg + 1:]], 1).amax(1).view(2, tiny_cfg.num_snippets, -1)
+    assert torch.allclose(frame_ev[1], strongest[1].amax(-1), atol=1e-5)     # background: any event's evidence
+    assert not torch.allclose(frame_ev[0], strongest[0].amax(-1), atol=1e-5)  # an event: its own class only
+
+
 def test_imagenet_initialisation_from_local_torchvision_files(tmp_path, tiny_cfg):
     from torchvision.models import mobilenet_v2, resnet18
-    from avgn_edge.errors import InputError
     from avgn_edge.model.pretrained import imagenet_state
     cfg = tiny_cfg.replace(local_depth=18, local_stages=2)
     torch.save(resnet18().state_dict(), tmp_path / "resnet18-f37072fd.pth")

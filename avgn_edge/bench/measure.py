@@ -217,7 +217,7 @@ def live_run(bundle, seconds: float, stride: int) -> dict:
     from ..live.loop import LiveLoop
     rec = Recognizer.load(bundle, backend="ort", stride=stride)
     cfg = rec.config
-    with SynthStream(SynthSpec.for_model(cfg), gap=(cfg.num_snippets, cfg.num_snippets + 3)) as video:
+    with SynthStream(SynthSpec.for_model(cfg)) as video:
         s = LiveLoop(rec, video, video.audio(cfg.sample_rate), duration=seconds, stats_every=1e9).run()
     return {"seconds": s["seconds"], "snippets_per_s": s["snippets_per_s"], "decisions": s["decisions"],
             "dropped": s["dropped"], "decision_latency_p50_ms": s["latency_p50_ms"],

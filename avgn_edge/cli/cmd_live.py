@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 
-from .args import add_runtime_arguments, open_recognizer
+from .args import add_event_arguments, add_runtime_arguments, event_settings, open_recognizer
 
 log = logging.getLogger(__name__)
 
@@ -26,28 +26,31 @@ def add_arguments(p):
     p.add_argument("--stride", type=int, default=2, help="a decision every N snippets (default 2)")
     p.add_argument("--headless", action="store_true", help="no display window")
     p.add_argument("--save", metavar="OUT.mp4", help="write the annotated video")
-    p.add_argument("--events", metavar="EVENTS.jsonl", help="write decisions and event onsets/offsets")
-    p.add_argument("--threshold", type=float, default=0.5, help="score for an event onset (default 0.5)")
+    p.add_argument("--events", metavar="EVENTS.jsonl", help="write decisions and event onsets/updates/offsets")
+    p.add_argument("--name", default="default", help="the camera/stream name events carry (default 'default')")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--loop", action="store_true", help="loop a file source")
     p.add_argument("--summary", metavar="SUMMARY.json", help="write the run's statistics")
+    add_event_arguments(p)
 
 
 def run(args) -> int:
     from ..io import open_video, parse_video_uri
     from ..live.session import open_audio, run_session, write_summary
 
-    parse_video_uri(args.source)                  # a bad URI fails before the model loads
+    parse_video_uri(args.source)                  # bad input fails before the model loads
+    event_settings(args)
     rec = open_recognizer(args, stride=args.stride)
+    settings = event_settings(args, rec.labels)
     log.info("bundle %s (%s), backend %s, precision %s", rec.bundle.root, rec.config.name, rec.backend.name,
              args.precision)
     with open_video(args.source, loop=args.loop) as video:
         audio = open_audio(video, args.mic, args.no_mic, rec.config.sample_rate)
         try:
             summary, _ = run_session(rec, video, audio, display=not args.headless, save=args.save,
-                                     events=args.events, duration=args.duration, threshold=args.threshold,
-                                     on_result=lambda r: log.info("%7.2f  %s", r.t, "  ".join(
-                                         f"{l} {s:.2f}" for l, s in r.top(3))))
+                                     events=args.events, duration=args.duration, settings=settings,
+                                     camera=args.name, on_result=lambda r: log.info("%7.2f  %s", r.t, "  ".join(
+                                         f"{l} {s:.2f}" for l, s in r.top(3))), on_event=_log_event)
         finally:
             if audio is not None:
                 audio.close()
@@ -55,3 +58,12 @@ def run(args) -> int:
     if args.summary:
         write_summary(args.summary, summary)
     return 0
+
+
+def _log_event(tr):
+    e = tr.event
+    if tr.type == "new":
+        log.info("%7.2f  event %s  %s %.2f", e["start_time"], e["id"], e["label"], e["score"])
+    elif tr.type == "end":
+        log.info("%7.2f  end   %s  %s, %.2f s, peak %.2f", e["end_time"], e["id"], e["label"],
+                 e["end_time"] - e["start_time"], e["top_score"])

@@ -18,6 +18,8 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=1000, help="benchmark seed (default 1000, the test split)")
     p.add_argument("--distractors", type=float, default=0.5, help="distractor density in [0,1] (default 0.5)")
     p.add_argument("--noise", type=float, default=0.25, help="noise level in [0,1] (default 0.25)")
+    p.add_argument("--background", type=float, default=0.25,
+                   help="share of clips with no event, labelled 'background' (default 0.25)")
     p.add_argument("--preset", default="synth", help="model preset whose geometry to use (default synth)")
 
 
@@ -25,11 +27,11 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..config import get_preset
-    from ..data.synth import LABELS, SynthSpec, clip_video, make_clip
+    from ..data.synth import CLASSES, SynthSpec, clip_video, make_clip
     from ..media import write_video
 
     spec = SynthSpec.for_model(get_preset(args.preset), seed=args.seed, clips=args.clips,
-                               distractors=args.distractors, noise=args.noise)
+                               distractors=args.distractors, noise=args.noise, background=args.background)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -42,15 +44,16 @@ def run(args) -> int:
         name = f"clip_{i:05d}.mp4"
         write_video(out / name, frames, spec.fps, audio, spec.sample_rate)
         entries.append({
-            "file": name, "label": LABELS[clip.label], "label_index": clip.label,
+            "file": name, "label": CLASSES[clip.label], "label_index": clip.label,
             "event_snippets": clip.event_snippets.tolist(),
             "boxes": [None if b != b else [float(v) for v in box] for box, b in zip(clip.boxes, clip.boxes[:, 0])],
             "snippet_times": [round((j + 1) * spec.snippet_period, 6) for j in range(spec.num_snippets)],
         })
-    meta = {"seed": spec.seed, "clips": spec.clips, "distractors": spec.distractors, "noise": spec.noise}
+    meta = {"seed": spec.seed, "clips": spec.clips, "distractors": spec.distractors, "noise": spec.noise,
+            "background": spec.background}
     tmp = out / "labels.json.tmp"
     tmp.write_text(json.dumps(entries, indent=1))
     os.replace(tmp, out / "labels.json")
-    (out / "benchmark.json").write_text(json.dumps({**meta, "labels": list(LABELS)}, indent=1))
+    (out / "benchmark.json").write_text(json.dumps({**meta, "labels": list(CLASSES)}, indent=1))
     log.info("wrote %d clips and labels.json to %s", spec.clips, out)
     return 0

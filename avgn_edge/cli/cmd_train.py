@@ -12,16 +12,18 @@ import dataclasses
 import logging
 
 from ..errors import InputError
+from ..data.synth import TRAIN_DATA, WARMUP_DATA
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p):
     p.add_argument("--preset", default="synth", help="model preset: tiny, synth, paper (default synth)")
-    p.add_argument("--data", default="synth:seed=0,clips=20000",
-                   help="synth:seed=S,clips=N,distractors=D,noise=X, a folder of videos (labels.json or one "
-                        "sub-folder per class) or a path,label[,start,end] .csv/.json list "
-                        "(default synth:seed=0,clips=20000)")
+    p.add_argument("--data", help="synth:seed=S,clips=N,distractors=D,noise=X,background=B (levels: a value or "
+                                   "LO-HI, drawn per clip), a folder of videos (labels.json or one sub-folder per "
+                                   "class, background/ for nothing happening) or a path,label[,start,end] "
+                                   ".csv/.json list (default: the preset's recipe data; for synth, the warm-up on "
+                                   + WARMUP_DATA + ", the rest on " + TRAIN_DATA + ")")
     p.add_argument("--out", help="run folder (checkpoints, state, curves); required unless --estimate")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--steps", type=float, default=1.0, help="scale every stage's step count (default 1)")
@@ -83,18 +85,25 @@ def run(args) -> int:
     if d.rank:                      # one voice per job: the other processes only warn
         logging.getLogger("avgn_edge").setLevel(logging.WARNING)
     aug = Augment.parse(args.augment) if args.augment else None
-    if args.cache and is_synth(args.data):
-        log.warning("--cache is for video files: synthetic clips are made on the fly, not cached")
     cfg = get_preset(args.preset)
-    dataset, cfg = open_training_data(args.data, cfg, cache=args.cache, candidates=aug.candidates if aug else 1)
+    recipe = _recipe(cfg, args)
+    phases = recipe.phases(args.data)       # (recipe, data): the warm-up may have data of its own
+    data = phases[-1][1]
+    if not data:
+        raise InputError(f"the {cfg.name} preset has no default training data", hint="give --data FOLDER")
+    if args.cache and is_synth(data):
+        log.warning("--cache is for video files: synthetic clips are made on the fly, not cached")
+    datasets = []
+    for _, uri in phases:                   # bad data fails before training
+        dataset, cfg = open_training_data(uri, cfg, cache=args.cache, candidates=aug.candidates if aug else 1)
+        datasets.append(dataset)
     val = None
     if args.val:
         val = open_dataset(args.val, cfg, cache=args.cache)
     elif args.val_fraction:
-        dataset, val = split(dataset, args.val_fraction, args.seed)
+        datasets[-1], val = split(datasets[-1], args.val_fraction, args.seed)
     if aug:
-        dataset = Augmented(dataset, aug)
-    recipe = _recipe(cfg, args)
+        datasets = [Augmented(ds, aug) for ds in datasets]
     validation = Validation(val, every=args.val_every, select=args.select, patience=args.patience,
                             batch_size=max(1, recipe.batch_size // d.world), workers=args.workers) if val else None
     init = None
@@ -102,16 +111,22 @@ def run(args) -> int:
         from ..model.pretrained import imagenet_state
         init = imagenet_state(cfg, args.imagenet)
     if d.main:
-        log.info("training %s on %s (%d clips%s), recipe %s, %d torch threads, %d process(es)", cfg.name, args.data,
-                 len(dataset), f", {len(val)} for validation" if val else "", recipe, torch.get_num_threads(), d.world)
-    prov = {"preset": cfg.name, "data": args.data, "seed": args.seed, "recipe": dataclasses.asdict(recipe),
+        log.info("training %s on %s%s, recipe %s, %d torch threads, %d process(es)", cfg.name,
+                 " then ".join(f"{u} ({len(ds)} clips)" for (_, u), ds in zip(phases, datasets)),
+                 f", {len(val)} clips for validation" if val else "", recipe, torch.get_num_threads(), d.world)
+    prov = {"preset": cfg.name, "data": data, "seed": args.seed, "recipe": dataclasses.asdict(recipe),
             "val": args.val or (f"{args.val_fraction} of the data" if args.val_fraction else None),
             "augment": dataclasses.asdict(aug) if aug else None}
+    if len(phases) > 1:
+        prov["warmup_data"] = phases[0][1]
     try:
-        path = train(cfg, dataset, args.out, recipe, seed=args.seed, resume=not args.no_resume,
-                     workers=args.workers, provenance=prov, init_state=init, device=args.device, amp=args.amp,
-                     compile=args.compile, channels_last=args.channels_last, validation=validation,
-                     checkpoint_every=args.checkpoint_every, log_every=args.log_every)
+        for i, ((r, _), dataset) in enumerate(zip(phases, datasets)):
+            last = i == len(phases) - 1
+            path = train(cfg, dataset, args.out, r, seed=args.seed, resume=i > 0 or not args.no_resume,
+                         workers=args.workers, provenance=prov, init_state=init if i == 0 else None,
+                         device=args.device, amp=args.amp, compile=args.compile, channels_last=args.channels_last,
+                         validation=validation if last else None, checkpoint_every=args.checkpoint_every,
+                         log_every=args.log_every)
     finally:
         distributed.shutdown()
     if d.main:

@@ -2,19 +2,26 @@
 
 Folders and lists are read by index.py (labels.json as ``avgn-edge synth`` writes it, one
 sub-folder per class, or a CSV/JSON of path,label[,start,end]) and decoded by videos.py,
-optionally through the snippet cache (cache.py). Every item is a ``Sample``: T snippet
-frames, their audio windows, the label and, where known, the ground truth.
+optionally through the snippet cache (cache.py). A ``background`` class (label or
+sub-folder: videos where nothing of interest happens) becomes the model's no-event
+outcome, always its last label; data without one trains as before, and is told once that
+its events will fire on anything. Every item is a ``Sample``: T snippet frames, their
+audio windows, the label and, where known, the ground truth.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import BACKGROUND
 from ..errors import InputError
 from . import synth
 from .index import declared_labels, is_index, labels_of, read_index
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,16 +35,23 @@ class Sample:
     path: str | None = None
 
 
+_told_no_background: set[str] = set()
+
+
 class SynthDataset:
-    """The benchmark's clips, labelled by name with ``labels`` (default: the benchmark's own order)."""
+    """The benchmark's clips, labelled by name with ``labels`` (default: the 12 event labels +
+    background); a model without ``background`` takes only clips with an event."""
 
     def __init__(self, spec: synth.SynthSpec, labels: tuple[str, ...] | None = None):
         self.spec = spec
-        self.labels = tuple(labels or synth.LABELS)
+        self.labels = tuple(labels or synth.CLASSES)
+        if BACKGROUND not in self.labels and spec.background > 0:
+            raise InputError("this model has no background label, so it cannot learn clips without an event",
+                             hint="add background=0 to the synth: data, or train a synth preset (it has one)")
         missing = [n for n in synth.LABELS if n not in self.labels]
         if missing:
             raise InputError(f"the synthetic benchmark's label(s) {', '.join(missing[:4])} are not the model's")
-        self._index = [self.labels.index(n) for n in synth.LABELS]
+        self._index = [self.labels.index(n) if n in self.labels else -1 for n in synth.CLASSES]
         self.has_ground_truth = True
 
     def __len__(self):
@@ -53,10 +67,13 @@ def is_synth(uri: str) -> bool:
 
 
 def open_dataset(uri: str, cfg, cache: str | None = None, candidates: int = 1):
-    """``synth:...`` (knobs as in ``--data synth:seed=3,clips=500,distractors=0.5,noise=0.1``), a
+    """``synth:...`` (knobs as in ``--data synth:seed=3,clips=500,noise=0.1-0.6,background=0.3``), a
     folder or a list, labelled with the model's labels (a label the model lacks is an error)."""
     if is_synth(uri):
-        return SynthDataset(synth.SynthSpec.for_model(cfg, **synth.parse_knobs(uri.partition(":")[2])), cfg.labels)
+        knobs = synth.parse_knobs(uri.partition(":")[2])
+        if cfg.background_index is None:
+            knobs.setdefault("background", 0.0)
+        return SynthDataset(synth.SynthSpec.for_model(cfg, **knobs), cfg.labels)
     if not is_index(uri):
         raise InputError(f"--data {uri!r} is neither synth:... nor a folder or .csv/.json list of videos")
     return _clips(read_index(uri), cfg, cache, candidates)
@@ -74,7 +91,14 @@ def open_training_data(uri: str, cfg, cache: str | None = None, candidates: int 
     if len(present) < 2:
         raise InputError(f"{uri} has one class ({present[0]}): training needs at least two",
                          hint="add clips of other classes - e.g. a background/ folder of clips without the event")
-    cfg = cfg.replace(labels=declared_labels(uri, items) or present)
+    labels = declared_labels(uri, items) or present
+    labels = tuple(n for n in labels if n != BACKGROUND) + ((BACKGROUND,) if BACKGROUND in labels else ())
+    if BACKGROUND not in labels and str(uri) not in _told_no_background:
+        _told_no_background.add(str(uri))
+        log.warning("%s has no %s class: the model will have no 'nothing happening' outcome, so its events "
+                    "will fire on anything (add a %s/ folder of videos where nothing of interest happens)",
+                    uri, BACKGROUND, BACKGROUND)
+    cfg = cfg.replace(labels=labels)
     return _clips(items, cfg, cache, candidates), cfg
 
 

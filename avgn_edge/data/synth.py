@@ -3,6 +3,8 @@
 It is built so that recognising a clip needs what AVGN does:
 
 * **sparse in time** - one event lasts 2-3 of the T snippets; the others hold distractors.
+  A ``background`` share of clips has no event at all (distractors, silence and hiss):
+  the label ``background``, the outcome a quiet camera needs.
 * **small in space** - the class pattern is a period-4 luminance texture on an object
   of about half the patch size. The glance view is the frame downscaled 4x with the
   antialiasing (triangle) filter, which averages any period-4 zero-mean texture to
@@ -24,29 +26,46 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Tuple, Union
 
 import numpy as np
 
+from ..config import BACKGROUND
 from ..errors import InputError
+from .synth_render import PATTERNS, TEXTURE_PERIOD, sound, texture
 
 FAMILIES = ("bell", "buzz", "chirp", "hum")
-PATTERNS = ("vstripes", "hstripes", "checker")
-LABELS = tuple(f"{f}-{p}" for f in FAMILIES for p in PATTERNS)
+LABELS = tuple(f"{f}-{p}" for f in FAMILIES for p in PATTERNS)     # the 12 event labels
+CLASSES = LABELS + (BACKGROUND,)                                   # the synth presets' labels (+ no event)
 # Coarse colour of each family's objects (RGB), kept mid-range so the texture rarely clips.
 FAMILY_COLORS = np.array([[195, 175, 65], [195, 65, 60], [65, 180, 95], [70, 95, 195]], np.float32)
-TEXTURE_PERIOD = 4          # pixels; equals the glance downscale factor
 GLANCE_FACTOR = 4
 VIDEO_FPS = 12
+# The splits. Training: the warm-up (the local encoder) on event clips at the default levels;
+# the later stages with 30% clips without an event and each clip at its own noise and
+# distractor level, so that streams noisier or busier than the default stay covered.
+# Test (calibration: seed 2000).
+WARMUP_DATA = "synth:seed=0,clips=20000,background=0"
+TRAIN_DATA = "synth:seed=0,clips=20000,background=0.3,noise=0.05-0.65,distractors=0.2-0.9"
+TEST_DATA = "synth:seed=1000,clips=1000"
+
+Level = Union[float, Tuple[float, float]]       # a fixed value, or a (lo, hi) range drawn per clip
 
 
 @dataclass(frozen=True)
 class SynthSpec:
-    """Knobs and geometry of the benchmark.  Geometry comes from the model config."""
+    """Knobs and geometry of the benchmark.  Geometry comes from the model config.
+
+    ``distractors`` and ``noise`` are a value or a (lo, hi) range; with a range each clip
+    draws its own level (training covers the streams users have). ``background`` is the
+    share of clips with no event at all (label ``background``: distractors, silence, hiss).
+    """
 
     seed: int = 0
     clips: int = 1000
-    distractors: float = 0.5     # probability per snippet of a distractor object / sound
-    noise: float = 0.25          # 0..1: pixel noise and background hiss
+    distractors: Level = 0.5     # probability per snippet of a distractor object / sound
+    noise: Level = 0.25          # 0..1: pixel noise and background hiss
+    background: float = 0.25     # share of clips without an event
     frame_size: int = 128
     patch_size: int = 32
     num_snippets: int = 8
@@ -57,8 +76,12 @@ class SynthSpec:
     fps: int = VIDEO_FPS
 
     def __post_init__(self):
-        if not 0.0 <= self.distractors <= 1.0 or not 0.0 <= self.noise <= 1.0:
-            raise InputError(f"distractors and noise must be in [0, 1], got {self.distractors}, {self.noise}")
+        for name in ("distractors", "noise"):
+            lo, hi = _bounds(getattr(self, name))
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise InputError(f"synthetic {name} must be in [0, 1] (a value or LO-HI), got {getattr(self, name)}")
+        if not 0.0 <= self.background <= 1.0:
+            raise InputError(f"synthetic background must be in [0, 1], got {self.background}")
         if self.clips < 1:
             raise InputError(f"clips must be >= 1, got {self.clips}")
         if self.frame_size % TEXTURE_PERIOD:
@@ -83,16 +106,31 @@ class SynthSpec:
     def segment_samples(self) -> int:
         return int(round(self.snippet_period * self.sample_rate))
 
+    def fixed(self, rng: np.random.Generator) -> "SynthSpec":
+        """This spec with any ranged level drawn from ``rng`` (unchanged when all are fixed)."""
+        draw = lambda v: float(rng.uniform(*v)) if isinstance(v, tuple) else v       # noqa: E731
+        return dataclasses.replace(self, distractors=draw(self.distractors), noise=draw(self.noise))
+
+
+def _bounds(level: Level) -> tuple[float, float]:
+    return (float(level[0]), float(level[1])) if isinstance(level, tuple) else (float(level), float(level))
+
+
+def _level(text: str) -> Level:
+    lo, sep, hi = text.partition("-")
+    return (float(lo), float(hi)) if sep else float(text)
+
 
 def parse_knobs(text: str) -> dict:
-    """``seed=3,clips=500,distractors=0.5,noise=0.1`` -> dict (values typed)."""
-    types = {"seed": int, "clips": int, "distractors": float, "noise": float}
+    """``seed=3,clips=500,distractors=0.5,noise=0.1-0.6,background=0.3`` -> dict (values typed)."""
+    types = {"seed": int, "clips": int, "distractors": _level, "noise": _level, "background": float}
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
         if not sep or key not in types:
             raise InputError(f"bad synthetic data option {part!r}",
-                             hint="use synth:seed=S,clips=N,distractors=D,noise=X")
+                             hint="use synth:seed=S,clips=N,distractors=D,noise=X,background=B "
+                                  "(distractors and noise: a value or a range LO-HI)")
         try:
             out[key] = types[key](value)
         except ValueError:
@@ -263,79 +301,31 @@ def _overlap(a, b, margin=0) -> bool:
     return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])
 
 
-def texture(pattern: int, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Zero-mean period-4 pattern over ``box`` in frame coordinates, under a Hann envelope.
-
-    Every run of 4 consecutive pixels of the pattern sums to zero, so the 4x triangle
-    (antialias) filter of the glance view removes it; the smooth envelope keeps the
-    object's edges from leaking it (under 2.5% of the amplitude reaches the glance).
-    """
-    x0, y0, x1, y1 = box
-    sx = np.where((np.arange(x0, x1) % TEXTURE_PERIOD) < TEXTURE_PERIOD // 2, 1.0, -1.0).astype(np.float32)
-    sy = np.where((np.arange(y0, y1) % TEXTURE_PERIOD) < TEXTURE_PERIOD // 2, 1.0, -1.0).astype(np.float32)
-    if PATTERNS[pattern] == "vstripes":
-        t = np.broadcast_to(sx[None, :], (len(sy), len(sx)))
-    elif PATTERNS[pattern] == "hstripes":
-        t = np.broadcast_to(sy[:, None], (len(sy), len(sx)))
-    else:
-        t = sy[:, None] * sx[None, :]
-    return t * _hann(len(sy))[:, None] * _hann(len(sx))[None, :]
-
-
-def _hann(n: int) -> np.ndarray:
-    return (np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2).astype(np.float32)
-
-
-def sound(kind: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """One segment of a family's sound (peak about 1)."""
-    t = np.arange(n, dtype=np.float32) / sr
-    if kind == "bell":      # inharmonic partials, struck at the segment start
-        f0 = 660 * rng.uniform(0.97, 1.03)
-        env = np.exp(-t * 9.0)
-        w = sum(a * np.sin(2 * np.pi * f0 * r * t) for a, r in ((1.0, 1.0), (0.6, 2.76), (0.4, 5.4)))
-        return (w * env / 2.0).astype(np.float32)
-    if kind == "buzz":      # band-limited sawtooth, amplitude-modulated
-        f0 = 150 * rng.uniform(0.95, 1.05)
-        w = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 20))
-        return (w * (0.6 + 0.4 * np.sin(2 * np.pi * 25 * t)) / 1.8).astype(np.float32)
-    if kind == "chirp":     # repeated up-sweeps 1.2 -> 3.2 kHz
-        period = 0.06
-        tau = np.mod(t + rng.uniform(0, period), period)
-        phase = 2 * np.pi * (1200 * tau + 0.5 * (2000 / period) * tau**2)
-        return (np.sin(phase) * np.hanning(n) ** 0.25).astype(np.float32)
-    if kind == "hum":       # low steady harmonic tone
-        f0 = 110 * rng.uniform(0.97, 1.03)
-        return (0.6 * np.sin(2 * np.pi * f0 * t) + 0.4 * np.sin(2 * np.pi * 2 * f0 * t)
-                + 0.3 * np.sin(2 * np.pi * 3 * f0 * t)).astype(np.float32)
-    if kind == "noise":     # a short band-passed burst at a random time
-        burst = np.zeros(n, np.float32)
-        m = int(rng.uniform(0.2, 0.6) * n)
-        s = int(rng.integers(0, n - m + 1))
-        x = rng.standard_normal(m).astype(np.float32)
-        k = int(rng.integers(2, 8))
-        x = np.convolve(x, np.ones(k, np.float32) / k, mode="same")
-        burst[s:s + m] = x * np.hanning(m) * 2.0
-        return burst
-    raise ValueError(f"unknown sound kind {kind!r}")
-
-
 # ----------------------------------------------------------------------------- clips
 
 @dataclass
 class Clip:
     frames: np.ndarray          # [T, S, S, 3] uint8 RGB, one frame per snippet
     audio: np.ndarray           # [T, N] float32, the window ending at each snippet's frame
-    label: int
-    event_snippets: np.ndarray  # indices of the snippets that show the event
+    label: int                  # index into CLASSES (len(LABELS) = background)
+    event_snippets: np.ndarray  # indices of the snippets that show the event (empty: background)
     boxes: np.ndarray           # [T, 4] event object box (x0, y0, x1, y1), NaN outside the event
     timeline: Timeline = dataclasses.field(repr=False, default=None)
 
 
 def clip_timeline(spec: SynthSpec, index: int) -> Timeline:
-    """The timeline of clip ``index``: T segments with exactly one event."""
+    """The timeline of clip ``index``: T segments with exactly one event, or (a ``background``
+    share of clips) none. The levels and the background draw come from their own random
+    stream, so with fixed levels an event clip is the same whatever ``background`` is."""
+    side = np.random.default_rng([spec.seed, index, 1])
+    quiet = side.random() < spec.background
     rng = np.random.default_rng([spec.seed, index])
-    tl = Timeline(spec, rng)
+    tl = Timeline(spec.fixed(side), rng)
     T = spec.num_snippets
+    if quiet:
+        while len(tl.segments) < T:
+            tl.add_distractor_segment()
+        return tl
     length = int(rng.integers(spec.min_event, min(spec.min_event + 1, T) + 1))
     start = int(rng.integers(0, T - length + 1))
     label = int(rng.integers(len(LABELS)))
@@ -357,8 +347,10 @@ def make_clip(spec: SynthSpec, index: int) -> Clip:
     tl = clip_timeline(spec, index)
     T, per = spec.num_snippets, frames_per_segment(spec)
     frames, audio = zip(*(tl.snippet(i, noise_seed=(spec.seed, index, (i + 1) * per - 1)) for i in range(T)))
-    ev = tl.events[0]
     boxes = np.full((T, 4), np.nan, np.float32)
+    if not tl.events:
+        return Clip(np.stack(frames), np.stack(audio), len(LABELS), np.arange(0), boxes, tl)
+    ev = tl.events[0]
     boxes[ev.start:ev.start + ev.length] = ev.box
     return Clip(np.stack(frames), np.stack(audio), ev.label,
                 np.arange(ev.start, ev.start + ev.length), boxes, tl)

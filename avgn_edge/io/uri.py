@@ -6,8 +6,9 @@
     rtsp://host/path          network stream (FFmpeg)         the query stays part of the URL
     http(s)://host/cam.mjpg   network stream (FFmpeg)         idem
     file://clip.mp4, clip.mp4 a file (must exist)
-    synth://                  the built-in real-time generator
-                              synth://?seed=3&distractors=0.5&noise=0.25&events=bell-checker,hum-vstripes&gap=3-6
+    synth://                  the built-in real-time generator, quiet 90% of the time
+                              synth://?seed=3&quiet=0.7&distractors=0.5&noise=0.25&events=bell-checker,hum-vstripes
+                              (quiet: share of time with no event; or gap=MIN-MAX segments between events)
 
 Credentials in a URI (``rtsp://user:pass@cam/...``, ``?password=...``) never leave it:
 ``str(VideoURI)``, source names, log lines and error messages show ``redact_uri(uri)``.
@@ -23,12 +24,12 @@ from urllib.parse import parse_qsl
 from ..errors import SourceError
 
 FORMS = ("0 (camera index)", "/dev/videoN", "csi://N", "rtsp://...", "http(s)://...",
-         "file://path or a path", "synth://?seed=S&distractors=D&noise=X&events=L1,L2&gap=MIN-MAX")
+         "file://path or a path", "synth://?seed=S&quiet=Q&distractors=D&noise=X&events=L1,L2 (or gap=MIN-MAX for quiet)")
 _HINT = "supported sources: " + ", ".join(FORMS)
 
 _CAMERA_OPTS = {"width": int, "height": int, "fps": float, "fourcc": str}
 _CSI_OPTS = {"width": int, "height": int, "fps": int, "flip": int}
-_SYNTH_OPTS = {"seed": int, "distractors": float, "noise": float, "events": str, "gap": str}
+_SYNTH_OPTS = {"seed": int, "quiet": float, "distractors": float, "noise": float, "events": str, "gap": str}
 
 
 _SECRET = re.compile(r"pass|pwd|token|secret|key|auth|sig|user|login|cred", re.IGNORECASE)
@@ -86,6 +87,11 @@ def _check_synth(opts: dict):
     for key in ("distractors", "noise"):
         if not 0.0 <= opts.get(key, 0.0) <= 1.0:
             raise SourceError(f"synth {key} must be in [0, 1], got {opts[key]}")
+    if not 0.0 <= opts.get("quiet", 0.0) < 1.0:
+        raise SourceError(f"synth quiet must be in [0, 1), got {opts['quiet']}",
+                          hint="the share of time with no event, e.g. synth://?quiet=0.9")
+    if "quiet" in opts and "gap" in opts:
+        raise SourceError("synth: give quiet or gap, not both")
     if "events" in opts:
         labels = tuple(filter(None, (s.strip() for s in opts["events"].split(","))))
         bad = [s for s in labels if s not in LABELS]

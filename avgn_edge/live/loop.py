@@ -3,7 +3,8 @@
     clock thread      every snippet_period: the newest frame, and the audio window that ends
                       at that frame's timestamp -> a one-slot queue (when inference is behind,
                       the waiting snippet is dropped and counted: never an unbounded backlog)
-    inference thread  Recognizer.push -> Result -> events sink, stats, latest result
+    inference thread  Recognizer.push -> Result -> event tracker -> result sinks (every decision
+                      and every event transition), stats, latest result
     caller's thread   renders the newest frame with the latest result for display / MP4
 
 Capture never blocks on inference: sources keep only their latest frame, the microphone
@@ -29,14 +30,15 @@ log = logging.getLogger(__name__)
 
 
 class LiveLoop:
-    """``latest`` is the newest Result; every Result goes to ``events`` and ``on_result`` and is
-    not kept (a loop may run for months)."""
+    """``latest`` is the newest Result; every Result goes to the event tracker, the result
+    sinks and ``on_result`` and is not kept (a loop may run for months)."""
 
-    def __init__(self, recognizer, video, audio=None, *, frame_sinks=(), events=None, duration: float | None = None,
-                 stats_every: float = 5.0, audio_wait: float = 0.15, render_fps: float = 15.0,
-                 on_result=None, on_snippet=None):
+    def __init__(self, recognizer, video, audio=None, *, frame_sinks=(), sinks=(), tracker=None,
+                 duration: float | None = None, stats_every: float = 5.0, audio_wait: float = 0.15,
+                 render_fps: float = 15.0, on_result=None, on_snippet=None, on_event=None):
         self.rec, self.video, self.audio = recognizer, video, audio
-        self.frame_sinks, self.events = list(frame_sinks), events
+        self.frame_sinks, self.sinks, self.tracker = list(frame_sinks), list(sinks), tracker
+        self.on_event = on_event
         self.duration, self.stats_every, self.audio_wait = duration, stats_every, audio_wait
         self.render_period = 1.0 / render_fps
         self.on_result, self.on_snippet = on_result, on_snippet
@@ -103,10 +105,19 @@ class LiveLoop:
             self.stats.decision(result.timings, 1e3 * (time.monotonic() - s.t))
             with self._lock:
                 self.latest = result
-            if self.events is not None:
-                self.events.write_result(result)
+            for sink in self.sinks:
+                sink.write_result(result)
             if self.on_result is not None:
                 self.on_result(result)
+            if self.tracker is not None:
+                self._events(self.tracker.update(result))
+
+    def _events(self, transitions):
+        for tr in transitions:
+            for sink in self.sinks:
+                sink.write_event(tr)
+            if self.on_event is not None:
+                self.on_event(tr)
 
     def _failed(self, exc):
         self.stats.failed_calls += 1
@@ -146,8 +157,9 @@ class LiveLoop:
                     with self._lock:
                         result = self.latest
                     summary = self.stats.summary()
+                    active = [e.label for e in self.tracker.active] if self.tracker is not None else []
                     img = draw(frame.image, result, fps=self.video.stats.get("fps"),
-                               latency_ms=summary["latency_p50_ms"])
+                               latency_ms=summary["latency_p50_ms"], events=active)
                     for sink in self.frame_sinks:
                         sink.write_frame(img)
                         if getattr(sink, "closed", False):
@@ -161,6 +173,8 @@ class LiveLoop:
                 t.join(timeout=5)
         if self.error is not None:
             raise self.error
+        if self.tracker is not None:              # the stream stopped: what is open ends
+            self._events(self.tracker.close())
         extra = {"source": self.video.stats}
         if self.audio is not None:
             extra["audio"] = self.audio.stats

@@ -1,4 +1,5 @@
-"""Drawing a Result onto a frame: labels and scores, patch boxes, the saliency timeline, FPS/latency."""
+"""Drawing a Result onto a frame: labels and scores, patch boxes, the saliency timeline, FPS/latency,
+and the events open now."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import numpy as np
 
 from ..runtime.result import Result
 
-GREEN, WHITE, BLACK, ORANGE = (60, 220, 90), (255, 255, 255), (0, 0, 0), (255, 165, 0)
+GREEN, WHITE, BLACK, ORANGE, RED = (60, 220, 90), (255, 255, 255), (0, 0, 0), (255, 165, 0), (230, 40, 40)
 
 
 MIN_SIDE = 384      # small frames (the synthetic 128 px) are enlarged so the text stays legible
 
 
 def draw(frame: np.ndarray, result: Result | None, fps: float | None = None, latency_ms: float | None = None,
-         top: int = 3) -> np.ndarray:
+         top: int = 3, events: list[str] = ()) -> np.ndarray:
     """An RGB copy of ``frame`` with the overlay (the frame itself is not modified); frames
     smaller than MIN_SIDE are enlarged by a whole factor, boxes scaled with them."""
     zoom = max(1, -(-MIN_SIDE // min(frame.shape[:2])))
@@ -36,6 +37,12 @@ def draw(frame: np.ndarray, result: Result | None, fps: float | None = None, lat
             cv2.rectangle(img, (0, y - line + 3), (bar, y + 2), (40, 90, 160), -1)
             cv2.putText(img, f"{label} {score:.2f}", (3, y - 2), font, fs, WHITE, th, cv2.LINE_AA)
         _timeline(img, result)
+    for n, label in enumerate(events):          # open events, bottom-right above the timeline
+        text = f"EVENT {label}"
+        (tw, th_), _ = cv2.getTextSize(text, font, fs, th)
+        y = h - max(8, h // 8) - 6 - n * (th_ + 8)
+        cv2.rectangle(img, (w - tw - 10, y - th_ - 4), (w - 2, y + 4), RED, -1)
+        cv2.putText(img, text, (w - tw - 6, y), font, fs, WHITE, th, cv2.LINE_AA)
     status = " ".join(x for x in (f"{fps:.1f} fps" if fps else "", f"{latency_ms:.0f} ms" if latency_ms else "") if x)
     if status:
         (tw, _), _ = cv2.getTextSize(status, font, fs, th)

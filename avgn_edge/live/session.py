@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from ..errors import SourceError
+from ..events import EventSettings, EventTracker
 from .loop import LiveLoop
 from .sinks import DisplaySink, EventsSink, Mp4Sink
 
@@ -32,20 +33,23 @@ def open_audio(video, mic: str | None, no_mic: bool, rate: int):
 
 
 def run_session(recognizer, video, audio, *, display: bool, save: str | None, events: str | None,
-                duration: float | None, threshold: float = 0.5, on_result=None) -> tuple[dict, LiveLoop]:
+                duration: float | None, settings: EventSettings | None = None, camera: str = "default",
+                on_result=None, on_event=None) -> tuple[dict, LiveLoop]:
+    """Run the live loop with the event tracker (``settings``); returns the summary (with
+    ``onsets``: events announced) and the loop."""
+    tracker = EventTracker(recognizer.labels, settings, camera=camera)
     with contextlib.ExitStack() as stack:
-        sinks = []
+        frame_sinks = []
         if display:
-            sinks.append(stack.enter_context(DisplaySink()))
+            frame_sinks.append(stack.enter_context(DisplaySink()))
         if save:
-            sinks.append(stack.enter_context(Mp4Sink(save, fps=video.stats.get("fps") or 15)))
-        ev = stack.enter_context(EventsSink(events, threshold)) if events else None
-        loop = LiveLoop(recognizer, video, audio, frame_sinks=sinks, events=ev, duration=duration,
-                        on_result=on_result)
+            frame_sinks.append(stack.enter_context(Mp4Sink(save, fps=video.stats.get("fps") or 15)))
+        sinks = [stack.enter_context(EventsSink(events))] if events else []
+        loop = LiveLoop(recognizer, video, audio, frame_sinks=frame_sinks, sinks=sinks, tracker=tracker,
+                        duration=duration, on_result=on_result, on_event=on_event)
         summary = loop.run()
-        if ev is not None:
-            ev.close(loop.latest.t if loop.latest else None)
-            summary["onsets"] = ev.onsets
+    summary["onsets"] = tracker.published
+    summary["events_settings"] = tracker.settings.to_dict()
     return summary, loop
 
 

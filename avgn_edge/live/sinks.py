@@ -1,7 +1,10 @@
 """Sinks: a display window, an annotated MP4, and JSON-lines events. All are context managers.
 
-    with Mp4Sink("out.mp4", fps=12) as mp4, EventsSink("events.jsonl", labels) as ev:
-        mp4.write_frame(annotated); ev.write_result(result)
+    with Mp4Sink("out.mp4", fps=12) as mp4, EventsSink("events.jsonl") as ev:
+        mp4.write_frame(annotated); ev.write_result(result); ev.write_event(transition)
+
+Frame sinks take ``write_frame``; result sinks take ``write_result`` (every decision) and
+``write_event`` (every transition of the event tracker, avgn_edge/events).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SourceError
+from ..events.tracker import Transition
 from ..runtime.result import Result
 
 
@@ -80,40 +84,41 @@ class Mp4Sink:
 
 
 class EventsSink:
-    """JSON lines: one ``decision`` record per Result, plus ``onset``/``offset`` records when a
-    label's score rises to ``threshold`` (as the top label) and when it falls below it."""
+    """JSON lines: one ``decision`` record per Result, and the event tracker's transitions:
+    ``onset`` (new: label, t = start time, score), ``update`` (a higher top score, with its
+    evidence) and ``offset`` (end: label, t = last heard, onset, duration, peak), each with
+    the event's ``id``."""
 
-    def __init__(self, path: str | os.PathLike, threshold: float = 0.5, top: int = 3):
-        self.path, self.threshold, self.top = Path(path), threshold, top
-        self.f = open(self.path, "w")
-        self.active: dict | None = None          # {"label", "t", "peak"}
-        self.onsets = 0
+    def __init__(self, path: str | os.PathLike, top: int = 3):
+        self.path, self.top = Path(path), top
+        try:
+            self.f = open(self.path, "w")
+        except OSError as exc:
+            raise SourceError(f"cannot write the events file {self.path}: {exc.strerror}") from None
 
     def _write(self, record: dict):
         self.f.write(json.dumps(record) + "\n")
 
     def write_result(self, r: Result):
         self._write({"type": "decision", **r.to_dict(top=self.top)})
-        label, score = r.top(1)[0]
-        if self.active and (label != self.active["label"] or score < self.threshold):
-            self._offset(r.t)
-        if self.active is None and score >= self.threshold:
-            self.active = {"label": label, "t": r.t, "peak": score}
-            self.onsets += 1
-            self._write({"type": "onset", "label": label, "t": round(r.t, 4), "score": round(score, 4)})
-        elif self.active:
-            self.active["peak"] = max(self.active["peak"], score)
         self.f.flush()
 
-    def _offset(self, t: float):
-        a = self.active
-        self._write({"type": "offset", "label": a["label"], "t": round(t, 4), "onset": round(a["t"], 4),
-                     "duration": round(t - a["t"], 4), "peak": round(a["peak"], 4)})
-        self.active = None
+    def write_event(self, tr: Transition):
+        e = tr.event
+        if tr.type == "new":
+            self._write({"type": "onset", "label": e["label"], "t": round(e["start_time"], 4),
+                         "score": round(e["score"], 4), "id": e["id"], "camera": e["camera"],
+                         "evidence": e["evidence"]})
+        elif tr.type == "update":
+            self._write({"type": "update", "label": e["label"], "t": round(tr.t, 4), "score": round(e["score"], 4),
+                         "top_score": round(e["top_score"], 4), "id": e["id"], "evidence": e["evidence"]})
+        else:
+            self._write({"type": "offset", "label": e["label"], "t": round(e["end_time"], 4),
+                         "onset": round(e["start_time"], 4), "duration": round(e["end_time"] - e["start_time"], 4),
+                         "peak": round(e["top_score"], 4), "id": e["id"]})
+        self.f.flush()
 
-    def close(self, t: float | None = None):
-        if self.active and t is not None:
-            self._offset(t)
+    def close(self):
         self.f.close()
 
     def __enter__(self):
