@@ -1,6 +1,5 @@
-"""``live``'s outputs from its flags: JSON lines, MQTT, event clips, the web view, ROS 2.
+"""``live``'s outputs from its flags: MQTT, event clips, the web view, ROS 2 (JSON lines: --events).
 
-    --events FILE.jsonl       decisions and event onsets/updates/offsets
     --mqtt HOST[:PORT]        Frigate's topics under --mqtt-prefix (default avgn); --mqtt-user, the
                               password from AVGN_MQTT_PASSWORD; --mqtt-discovery for Home Assistant
     --clips DIR               an MP4 (with sound) and a JPEG per event: --pre-capture / --post-capture s
@@ -24,7 +23,6 @@ MQTT_PASSWORD_ENV, TOKEN_ENV = "AVGN_MQTT_PASSWORD", "AVGN_API_TOKEN"
 
 def add_arguments(p):
     g = p.add_argument_group("outputs (avgn_edge/sinks)")
-    g.add_argument("--events", metavar="EVENTS.jsonl", help="write decisions and event onsets/updates/offsets")
     g.add_argument("--mqtt", metavar="HOST[:PORT]", help="publish to an MQTT broker (Frigate's topics)")
     g.add_argument("--mqtt-prefix", default="avgn", help="MQTT topic prefix (default avgn)")
     g.add_argument("--mqtt-user", help=f"MQTT user name (the password from {MQTT_PASSWORD_ENV})")
@@ -73,9 +71,6 @@ class LiveOutputs:
         self.media = Media(args.clips) if args.clips else None
         media_for = (lambda cam: self.media)
         workers = []
-        if args.events:
-            from ..sinks.jsonl import JsonlSink
-            workers.append(Worker(JsonlSink(args.events, media=self.media)))
         if self.media is not None:
             from ..sinks.clips import ClipSink
             workers.append(Worker(ClipSink(self.media, fps=1.0 / cfg.snippet_period, sample_rate=cfg.sample_rate,
