@@ -15,7 +15,7 @@ import ipaddress
 import os
 
 from ..errors import ConfigError
-from ..sinks.base import Fanout, Worker
+from ..sinks.base import FRAME_QUEUE, Fanout, Worker
 from ..sinks.records import Media
 
 MQTT_PASSWORD_ENV, TOKEN_ENV = "AVGN_MQTT_PASSWORD", "AVGN_API_TOKEN"
@@ -75,7 +75,7 @@ class LiveOutputs:
             from ..sinks.clips import ClipSink
             workers.append(Worker(ClipSink(self.media, fps=1.0 / cfg.snippet_period, sample_rate=cfg.sample_rate,
                                            pre_capture=args.pre_capture, post_capture=args.post_capture,
-                                           retain_days=args.retain_days)))
+                                           retain_days=args.retain_days), maxsize=FRAME_QUEUE))
         if args.mqtt is not None:
             from ..deps import require
             require("paho.mqtt.client")

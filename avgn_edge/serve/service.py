@@ -19,7 +19,7 @@ from collections import deque
 from .. import __version__, emulator
 from ..errors import ConfigError, InputError
 from .config import CameraConfig, ServeConfig, camera_from_request, patched_camera
-from ..sinks.base import Fanout, Worker
+from ..sinks.base import FRAME_QUEUE, Fanout, Worker
 from ..sinks.records import Media
 from .scheduler import Scheduler
 from .stream import Stream
@@ -173,7 +173,7 @@ class Service:
             out.append(Worker(ClipSink(media, fps=1.0 / self.period, sample_rate=self.sample_rate,
                                        pre_capture=r.pre_capture, post_capture=r.post_capture,
                                        max_seconds=r.max_seconds, retain_days=r.retain.days,
-                                       retain_labels=r.retain.labels)))
+                                       retain_labels=r.retain.labels), maxsize=FRAME_QUEUE))
         return out
 
     @staticmethod

@@ -3,12 +3,13 @@
     sink.decision(camera, result)          every decision (a runtime Result)
     sink.event(camera, transition)         every event transition (avgn_edge/events: new | update | end)
     sink.frame(camera, frame, audio, t)    each snippet's RGB frame and the audio that came since the
-                                           previous one (only sinks with ``wants_frames``)
+                                           previous one (only sinks with ``wants_frames``; "audio": the
+                                           audio alone, frame None)
     sink.close()                           flush and release
 
 A sink's methods run on its ``Worker``'s thread, never on the inference thread: the worker
-puts each call in a bounded queue and, when the queue is full, drops the call and counts it
-(``dropped``); a call that raises is counted (``errors``, the first one logged) and the
+puts each call in a bounded queue (``maxsize`` calls: what a stalled sink can hold back,
+frames included) and, when the queue is full, drops the call and counts it (``dropped``); a call that raises is counted (``errors``, the first one logged) and the
 sink goes on. ``counters()`` adds what a sink counts itself (MQTT: messages lost ...); they
 all reach serve's /metrics as ``avgn_output_<name>_total{stream,output}``.
 """
@@ -21,6 +22,7 @@ import threading
 
 log = logging.getLogger("avgn_edge.sinks")
 _STOP = object()
+FRAME_QUEUE = 64      # calls a frame-encoding sink (clips) may have waiting: 16 s of snippets at 4/s
 
 
 class Sink:
@@ -69,8 +71,8 @@ class Worker:
         self._put((self.sink.event, (camera, transition)))
 
     def frame(self, camera, frame, audio, t):
-        if self.wants_frames:
-            self._put((self.sink.frame, (camera, frame, audio, t)))
+        if self.wants_frames:                 # "audio": the sink wants the sound only (no frame kept queued)
+            self._put((self.sink.frame, (camera, None if self.wants_frames == "audio" else frame, audio, t)))
 
     def counters(self) -> dict[str, int]:
         return {"dropped": self.dropped, "errors": self.errors, **self.sink.counters()}
