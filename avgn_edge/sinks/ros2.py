@@ -11,6 +11,11 @@ what rmw_zenoh_cpp's publishers send: the data key ``<domain>/<topic>/<dds type>
 CDR (little endian) payloads, an attachment of sequence number, source timestamp and gid, and
 a liveliness token under ``@ros2_lv`` so that ``ros2 topic list`` shows the topic. Where rclpy
 imports (a sourced ROS 2 workspace) ``Ros2Sink`` publishes through rclpy instead, on any RMW.
+
+Verified here: the keys, CDR and attachment, decoded by a second zenoh session with rosbags
+(tests/test_ros2.py). Not verified here (no ROS 2 installs on this machine): a real
+rmw_zenoh_cpp subscriber, and the liveliness token's exact layout, which changed between
+rmw_zenoh releases (this is Jazzy's); data flows without the token.
 """
 
 from __future__ import annotations
@@ -120,7 +125,8 @@ class Ros2Sink(Sink):
             try:
                 import rclpy  # noqa: F401
                 self._rclpy = _RclpyPublishers(settings)
-            except ImportError:
+            except ImportError as exc:
+                log.debug("ros2: rclpy unusable (%s); publishing over zenoh", exc)
                 if settings.rclpy == "always":
                     from ..errors import ConfigError
                     raise ConfigError("ros2.rclpy: always, but rclpy does not import",
