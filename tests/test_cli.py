@@ -52,6 +52,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path):
                        (["demo", "--label-threshold", "bell-checker=high"], "threshold of bell-checker"),
                        (["live", "--camera", "synth://", "--headless", "--hold", "-2"], "hold must be >= 0"),
                        (["eval", "--stream", "--hours", "0"], "--hours must be positive"),
+                       (["run", ROOT / "README.md", "--events", "--label-threshold", "nope=0.5"],
+                        "unknown label(s) in a label threshold"),
                        (["eval", "--stream", "--quiet", "1.0"], "quiet must be in [0, 1)"),
                        (["train", "--data", "synth:noise=0.7-0.2", "--out", tmp_path], "noise must be in [0, 1]")]:
         res = cli(*args, timeout=120)
@@ -76,6 +78,14 @@ def test_synth_then_run(tmp_path):
     assert all(set(l["top"][0]) == {"label", "score"} for l in good)
     assert [l for l in lines if "error" in l][0]["path"].endswith("broken.mp4")
     assert sum(l["top"][0]["label"] == e["label"] for l, e in zip(good, entries)) >= 2
+    res = cli("run", out, "--json", "--backend", "ort", "--events")       # each file's own event tracker
+    lines = [json.loads(l) for l in res.stdout.splitlines()]
+    for clip in (l for l in lines if "top" in l):
+        events = [l for l in lines if "event" in l and l["path"] == clip["path"]]
+        top = clip["top"][0]
+        fires = top["score"] >= 0.5 and top["label"] != "background"
+        assert [e["event"] for e in events] == (["new", "end"] if fires else []), res.stdout
+        assert all(e["label"] == top["label"] and e["camera"] == clip["path"] for e in events)
 
 
 def test_eval_json(tiny_run):

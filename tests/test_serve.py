@@ -49,6 +49,13 @@ def metrics(url, token=None) -> dict:
     ("cameras: [1, 2]\n", "cameras"),
     ("api: {port: 1}\ncameras:\n  front: {source: 'synth://', detect: {filters: {nope: {threshold: 0.5}}}}\n",
      "cameras.front.detect.filters.nope"),
+    ("api: {port: 1}\ndetect: {threshold: 1.5}\ncameras: {}\n", "detect.threshold"),
+    ("api: {port: 1}\ncameras:\n  front: {source: 'synth://', detect: {filters: {bell-checker: {threshold: -1}}}}\n",
+     "cameras.front.detect.filters.bell-checker.threshold"),
+    ("api: {port: 1}\ncameras:\n  front: {source: 'synth://', detect: {max_not_heard: -1}}\n",
+     "cameras.front.detect.max_not_heard"),
+    ("api: {port: 1}\ndetect: {offset_threshold: 0.8}\ncameras:\n  front: {source: 'synth://'}\n",
+     "detect: the offset threshold 0.8 is above the onset threshold 0.5"),
 ])
 def test_a_bad_config_fails_at_start_with_one_line_naming_the_key(tmp_path, config, key):
     path = tmp_path / "serve.yaml"
@@ -198,7 +205,8 @@ def test_sigterm_ends_cleanly_with_outputs_intact(tmp_path):
         line = proc.stdout.readline()
         assert line.startswith("serving on http://127.0.0.1:"), (line, proc.stderr.read()[-1000:] if proc.poll() else "")
         url = line.split()[-1]
-        wait_for(lambda: http("GET", url + "/api/streams/a")[1]["counters"]["decisions"] >= 3, 30, what="decisions")
+        wait_for(lambda: min(http("GET", url + f"/api/streams/{c}")[1]["counters"]["decisions"] for c in "ab") >= 3,
+                 30, what="decisions")
         t = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
@@ -211,7 +219,10 @@ def test_sigterm_ends_cleanly_with_outputs_intact(tmp_path):
         records = [json.loads(l) for l in (tmp_path / f"{cam}.jsonl").read_text().splitlines()]
         kinds = [r["type"] for r in records]
         assert kinds.count("decision") >= 3 and kinds[0] == "decision" and kinds[1] == "onset"
-        assert kinds[-1] == "offset" and kinds.count("onset") == kinds.count("offset")   # the active event ended
+        # threshold 0: every event label opens at the first decision; at SIGTERM every one ends
+        onsets = {r["id"] for r in records if r["type"] == "onset"}
+        assert len(onsets) == sum(1 for r in records if r["type"] == "onset") >= 12
+        assert kinds[-1] == "offset" and {r["id"] for r in records if r["type"] == "offset"} == onsets
 
 
 def test_stream_memory_is_bounded():

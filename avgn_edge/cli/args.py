@@ -37,14 +37,15 @@ def open_recognizer(args, **kw):
 
 
 def add_event_arguments(p):
-    """The event tracker's settings (avgn_edge/events), shared by live, demo and eval --stream."""
+    """The event tracker's settings (avgn_edge/events), shared by live, demo, run and eval --stream
+    (serve's ``detect:`` section has the same ones)."""
     g = p.add_argument_group("events (when decisions make an event; 'background' never does)")
     g.add_argument("--threshold", type=float, default=0.5, help="onset: a label's score that opens an event (default 0.5)")
     g.add_argument("--label-threshold", action="append", metavar="LABEL=X",
                    help="a label's own onset threshold, e.g. bell-checker=0.7 (repeat, or comma-separate)")
     g.add_argument("--offset-threshold", type=float, metavar="X",
                    help="an open event is heard while its score stays >= X (default: half its onset threshold)")
-    g.add_argument("--hold", type=float, default=1.0, metavar="SECONDS",
+    g.add_argument("--hold", "--max-not-heard", dest="hold", type=float, default=1.0, metavar="SECONDS",
                    help="an event ends after this long not heard, like Frigate's max_not_heard (default 1.0)")
     g.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
                    help="publish only events heard at least this long (default 0: at the first decision)")

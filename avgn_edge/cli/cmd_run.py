@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError, SourceError
-from .args import add_runtime_arguments, backend_options, open_recognizer
+from .args import add_event_arguments, add_runtime_arguments, backend_options, event_settings, open_recognizer
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,9 @@ def add_arguments(p):
     p.add_argument("--top", type=int, default=3, help="labels to report per file (default 3)")
     p.add_argument("--out", help="also write the JSON lines to this file")
     p.add_argument("--resume", action="store_true", help="skip the files already in --out and append the rest")
+    p.add_argument("--events", action="store_true",
+                   help="also an event record per transition of each file's event tracker (flags below)")
+    add_event_arguments(p)
     g = p.add_argument_group("Ray (a video archive over a cluster)")
     g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="classify in Ray actors: a local Ray, or the cluster at ADDRESS (auto, ray://HEAD:10001)")
@@ -63,6 +66,13 @@ def run(args) -> int:
     if done:
         log.info("%d of %d files are in %s already: skipped", len(files) - len(todo), len(files), args.out)
     failed = 0
+    events = None
+    if args.events:
+        import functools
+
+        from ..bundle import load_bundle
+        from ..events import make_tracker
+        events = functools.partial(make_tracker, event_settings(args, load_bundle(args.bundle, verify=False).labels))
 
     def emit(records):
         nonlocal failed
@@ -78,14 +88,15 @@ def run(args) -> int:
             ray = classify_with_ray(todo, emit, address=args.ray or None, bundle=args.bundle, backend=args.backend,
                                     precision=args.precision, options=backend_options(args), top=args.top,
                                     actors=args.actors, cpus_per_actor=args.cpus_per_actor,
-                                    gpus_per_actor=args.gpus_per_actor, batch_size=args.batch, quiet=args.quiet)
+                                    gpus_per_actor=args.gpus_per_actor, batch_size=args.batch, events=events,
+                                    quiet=args.quiet)
             steady = ray["steady_clips_per_s"]
             how = (f" (Ray, {ray['actors']} actor(s) with {ray['resources']}"
                    + (f"; {steady:.2f} clips/s from the first record on" if steady else "") + ")")
         else:
             with open_recognizer(args) as rec:
                 for path in todo:
-                    emit(file_records(rec, path, args.top, strict=single))
+                    emit(file_records(rec, path, args.top, events, strict=single))
             how = ""
     seconds = time.perf_counter() - t0
     if todo:

@@ -10,7 +10,7 @@ No torch here: live, demo, the evaluation and every sink use it.
 
 from .metrics import METRIC_KEYS, detections_of, event_metrics
 from .settings import EventSettings, parse_label_thresholds
-from .tracker import Event, EventTracker, Transition, evidence, wall_time
+from .tracker import Event, EventTracker, Transition, evidence, make_tracker, wall_time
 
 __all__ = ["METRIC_KEYS", "Event", "EventSettings", "EventTracker", "Transition", "detections_of", "event_metrics",
-           "evidence", "parse_label_thresholds", "wall_time"]
+           "evidence", "make_tracker", "parse_label_thresholds", "wall_time"]

@@ -67,6 +67,20 @@ class Transition:
     def label(self) -> str:
         return self.event["label"]
 
+    def record(self) -> dict:
+        """The JSON-lines record every output writes: ``onset`` (new: t = start time, score),
+        ``update`` (a higher top score, with its evidence) or ``offset`` (end: t = last heard,
+        onset, duration, peak), each with the event's ``id``."""
+        e = self.event
+        if self.type == "new":
+            return {"type": "onset", "label": e["label"], "t": round(e["start_time"], 4), "score": round(e["score"], 4),
+                    "id": e["id"], "camera": e["camera"], "evidence": e["evidence"]}
+        if self.type == "update":
+            return {"type": "update", "label": e["label"], "t": round(self.t, 4), "score": round(e["score"], 4),
+                    "top_score": round(e["top_score"], 4), "id": e["id"], "evidence": e["evidence"]}
+        return {"type": "offset", "label": e["label"], "t": round(e["end_time"], 4), "onset": round(e["start_time"], 4),
+                "duration": round(e["end_time"] - e["start_time"], 4), "peak": round(e["top_score"], 4), "id": e["id"]}
+
 
 def evidence(result) -> list[dict]:
     """The snippets a decision looked at closely: time, saliency and patch box (frame pixels)."""
@@ -82,13 +96,18 @@ def wall_time(t: float) -> float:
 class EventTracker:
     def __init__(self, labels, settings: EventSettings | None = None, camera: str = "default"):
         self.labels = tuple(labels)
-        self.settings = (settings or EventSettings()).check(self.labels)
         self.camera = camera
-        self._watch = [(i, l, self.settings.onset_for(l), self.settings.offset_for(l))
-                       for i, l in enumerate(self.labels) if l != BACKGROUND]
+        self.configure(settings or EventSettings())
         self._open: dict[str, Event] = {}
         self._seq = 0
-        self.published = 0               # events announced ("new") so far
+        self.published = 0               # events announced ("new") so far ...
+        self.by_label: dict[str, int] = {}   # ... per label (bounded by the label set)
+
+    def configure(self, settings: EventSettings):
+        """New settings (checked against the labels: InputError); open events stay open."""
+        self.settings = settings.check(self.labels)
+        self._watch = [(i, l, settings.onset_for(l), settings.offset_for(l))
+                       for i, l in enumerate(self.labels) if l != BACKGROUND]
 
     @property
     def active(self) -> list[Event]:
@@ -102,6 +121,7 @@ class EventTracker:
     def _publish(self, ev: Event, t: float) -> Transition:
         ev.published = True
         self.published += 1
+        self.by_label[ev.label] = self.by_label.get(ev.label, 0) + 1
         return Transition("new", t, ev.to_dict())
 
     def update(self, result) -> list[Transition]:
@@ -148,3 +168,9 @@ class EventTracker:
             ev = self._open[label]
             out.extend(self._end(label, ev.last_heard if t is None else t))
         return out
+
+
+def make_tracker(settings: EventSettings | None, labels, camera: str = "default") -> EventTracker:
+    """A tracker factory for hooks that build one per file or stream, e.g. the archive's
+    ``events=functools.partial(make_tracker, settings)`` (a partial pickles, for Ray actors)."""
+    return EventTracker(labels, settings, camera=camera)

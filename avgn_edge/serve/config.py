@@ -3,7 +3,8 @@
     api: {host: 127.0.0.1, port: 8080}        # token: ... (or AVGN_API_TOKEN); required off loopback
     model: {bundle: synth, backend: auto, precision: fp32}   # backend: triton + triton_url: grpc://HOST:8001
     scheduler: {max_batch: 64, max_wait_ms: 30, deadline_ms: 250}
-    detect: {stride: 2, threshold: 0.5, filters: {bell-checker: {threshold: 0.7}}}   # every camera's defaults
+    detect: {stride: 2, threshold: 0.5, filters: {bell-checker: {threshold: 0.7}},   # every camera's defaults
+             max_not_heard: 1.0, offset_threshold: 0.25, min_duration: 0}         # (the event tracker's)
     jsonl: {path: "events/{camera}.jsonl", decisions: true}                         # an output, off by default
     mqtt: {host: broker.lan, port: 1883, topic_prefix: avgn, user: ha, password: ..., discovery: true}
     record: {path: clips, pre_capture: 5, post_capture: 5, retain: {days: 10, labels: {bell-checker: 30}}}
@@ -90,13 +91,20 @@ class LabelFilter(Section):
 
 
 class DetectConfig(Section):
-    stride: int = Field(2, ge=1)              # a decision every N snippets
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
-    filters: dict[str, LabelFilter] = {}      # per label, Frigate's audio.filters form
+    """When decisions make events: the settings of the event tracker (avgn_edge/events), in
+    Frigate's words where it has them (``filters``, ``max_not_heard``)."""
 
-    def threshold_for(self, label: str) -> float:
-        f = self.filters.get(label)
-        return f.threshold if f is not None else self.threshold
+    stride: int = Field(2, ge=1)              # a decision every N snippets
+    threshold: float = Field(0.5, ge=0.0, le=1.0)       # onset: a label's score that opens an event
+    filters: dict[str, LabelFilter] = {}      # per label, Frigate's audio.filters form
+    offset_threshold: Optional[float] = Field(None, ge=0.0, le=1.0)   # heard while >= (default: half the onset)
+    max_not_heard: float = Field(1.0, ge=0.0)           # seconds not heard before an event ends
+    min_duration: float = Field(0.0, ge=0.0)            # seconds heard before an event is published
+
+    def settings(self):
+        from ..events import EventSettings
+        return EventSettings(threshold=self.threshold, label_thresholds={k: f.threshold for k, f in self.filters.items()},
+                             offset=self.offset_threshold, hold=self.max_not_heard, min_duration=self.min_duration)
 
 
 class JsonlConfig(Section):

@@ -68,7 +68,7 @@ def registry_for(service):
                 stale.add_metric(n, st.stats.stale)
                 reconnects.add_metric(n, st.reconnects)
                 outages.add_metric(n, st.outages)
-                for label, v in st.events.by_label.items():
+                for label, v in st.tracker.by_label.items():
                     events.add_metric(n + [label], v)
                 for w in st.sinks:
                     output(st.name, w)

@@ -72,10 +72,16 @@ class Service:
             self._check_labels(f"cameras.{name}.detect", cam.detect)
 
     def _check_labels(self, where: str, detect):
+        """The detect section against the model's labels (unknown filter labels, an offset
+        above an onset threshold): ConfigError naming the key."""
         bad = [k for k in detect.filters if k not in self.rec.labels]
         if bad:
             raise ConfigError(f"{where}.filters.{bad[0]}: not a label of this model",
                               hint="labels: " + ", ".join(self.rec.labels))
+        try:
+            detect.settings().check(self.rec.labels)
+        except InputError as exc:
+            raise ConfigError(f"{where}: {exc}", hint=exc.hint) from None
 
     def start(self, api: bool = True):
         if self.rec is None:

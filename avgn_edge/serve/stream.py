@@ -1,4 +1,4 @@
-"""One camera of the service: its source, snippet clock, window, event state, outputs and counters.
+"""One camera of the service: its source, snippet clock, window, event tracker, outputs and counters.
 
 The stream's thread owns the source: it opens it (retrying with backoff while it cannot),
 ticks the snippet clock on the service's shared grid and posts each snippet to the
@@ -17,9 +17,9 @@ from collections import deque
 from ..errors import AvgnError
 from ..live.clock import SnippetClock
 from ..live.stats import LiveStats
+from ..events import EventTracker
 from ..sinks.base import Fanout
 from ..sinks.records import message
-from .events import EventState
 
 log = logging.getLogger("avgn_edge.serve")
 OFFLINE_AFTER = 2.0          # seconds without a new frame before a stream reads offline
@@ -31,7 +31,7 @@ class Stream:
         self.name, self.cam, self.service = name, cam, service
         self.window = service.rec.new_window(cam.detect.stride)
         self.stats = LiveStats()
-        self.events = EventState(cam.detect)
+        self.tracker = EventTracker(service.rec.labels, cam.detect.settings(), camera=name)
         self.sinks = Fanout()                     # this camera's own outputs (JSON lines, clips); the service's
         self._hop = int(round(service.period * service.sample_rate))   # audio samples per snippet
         self.status = "starting" if cam.enabled else "disabled"
@@ -65,7 +65,7 @@ class Stream:
     def close(self, timeout: float = 4.0):
         """Stop capture, end an active event, flush and close the outputs."""
         self.stop_capture(timeout)
-        for tr in self.events.close(self.last_result.t if self.last_result else None):
+        for tr in self.tracker.close():
             self._event(tr)
         self.sinks.close(timeout)
         self.status = "stopped"
@@ -73,7 +73,7 @@ class Stream:
     def update(self, cam):
         """Apply changed settings (PATCH): detection thresholds and stride at once, enabled starts/stops."""
         old, self.cam = self.cam, cam
-        self.events.detect = cam.detect
+        self.tracker.configure(cam.detect.settings())
         self.window.stride = cam.detect.stride
         if old.enabled and not cam.enabled:
             self.stop_capture()
@@ -161,7 +161,7 @@ class Stream:
     # -- the scheduler's side
     def on_result(self, r, latency_s: float):
         self.stats.decision({}, 1e3 * latency_s)
-        transitions = self.events.update(r)
+        transitions = self.tracker.update(r)
         self.last_result = r
         for out in (self.sinks, self.service.shared):
             out.decision(self.name, r)
@@ -197,9 +197,9 @@ class Stream:
                              "dropped_by_reason": dict(self.drops, late=self.stats.late),
                              "stale_ticks": s["stale_ticks"], "audio_gaps": s["audio_gaps"],
                              "reconnects": self.reconnects, "outages": self.outages,
-                             "input_errors": self.input_errors, "events": sum(self.events.by_label.values()),
+                             "input_errors": self.input_errors, "events": self.tracker.published,
                              "snippets_per_s": round(self.stats.recent_rate(), 3),
                              "latency_p50_ms": s["latency_p50_ms"], "latency_p95_ms": s["latency_p95_ms"]},
                 "last_decision": None if last is None else {"t": round(last.t, 3), "top": last.to_dict(3)["top"]},
-                "active_event": dict(self.events.active) if self.events.active else None,
+                "active_events": [e.to_dict() for e in self.tracker.active],
                 "recent_events": list(self.recent_events)}

@@ -1,12 +1,11 @@
 """JSON lines: a ``decision`` record per decision (optional) and one record per event transition.
 
     {"type": "decision", "camera", "t", "top", "saliency", "timestamps", "selected", "boxes", ...}
-    {"type": "onset",  "id", "camera", "label", "t" (start), "score", "evidence", "clip", "snapshot"}
-    {"type": "update", "id", "camera", "label", "t", "score", "top_score", "evidence"}
-    {"type": "offset", "id", "camera", "label", "t" (last heard), "onset", "duration", "peak", "clip", "snapshot"}
+    {"type": "onset" | "update" | "offset", ...}   the tracker's Transition.record(), onsets and
+                                                   offsets with "clip" and "snapshot" when clips are on
 
 Times are the decisions' own (``time.monotonic()`` for live sources), as in ``Result.to_dict``;
-the clip and snapshot paths are those the ``record`` output writes (None without it).
+the clip and snapshot paths are those the ``record`` output writes.
 Flushed after every call: a crash loses nothing already written.
 """
 
@@ -41,24 +40,12 @@ class JsonlSink(Sink):
         if self.decisions:
             self._write({"type": "decision", "camera": camera, **result.to_dict(top=self.top)})
 
-    def _paths(self, e: dict) -> dict:
-        clip = self.media.clip(e) if self.media is not None else None
-        snap = self.media.snapshot(e) if self.media is not None else None
-        return {"clip": clip and str(clip), "snapshot": snap and str(snap)}
-
     def event(self, camera, tr):
-        e = tr.event
-        head = {"id": e["id"], "camera": e["camera"], "label": e["label"]}
-        if tr.type == "new":
-            self._write({"type": "onset", **head, "t": round(e["start_time"], 4), "score": round(e["score"], 4),
-                         "evidence": e["evidence"], **self._paths(e)})
-        elif tr.type == "update":
-            self._write({"type": "update", **head, "t": round(tr.t, 4), "score": round(e["score"], 4),
-                         "top_score": round(e["top_score"], 4), "evidence": e["evidence"]})
-        else:
-            self._write({"type": "offset", **head, "t": round(e["end_time"], 4), "onset": round(e["start_time"], 4),
-                         "duration": round(e["end_time"] - e["start_time"], 4), "peak": round(e["top_score"], 4),
-                         **self._paths(e)})
+        rec = {"camera": camera, **tr.record()}   # the tracker's own JSON-lines form
+        if tr.type != "update" and self.media is not None:
+            clip, snap = self.media.clip(tr.event), self.media.snapshot(tr.event)
+            rec.update(clip=clip and str(clip), snapshot=snap and str(snap))
+        self._write(rec)
 
     def close(self):
         if not self.f.closed:
