@@ -195,7 +195,8 @@ class Service:
 
     def _switch_state(self, camera: str, feature: str) -> bool:
         st = self.get_stream(camera)
-        return st is not None and st.cam.enabled
+        cam = st.cam if st is not None else self.cfg.cameras.get(camera)      # (not added yet: its config)
+        return cam is not None and cam.enabled
 
     def stats(self) -> dict:
         """``<prefix>/stats``: the service and each stream's counters."""
