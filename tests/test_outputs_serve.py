@@ -68,13 +68,19 @@ def test_events_reach_mqtt_with_their_clip_and_the_clip_has_sound(served):
 
 
 def test_the_web_view_follows_the_api_token(served):
-    svc, url, _, _ = served
+    svc, url, sub, _ = served
     assert http("GET", url + "/")[0] == 401 and http("GET", url + "/web/cameras")[0] == 401
     status, page = http("GET", url + f"/?token={TOKEN}")
     assert status == 200 and "<title>avgn-edge</title>" in page
     assert http("GET", url + "/web/cameras", token=TOKEN) == (200, {"cameras": ["yard"]})
     assert http("GET", url + "/web/nope/state", token=TOKEN)[0] == 404
     assert http("GET", url + "/web/media/yard/x/../../etc.mp4", token=TOKEN)[0] == 404
+    # a stream added at run time appears in the view, and leaves it when removed
+    assert http("POST", url + "/api/streams", {"name": "lane", "source": "synth://?seed=5"}, token=TOKEN)[0] == 201
+    wait_for(lambda: "lane" in http("GET", url + "/web/cameras", token=TOKEN)[1]["cameras"], 20, what="lane")
+    sub.wait("avgn/lane/detect/state", "ON")                     # announced on MQTT when added
+    assert http("DELETE", url + "/api/streams/lane", token=TOKEN)[0] == 200
+    wait_for(lambda: http("GET", url + "/web/cameras", token=TOKEN)[1]["cameras"] == ["yard"], 10, what="lane gone")
 
 
 def test_the_web_view_in_headless_chromium(served):

@@ -139,7 +139,7 @@ def build_app(service, token: str | None):
                     web.get("/metrics", metrics)])
     if service.web is not None:
         from ..sinks.web import add_routes
-        add_routes(app, service.web)
+        add_routes(app, service.web.sink)
     return app
 
 

@@ -31,6 +31,7 @@ class Service:
     def __init__(self, cfg: ServeConfig):
         self.cfg = cfg
         self.rec = self.scheduler = self.api = self.registry = self.web = None
+        self._media_of: dict[str, Media | None] = {}   # per camera ever added (its last config)
         self.shared = Fanout()                   # outputs of all streams: web view, MQTT, ROS 2
         self._streams: dict[str, Stream] = {}
         self._lock = threading.RLock()
@@ -146,8 +147,8 @@ class Service:
     def _open_shared(self, web: bool):
         from ..sinks.web import WebView
         if web:
-            self.web = WebView(self.media_for)
-            self.shared.add(Worker(self.web))
+            self.web = Worker(WebView(self.media_for))
+            self.shared.add(self.web)
         if self.cfg.mqtt is not None:
             from ..deps import require
             require("paho.mqtt.client")
@@ -164,12 +165,11 @@ class Service:
 
     def media_for(self, camera: str) -> Media | None:
         """Where the camera's event clips and snapshots go (None without ``record``)."""
-        st = self.get_stream(camera)
-        return self._media(camera, st.cam) if st is not None else None
+        return self._media_of.get(camera)
 
     def _sinks(self, name: str, cam: CameraConfig) -> list:
         out = []
-        path, media = cam.jsonl.file_for(name), self._media(name, cam)
+        path, media = cam.jsonl.file_for(name), self._media_of[name]
         if path is not None:
             from ..sinks.jsonl import JsonlSink
             out.append(Worker(JsonlSink(path, decisions=cam.jsonl.decisions, append=True, media=media)))
@@ -210,9 +210,13 @@ class Service:
                 raise InputError(f"a stream named {name!r} exists already")
             self._check_labels(f"cameras.{name}.detect", cam.detect)
             st = Stream(name, cam, self)
+            self._media_of[name] = self._media(name, cam)
             st.sinks = Fanout(self._sinks(name, cam))
             self._streams[name] = st
         st.start()
+        for w in self.shared:                       # MQTT announces it (states, discovery) at once
+            if hasattr(w.sink, "add_camera"):
+                w.submit(w.sink.add_camera, name)
         log.info("camera %s: added (%s)", name, cam.display_source)
         return st
 
@@ -234,8 +238,8 @@ class Service:
         if st is not None:
             self.scheduler.forget(st)
             st.close()
-            if self.web is not None:
-                self.web.forget(name)
+            if self.web is not None:                # after the stream's last events, in the web view's order
+                self.web.submit(self.web.sink.forget, name)
             log.info("camera %s: removed", name)
 
     def note_event(self, camera: str, record: dict):

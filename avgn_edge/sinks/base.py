@@ -70,6 +70,10 @@ class Worker:
     def event(self, camera, transition):
         self._put((self.sink.event, (camera, transition)))
 
+    def submit(self, fn, *args):
+        """Any call on the worker's thread, in order with the sink's calls (e.g. forget a camera)."""
+        self._put((fn, args))
+
     def frame(self, camera, frame, audio, t):
         if self.wants_frames:                 # "audio": the sink wants the sound only (no frame kept queued)
             self._put((self.sink.frame, (camera, None if self.wants_frames == "audio" else frame, audio, t)))
