@@ -154,6 +154,22 @@ def test_tls_with_a_ca_file(tmp_path):
         b.stop()
 
 
+def test_no_broker_at_start_is_said_once_and_nothing_waits(caplog):
+    from serve_rigs import free_port
+    w, _ = sink(free_port(), outbox=3, stats_interval=0)
+    with caplog.at_level("WARNING", logger="avgn_edge.sinks.mqtt"):
+        t0 = time.monotonic()
+        feed(w, [(1.0 + 0.5 * i, {"bell": 0.9} if i % 4 < 2 else {}) for i in range(16)])
+        wait_for(lambda: w._q.empty(), 5, what="the worker to take every call")
+        assert time.monotonic() - t0 < 2.0
+        wait_for(lambda: "cannot reach the broker" in caplog.text, 10, what="the warning")
+    assert caplog.text.count("cannot reach the broker") == 1 and w.counters()["connects"] == 0
+    assert w.counters()["lost"] > 0 and len(w.sink._outbox) == 3
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < 5.0
+
+
 def test_bad_addresses_are_one_line_errors():
     from avgn_edge.errors import ConfigError
     assert MqttSettings.parse_address("broker.lan:1884").port == 1884

@@ -94,6 +94,7 @@ class MqttSink(Sink):
         self._last_audio: dict[str, float] = {}
         self._audio: dict[str, list] = {}
         self._stop = threading.Event()
+        self._no_conn = mqtt.MQTT_ERR_NO_CONN
         c = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id or "",
                                       protocol=mqtt.MQTTv311)
         c.will_set(f"{self.p}/available", "offline", qos=1, retain=True)
@@ -103,7 +104,10 @@ class MqttSink(Sink):
             c.tls_set(ca_certs=settings.tls_ca_certs)
             c.tls_insecure_set(settings.tls_insecure)
         c.reconnect_delay_set(1, 30)
+        c.max_queued_messages_set(settings.outbox + 100)    # paho's own queue (unacknowledged qos 1) bounded too
         c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
+        c.on_connect_fail = self._on_connect_fail
+        self._unreachable = False
         for cam in cameras:
             self.add_camera(cam)
         try:
@@ -126,6 +130,9 @@ class MqttSink(Sink):
                 if info.rc == 0:
                     self.published += 1
                     return
+                if info.rc != self._no_conn:            # connected but paho's queue is full: lost
+                    self.lost += 1
+                    return
             if len(self._outbox) >= self.s.outbox:
                 self._outbox.popleft()
                 self.lost += 1
@@ -139,6 +146,7 @@ class MqttSink(Sink):
             log.warning("mqtt: %s:%d refused the connection (%s)", self.s.host, self.s.port, reason)
             return
         self.connects += 1
+        self._unreachable = False
         log.info("mqtt: connected to %s:%d%s", self.s.host, self.s.port,
                  f" (again; {self.lost} message(s) lost so far)" if self.connects > 1 else "")
         client.subscribe(f"{self.p}/+/+/set", qos=1)
@@ -150,6 +158,12 @@ class MqttSink(Sink):
             self._announce(cam)
         for item in pending:
             self._publish(*item)
+
+    def _on_connect_fail(self, _client, _userdata):
+        if not self._unreachable:                          # said once; paho retries with the backoff
+            log.warning("mqtt: cannot reach the broker %s:%d; retrying (1 s doubling to 30 s)", self.s.host,
+                        self.s.port)
+        self._unreachable = True
 
     def _on_disconnect(self, _client, _userdata, _flags, reason, _props):
         with self._lock:

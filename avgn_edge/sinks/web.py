@@ -195,7 +195,7 @@ def add_routes(app, view: WebView):
     async def media(request):
         cam, label, fname = (request.match_info[k] for k in ("camera", "label", "file"))
         m = view.media(cam) if cam in view.cams else None
-        if m is None or fname != safe(fname) or not fname.endswith((".mp4", ".jpg")):
+        if m is None or fname != safe(fname) or not fname.endswith((".mp4", ".jpg")) or label in (".", ".."):
             raise web.HTTPNotFound(reason="no such clip")
         path = m.root / safe(cam) / safe(label) / fname
         if not path.is_file():
