@@ -71,10 +71,16 @@ def test_live_publishes_clips_and_the_web_view_and_a_kill_reads_offline(broker, 
 
 
 def test_bad_output_flags_are_one_line_errors(tmp_path):
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
     for flags, text in ((["--mqtt", "host:port"], "--mqtt"), (["--web", "70000"], "--web"),
                         (["--pre-capture", "-1"], "--pre-capture"),
-                        (["--web", "0", "--web-host", "0.0.0.0"], "token")):
+                        (["--web", "0", "--web-host", "0.0.0.0"], "token"),
+                        (["--web", str(taken.getsockname()[1]), "--duration", "5"], "--web PORT: cannot listen")):
         res = subprocess.run([sys.executable, "-m", "avgn_edge.cli.main", "live", "--source", "synth://",
                               "--headless", *flags], cwd=ROOT, capture_output=True, text=True, timeout=60,
                              env={k: v for k, v in os.environ.items() if k != "AVGN_API_TOKEN"})
         assert res.returncode == 2 and text in res.stderr and "Traceback" not in res.stderr, res.stderr[-800:]
+    taken.close()

@@ -73,7 +73,8 @@ def test_the_web_view_follows_the_api_token(served):
     assert http("GET", url + "/")[0] == 401 and http("GET", url + "/web/cameras")[0] == 401
     status, page = http("GET", url + f"/?token={TOKEN}")
     assert status == 200 and "<title>avgn-edge</title>" in page
-    assert http("GET", url + "/web/cameras", token=TOKEN) == (200, {"cameras": ["yard"]})
+    wait_for(lambda: http("GET", url + "/web/cameras", token=TOKEN) == (200, {"cameras": ["yard"]}), 10,
+             what="the camera listed")
     assert http("GET", url + "/web/nope/state", token=TOKEN)[0] == 404
     assert http("GET", url + "/web/media/yard/x/../../etc.mp4", token=TOKEN)[0] == 404
     # a stream added at run time appears in the view, and leaves it when removed

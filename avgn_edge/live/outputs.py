@@ -100,7 +100,7 @@ class LiveOutputs:
             view = WebView(media_for)
             workers.append(Worker(view))
             self.web_server = ApiServer(lambda: web_app(view, os.environ.get(TOKEN_ENV)), args.web_host, args.web,
-                                        what="--web PORT")
+                                        setting="--web PORT", alternative="")
         self.sinks = Fanout(workers)
         self.stats_source = None
 

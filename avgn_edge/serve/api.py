@@ -146,8 +146,9 @@ def build_app(service, token: str | None):
 class ApiServer:
     """Runs ``make_app()`` on a private event loop in a thread; ``port`` is the bound one (0 -> a free port)."""
 
-    def __init__(self, make_app, host: str, port: int, what: str = "api.port (or --port)"):
-        self.make_app, self.host, self.port, self.what = make_app, host, port, what
+    def __init__(self, make_app, host: str, port: int, setting: str = "api.port", alternative: str = "--port"):
+        self.make_app, self.host, self.port = make_app, host, port
+        self.setting, self.alternative = setting, alternative          # named when the port is taken
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner = None
         self._thread: threading.Thread | None = None
@@ -181,8 +182,9 @@ class ApiServer:
         self._thread.start()
         started.wait(timeout)
         if failure:
-            raise ConfigError(f"{self.what.split('.')[0].split()[0]}: cannot listen on {self.host}:{self.port} ({failure[0].strerror or failure[0]})",
-                              hint=f"choose another {self.what}")
+            why = failure[0].strerror or failure[0]
+            raise ConfigError(f"{self.setting}: cannot listen on {self.host}:{self.port} ({why})",
+                              hint=f"choose another {self.setting}" + (f" (or {self.alternative})" if self.alternative else ""))
 
     def stop(self, timeout: float = 3.0):
         if self._loop is not None and self._loop.is_running():

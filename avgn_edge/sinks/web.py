@@ -77,6 +77,10 @@ class WebView(Sink):
             c.active[tr.label] = rec
         c.events.appendleft({"type": tr.type, **rec})
 
+    def add_camera(self, camera: str):
+        """Listed before its first frame (serve adds each stream's camera at once)."""
+        self._cam(camera)
+
     def forget(self, camera: str):
         with self._lock:
             self.cams.pop(camera, None)
