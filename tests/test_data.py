@@ -10,7 +10,7 @@ from avgn_edge.data.augment import Augment, Augmented
 from avgn_edge.data.datasets import SynthDataset, open_dataset, open_training_data
 from avgn_edge.data.index import read_index
 from avgn_edge.data.split import split
-from avgn_edge.data.synth import LABELS, SynthSpec, clip_video, make_clip
+from avgn_edge.data.synth import CLASSES, LABELS, SynthSpec, clip_video, make_clip
 from avgn_edge.errors import InputError
 from avgn_edge.media import write_video
 
@@ -38,14 +38,14 @@ def test_class_folders_bad_and_silent_files(folder, tiny_cfg, caplog, tmp_path):
     shutil.copytree(folder, root)
     (root / LABELS[0] / "broken.mp4").write_bytes(b"\x00garbage" * 64)
     ds, cfg = open_training_data(str(root), tiny_cfg)
-    assert cfg.labels == tuple(sorted(("background", LABELS[0], LABELS[1]))) and len(ds) == 7   # a class like any other
+    assert cfg.labels == tuple(sorted((LABELS[0], LABELS[1]))) + ("background",) and len(ds) == 7   # background last
     samples = {s.path.split("/")[-2] + "/" + s.path.split("/")[-1]: s for s in (ds[i] for i in range(len(ds)))}
     assert len(ds.skipped) == 1 and ds.skipped[0].endswith("broken.mp4") and "skipping" in caplog.text
     silent = samples[f"{LABELS[0]}/c1.mp4"]
     assert not silent.has_audio and not silent.audio.any() and "no audio track" in caplog.text
     loud = samples[f"{LABELS[0]}/c0.mp4"]
     assert loud.has_audio and loud.audio.any() and loud.frames.shape == (4, 64, 64, 3)
-    assert samples["background/c0.mp4"].label == 0
+    assert samples["background/c0.mp4"].label == 2
 
 
 def test_index_mistakes_are_input_errors(folder, tiny_cfg, tmp_path):
@@ -61,8 +61,10 @@ def test_index_mistakes_are_input_errors(folder, tiny_cfg, tmp_path):
     lst.write_text(f"path,label,start,end\n{folder}/background/c0.mp4,a,3,1\n")
     with pytest.raises(InputError, match="line 2: a segment needs 0 <= start < end"):
         read_index(lst)
-    with pytest.raises(InputError, match="label.s. the model does not know: background"):
-        open_dataset(str(folder), tiny_cfg)                    # the tiny model knows the synth labels only
+    (one / LABELS[0]).mkdir()
+    (one / LABELS[0] / "a.mp4").write_bytes((folder / "background" / "c0.mp4").read_bytes())
+    with pytest.raises(InputError, match="label.s. the model does not know: knock"):
+        open_dataset(str(one), tiny_cfg)                       # the tiny model knows the synth labels only
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no videos found"):
         read_index(tmp_path / "empty")
@@ -76,7 +78,7 @@ def test_manifests_and_segments_of_a_long_recording(tmp_path, tiny_cfg):
     write_video(tmp_path / "rec.mp4", parts[0][0] + parts[1][0], spec.fps, np.concatenate([parts[0][1], parts[1][1]]),
                 spec.sample_rate)
     length = spec.num_snippets * spec.snippet_period
-    labels = [LABELS[make_clip(spec, i).label] for i in range(2)]
+    labels = [CLASSES[make_clip(spec, i).label] for i in range(2)]
     (tmp_path / "ave.txt").write_text(f"rec.mp4&{labels[0]}&0&{length}\nrec.mp4&{labels[1]}&{length}&{2 * length}\n")
     (tmp_path / "list.json").write_text(json.dumps([{"path": "rec.mp4", "label": labels[i], "start": i * length,
                                                      "end": (i + 1) * length} for i in range(2)]))
@@ -177,7 +179,7 @@ def test_validation_split_is_seeded_stratified_and_keeps_recordings_whole(folder
     ds, _ = open_training_data(str(folder), tiny_cfg)
     train, val = split(ds, 0.5, seed=0)
     assert len(train) + len(val) == len(ds) and not set(train.indices) & set(val.indices)
-    assert sorted({ds.items[i].label for i in val.indices}) == list(ds.labels)     # every class validated
+    assert sorted({ds.items[i].label for i in val.indices}) == sorted(ds.labels)   # every class validated
     assert split(ds, 0.5, seed=0)[1].indices == val.indices
     assert val.labels == ds.labels and val[0].label == ds[val.indices[0]].label
 

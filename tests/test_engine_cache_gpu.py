@@ -181,18 +181,20 @@ def test_demo_with_trt_matches_the_onnx_runtime_demo(synth_engines, tmp_path):
     runs = {}
     for backend in ("trt", "ort"):
         out = tmp_path / backend
-        res = cli("demo", "--backend", backend, "--precision", "fp16", "--duration", "16", "--seed", "3",
-                  "--out", out, "--engines", engines)
+        # quiet 0.8: an event every ~3 s (the default stream is quiet 90% of the time)
+        res = cli("demo", "--backend", backend, "--precision", "fp16", "--duration", "24", "--seed", "3",
+                  "--quiet", "0.8", "--out", out, "--engines", engines)
         assert res.returncode == 0, res.stderr[-3000:]
         summary = json.loads((out / "summary.json").read_text())
         assert summary["backend"] == backend and summary["emulated_gpu"] == (backend == "trt" and emulator_on())
         runs[backend] = _events(out)
     print("\ndemo events (label, onset s):", runs)
     trt, ort = runs["trt"], runs["ort"]
-    n = min(len(trt), len(ort))
-    assert n >= 3 and abs(len(trt) - len(ort)) <= 1, runs             # one may end just before the other's last
-    assert [label for label, _ in trt[:n]] == [label for label, _ in ort[:n]], runs
-    assert all(abs(a - b) <= 0.75 for (_, a), (_, b) in zip(trt[:n], ort[:n])), runs
+    # events paired by onset (within three snippets): the same label; at most one event of
+    # either run unpaired (a borderline one, or one ending just before the other's last)
+    pairs = [(a, b) for a in trt for b in ort if abs(a[1] - b[1]) <= 0.75]
+    assert len(pairs) >= 3 and max(len(trt), len(ort)) - len(pairs) <= 1, runs
+    assert all(a[0] == b[0] for a, b in pairs), runs
 
 
 def emulator_on() -> bool:

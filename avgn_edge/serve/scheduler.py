@@ -9,7 +9,7 @@ the first, waits up to ``max_wait_ms`` for the rest of the online streams, then
        could not be on time anyway),
     2. runs the glance stages once for all of them (``max_batch`` per call),
     3. runs one batched decision for every stream whose window is due,
-    4. hands each result to its stream (event state, outputs, counters).
+    4. hands each result to its stream (event tracker, outputs, counters).
 
 A backend call that fails for an outside reason (``BackendError``: a remote server down or
 slow) is counted (``failed_calls``, per phase) and logged when failures start and stop; the

@@ -6,7 +6,7 @@
     svc.stop()                  # streams closed, events ended, outputs flushed, API down
 
 Data flows one way: streams' threads (capture, clock) -> scheduler (batched inference) ->
-each stream's event state and outputs; the API reads state and adds/removes/patches streams.
+each stream's event tracker and outputs; the API reads state and adds/removes/patches streams.
 """
 
 from __future__ import annotations

@@ -131,7 +131,9 @@ def _evidence_loss(z: torch.Tensor, y: torch.Tensor, background: int | None) -> 
         return mil.sum() * 0.0
     keep = torch.arange(mil.shape[1], device=mil.device) != background
     target = y[events] - (y[events] > background).long()
-    return F.cross_entropy(mil[events][:, keep], target)
+    # a mean over the whole batch (a background clip adds 0), not over its event clips: so
+    # processes splitting a batch (torchrun) average to the loss of the batch taken whole
+    return F.cross_entropy(mil[events][:, keep], target, reduction="sum") / len(y)
 
 
 def warmup_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
