@@ -37,6 +37,10 @@ EXTRAS = {
     # schema; its metrics parsed with prometheus-client), and Ray Data over video archives
     "triton": ["tritonclient[http,grpc]>=2.40", "prometheus-client>=0.20"],
     "ray": ["ray[data]>=2.40"],
+    # outputs into the systems users run (avgn_edge/sinks): MQTT (Frigate / Home Assistant conventions),
+    # ROS 2 without a ROS installation (rmw_zenoh's key layout over zenoh, CDR from rosbags)
+    "mqtt": ["paho-mqtt>=2.0"],
+    "ros2": ["eclipse-zenoh>=1.0", "rosbags>=0.10"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8"],
 }
 
@@ -49,7 +53,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["avgn_edge", "avgn_edge.*"]),
     package_data={"avgn_edge": ["kernels/*.cu", "kernels/*.h", "export/*.json", "assets/synth/*",
-                                "assets/synth/bundle/*", "assets/synth/bundle/*/*"]},
+                                "assets/synth/bundle/*", "assets/synth/bundle/*/*",
+                                "sinks/*.html"]},
     install_requires=RUNTIME,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["avgn-edge=avgn_edge.cli.main:main"]},

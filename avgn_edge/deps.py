@@ -25,6 +25,9 @@ _EXTRAS = {
     "yaml": ("serve", "the service's YAML config"),
     "tritonclient": ("triton", "Triton Inference Server (the client, and the model configuration schema)"),
     "ray": ("ray", "Ray Data over video archives"),
+    "paho": ("mqtt", "MQTT output (--mqtt, serve's mqtt:)"),
+    "zenoh": ("ros2", "ROS 2 output over zenoh (--ros2, serve's ros2:)"),
+    "rosbags": ("ros2", "ROS 2 message serialization (CDR)"),
 }
 
 

@@ -62,6 +62,17 @@ def wait_for(predicate, timeout: float, every: float = 0.1, what: str = "conditi
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 5.0):
+    """Terminate, and kill what does not stop within ``timeout``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,12 +100,7 @@ class RtspCamera:
 
     def cut(self):
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            stop_process(self.proc)
             self.proc = None
 
 

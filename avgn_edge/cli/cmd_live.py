@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 
+from ..live import outputs as live_outputs
 from .args import add_event_arguments, add_runtime_arguments, event_settings, open_recognizer
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def add_arguments(p):
     p.add_argument("--loop", action="store_true", help="loop a file source")
     p.add_argument("--summary", metavar="SUMMARY.json", help="write the run's statistics")
     add_event_arguments(p)
+    live_outputs.add_arguments(p)
 
 
 def run(args) -> int:
@@ -40,18 +42,25 @@ def run(args) -> int:
 
     parse_video_uri(args.source)                  # bad input fails before the model loads
     event_settings(args)
+    live_outputs.check(args)
     rec = open_recognizer(args, stride=args.stride)
     settings = event_settings(args, rec.labels)
     log.info("bundle %s (%s), backend %s, precision %s", rec.bundle.root, rec.config.name, rec.backend.name,
              args.precision)
     with open_video(args.source, loop=args.loop) as video:
         audio = open_audio(video, args.mic, args.no_mic, rec.config.sample_rate)
+        outputs = None
         try:
+            outputs = live_outputs.LiveOutputs(args, rec, args.name)
             summary, _ = run_session(rec, video, audio, display=not args.headless, save=args.save,
                                      events=args.events, duration=args.duration, settings=settings,
                                      camera=args.name, on_result=lambda r: log.info("%7.2f  %s", r.t, "  ".join(
-                                         f"{l} {s:.2f}" for l, s in r.top(3))), on_event=_log_event)
+                                         f"{l} {s:.2f}" for l, s in r.top(3))), on_event=_log_event,
+                                     outputs=outputs)
+            outputs = None                        # run_session closed them
         finally:
+            if outputs is not None:
+                outputs.close()
             if audio is not None:
                 audio.close()
     log.info("summary: %s", json.dumps({k: v for k, v in summary.items() if k != "stages_ms"}, default=float))

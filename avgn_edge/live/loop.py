@@ -3,8 +3,9 @@
     clock thread      every snippet_period: the newest frame, and the audio window that ends
                       at that frame's timestamp -> a one-slot queue (when inference is behind,
                       the waiting snippet is dropped and counted: never an unbounded backlog)
-    inference thread  Recognizer.push -> Result -> event tracker -> result sinks (every decision
-                      and every event transition), stats, latest result
+    inference thread  Recognizer.push -> Result -> event tracker -> the sinks (avgn_edge/sinks: every
+                      decision, event transition and snippet frame, each sink behind its own
+                      bounded worker), stats, latest result
     caller's thread   renders the newest frame with the latest result for display / MP4
 
 Capture never blocks on inference: sources keep only their latest frame, the microphone
@@ -20,6 +21,7 @@ import time
 
 from ..errors import BackendError
 from ..runtime.result import Result
+from ..sinks.base import Fanout
 from .clock import Snippet, SnippetClock
 from .overlay import draw
 from .stats import LiveStats
@@ -33,12 +35,15 @@ class LiveLoop:
     """``latest`` is the newest Result; every Result goes to the event tracker, the result
     sinks and ``on_result`` and is not kept (a loop may run for months)."""
 
-    def __init__(self, recognizer, video, audio=None, *, frame_sinks=(), sinks=(), tracker=None,
-                 duration: float | None = None, stats_every: float = 5.0, audio_wait: float = 0.15,
-                 render_fps: float = 15.0, on_result=None, on_snippet=None, on_event=None):
+    def __init__(self, recognizer, video, audio=None, *, frame_sinks=(), sinks=None, tracker=None,
+                 camera: str = "default", detecting=None, duration: float | None = None, stats_every: float = 5.0,
+                 audio_wait: float = 0.15, render_fps: float = 15.0, on_result=None, on_snippet=None, on_event=None):
+        """``sinks``: a sinks.base.Fanout; ``detecting()``: False while detection is switched off
+        (MQTT ``detect/set``): open events end, no new ones open."""
         self.rec, self.video, self.audio = recognizer, video, audio
-        self.frame_sinks, self.sinks, self.tracker = list(frame_sinks), list(sinks), tracker
-        self.on_event = on_event
+        self.frame_sinks, self.sinks, self.tracker = list(frame_sinks), sinks or Fanout(), tracker
+        self.camera, self.detecting, self.on_event = camera, detecting or (lambda: True), on_event
+        self._hop = int(round(recognizer.config.snippet_period * recognizer.config.sample_rate))
         self.duration, self.stats_every, self.audio_wait = duration, stats_every, audio_wait
         self.render_period = 1.0 / render_fps
         self.on_result, self.on_snippet = on_result, on_snippet
@@ -91,6 +96,8 @@ class LiveLoop:
             self.stats.snippet(s.pairing_ms, s.audio_ok)
             if self.on_snippet is not None:
                 self.on_snippet(s)
+            if self.sinks.wants_frames:                # the frame, and the audio since the last snippet
+                self.sinks.frame(self.camera, s.frame, s.audio[-self._hop:] if self.audio is not None else None, s.t)
             try:
                 result = self.rec.push(s.frame, s.audio, s.t)
             except BackendError as exc:               # a remote server down or slow: counted, the loop goes on
@@ -105,17 +112,18 @@ class LiveLoop:
             self.stats.decision(result.timings, 1e3 * (time.monotonic() - s.t))
             with self._lock:
                 self.latest = result
-            for sink in self.sinks:
-                sink.write_result(result)
+            self.sinks.decision(self.camera, result)
             if self.on_result is not None:
                 self.on_result(result)
             if self.tracker is not None:
-                self._events(self.tracker.update(result))
+                if self.detecting():
+                    self._events(self.tracker.update(result))
+                elif self.tracker.active:                 # switched off: what is open ends now
+                    self._events(self.tracker.close(result.t))
 
     def _events(self, transitions):
         for tr in transitions:
-            for sink in self.sinks:
-                sink.write_event(tr)
+            self.sinks.event(self.camera, tr)
             if self.on_event is not None:
                 self.on_event(tr)
 

@@ -10,9 +10,12 @@
     GET    /api/events             recent event records of all streams
     GET    /metrics                Prometheus text format
 
+    GET    /  and /web/...         the live web view (avgn_edge/sinks/web.py)
+
 Every error is JSON ``{"error": "..."}`` with a 4xx status (5xx only for a bug, logged).
 With a token (always when bound off loopback) every request but the health probes needs
-``Authorization: Bearer TOKEN``. ``/`` stays free for issue 12's web view.
+``Authorization: Bearer TOKEN``, or ``?token=TOKEN`` (what a browser can send for the web
+view's page, images and stream). ``ApiServer`` also serves ``live --web``'s app.
 """
 
 from __future__ import annotations
@@ -34,20 +37,27 @@ class ApiError(Exception):
         self.status = status
 
 
-def build_app(service, token: str | None):
+def authorized(request, token: str | None) -> bool:
+    if not token or request.path.startswith("/health/"):
+        return True
+    given = request.headers.get("Authorization", "")
+    if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return True
+    return hmac.compare_digest(request.query.get("token", "").encode(), token.encode())
+
+
+def guard_for(token: str | None):
+    """The middleware every app of ours uses: the token rule, and every error as JSON."""
     from aiohttp import web
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     def error(status: int, message: str):
         return web.json_response({"error": message}, status=status)
 
     @web.middleware
     async def guard(request, handler):
-        if token and not request.path.startswith("/health/"):
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return web.json_response({"error": "missing or wrong API token"}, status=401,
-                                         headers={"WWW-Authenticate": "Bearer"})
+        if not authorized(request, token):
+            return web.json_response({"error": "missing or wrong API token"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
         try:
             return await handler(request)
         except ApiError as exc:
@@ -63,6 +73,12 @@ def build_app(service, token: str | None):
         except Exception:                     # a bug: logged, answered, never fatal
             log.exception("API handler failed: %s %s", request.method, request.path)
             return error(500, "internal error (see the service log)")
+    return guard
+
+
+def build_app(service, token: str | None):
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     async def body(request) -> dict:
         try:
@@ -115,20 +131,24 @@ def build_app(service, token: str | None):
         data = await asyncio.get_running_loop().run_in_executor(None, generate_latest, service.registry)
         return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application(middlewares=[guard], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[guard_for(token)], client_max_size=64 * 1024)
     app.add_routes([web.get("/health/live", live), web.get("/health/ready", ready),
                     web.get("/api/streams", list_streams), web.post("/api/streams", add_stream),
                     web.get("/api/streams/{name}", get_stream), web.patch("/api/streams/{name}", patch_stream),
                     web.delete("/api/streams/{name}", delete_stream), web.get("/api/events", events),
                     web.get("/metrics", metrics)])
+    if service.web is not None:
+        from ..sinks.web import add_routes
+        add_routes(app, service.web.sink)
     return app
 
 
 class ApiServer:
-    """Runs the app on a private event loop in a thread; ``port`` is the bound one (0 -> a free port)."""
+    """Runs ``make_app()`` on a private event loop in a thread; ``port`` is the bound one (0 -> a free port)."""
 
-    def __init__(self, service, host: str, port: int, token: str | None):
-        self.service, self.host, self.port, self.token = service, host, port, token
+    def __init__(self, make_app, host: str, port: int, setting: str = "api.port", alternative: str = "--port"):
+        self.make_app, self.host, self.port = make_app, host, port
+        self.setting, self.alternative = setting, alternative          # named when the port is taken
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner = None
         self._thread: threading.Thread | None = None
@@ -138,8 +158,8 @@ class ApiServer:
         started, failure = threading.Event(), []
 
         async def boot():
-            self._runner = web.AppRunner(build_app(self.service, self.token), access_log=None,
-                                         handle_signals=False)
+            self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
+                                         shutdown_timeout=1.0)        # open MJPEG streams: do not wait 60 s
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port)
             await site.start()
@@ -162,8 +182,9 @@ class ApiServer:
         self._thread.start()
         started.wait(timeout)
         if failure:
-            raise ConfigError(f"api: cannot listen on {self.host}:{self.port} ({failure[0].strerror or failure[0]})",
-                              hint="choose another api.port (or --port)")
+            why = failure[0].strerror or failure[0]
+            raise ConfigError(f"{self.setting}: cannot listen on {self.host}:{self.port} ({why})",
+                              hint=f"choose another {self.setting}" + (f" (or {self.alternative})" if self.alternative else ""))
 
     def stop(self, timeout: float = 3.0):
         if self._loop is not None and self._loop.is_running():

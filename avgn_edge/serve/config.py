@@ -6,6 +6,9 @@
     detect: {stride: 2, threshold: 0.5, filters: {bell-checker: {threshold: 0.7}},   # every camera's defaults
              max_not_heard: 1.0, offset_threshold: 0.25, min_duration: 0}         # (the event tracker's)
     jsonl: {path: "events/{camera}.jsonl", decisions: true}                         # an output, off by default
+    mqtt: {host: broker.lan, port: 1883, topic_prefix: avgn, user: ha, password: ..., discovery: true}
+    record: {path: clips, pre_capture: 5, post_capture: 5, retain: {days: 10, labels: {bell-checker: 30}}}
+    ros2: {topic: /avgn/classification, connect: [tcp/robot:7447]}
     cameras:
       front: {source: "rtsp://user:pass@cam/stream"}
       yard:  {source: synth://?seed=3, detect: {threshold: 0.6}, jsonl: {enabled: false}}
@@ -13,7 +16,8 @@
 The smallest config is ``cameras: {NAME: {source: URI}}`` plus ``api: {port: P}``. Global
 sections named in ``CAMERA_SECTIONS`` are defaults that a camera overrides key by key under
 the same name (Frigate's rule). A new output or feature adds one section model here and, if
-cameras may override it, its name to ``CAMERA_SECTIONS`` (issue 12: ``mqtt``, ``record``).
+cameras may override it, its name to ``CAMERA_SECTIONS``; ``mqtt``, ``record`` (clips and
+snapshots) and ``ros2`` are off unless present, ``record`` overridable per camera.
 Every mistake fails at start with one line naming the key: unknown keys, bad values, bad
 source URIs, duplicate keys (YAML itself keeps the last one silently; we refuse).
 """
@@ -112,8 +116,57 @@ class JsonlConfig(Section):
         return Path(self.path.replace("{camera}", camera)) if self.enabled and self.path else None
 
 
-# sections a camera may override (global section = defaults)
+class MqttConfig(Section):
+    """Frigate's ``mqtt`` names; see avgn_edge/sinks/mqtt.py for the topics."""
+    host: str
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = "avgn"
+    client_id: Optional[str] = None
+    user: Optional[str] = None
+    password: Optional[str] = None
+    tls_ca_certs: Optional[str] = None
+    tls_insecure: bool = False
+    stats_interval: float = Field(60.0, ge=0)
+    discovery: bool = False                   # Home Assistant MQTT discovery
+    discovery_prefix: str = "homeassistant"
+    outbox: int = Field(1000, ge=1)           # messages kept while the broker is away
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v.strip("/") or any(c in v for c in "#+"):
+            raise ValueError("a topic prefix without '#' or '+', e.g. avgn")
+        return v.strip("/")
+
+
+class RetainConfig(Section):
+    days: Optional[float] = Field(10.0, ge=0)        # None: keep forever
+    labels: dict[str, float] = {}                    # a label's own days
+
+
+class RecordConfig(Section):
+    """Event clips (with sound) and snapshots: Frigate's ``record`` names."""
+    enabled: bool = True
+    path: str = "clips"                       # "{camera}" allowed; files: PATH/<camera>/<label>/<event id>.mp4|.jpg
+    pre_capture: float = Field(5.0, ge=0, le=60)
+    post_capture: float = Field(5.0, ge=0, le=300)
+    max_seconds: float = Field(300.0, gt=0)
+    snapshots: bool = True
+    retain: RetainConfig = RetainConfig()
+
+
+class Ros2Config(Section):
+    topic: str = "/avgn/classification"
+    domain: int = Field(0, ge=0, le=232)
+    connect: list[str] = []                   # zenoh endpoints of the robot's router, e.g. tcp/robot:7447
+    listen: list[str] = []
+    node: str = "avgn_edge"
+    rclpy: Literal["auto", "never", "always"] = "auto"
+
+
+# sections a camera may override (global section = defaults); OPTIONAL ones are off unless given
 CAMERA_SECTIONS = {"detect": DetectConfig, "jsonl": JsonlConfig}
+OPTIONAL_CAMERA_SECTIONS = {"record": RecordConfig}
 
 
 class CameraConfig(Section):
@@ -123,6 +176,7 @@ class CameraConfig(Section):
     loop: bool = False                        # file sources: play again at the end
     detect: DetectConfig = DetectConfig()
     jsonl: JsonlConfig = JsonlConfig()
+    record: Optional[RecordConfig] = None
 
     @field_validator("source")
     @classmethod
@@ -144,6 +198,9 @@ class ServeConfig(Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     detect: DetectConfig = DetectConfig()
     jsonl: JsonlConfig = JsonlConfig()
+    mqtt: Optional[MqttConfig] = None
+    record: Optional[RecordConfig] = None
+    ros2: Optional[Ros2Config] = None
     cameras: dict[str, CameraConfig] = {}
 
     @model_validator(mode="after")
@@ -171,6 +228,12 @@ def resolve_sections(cfg: ServeConfig, cam: CameraConfig) -> CameraConfig:
         else:
             merged = getattr(cfg, section).model_dump()
         object.__setattr__(cam, section, model.model_validate(merged))
+    for section, model in OPTIONAL_CAMERA_SECTIONS.items():
+        glob, mine = getattr(cfg, section), getattr(cam, section)
+        if glob is not None or mine is not None:
+            merged = _merge(glob.model_dump() if glob is not None else {},
+                            mine.model_dump(exclude_unset=True) if mine is not None else {})
+            object.__setattr__(cam, section, model.model_validate(merged))
     return cam
 
 

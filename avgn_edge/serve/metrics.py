@@ -14,7 +14,9 @@ a stream that is removed simply stops appearing, and nothing is kept per scrape.
     avgn_batch_size{kind}                                         histogram: snippets | decisions per call
     avgn_inference_seconds{phase}                                 histogram: encode | decide per tick
     avgn_backend_failed_calls_total{phase}                        backend calls that failed (a remote server down)
-    avgn_output_dropped_total / avgn_output_errors_total{stream,output}
+    avgn_output_<counter>_total{stream,output}                   each output's counters (sinks/base.py): dropped,
+                                                                  errors, and its own (MQTT published/lost/connects,
+                                                                  clips written/deleted, ...); stream "" = all streams
     process_*                                                     prometheus-client's process collector
 """
 
@@ -46,8 +48,14 @@ def registry_for(service):
             reconnects = c("avgn_reconnects", "source reconnects and reopens", labels=["stream"])
             outages = c("avgn_outages", "times the stream went offline", labels=["stream"])
             events = c("avgn_events", "event onsets", labels=["stream", "label"])
-            out_dropped = c("avgn_output_dropped", "output work dropped (slow output)", labels=["stream", "output"])
-            out_errors = c("avgn_output_errors", "output failures", labels=["stream", "output"])
+            outputs: dict[str, CounterMetricFamily] = {}
+
+            def output(stream, worker):
+                for key, v in worker.counters().items():
+                    fam = outputs.get(key)
+                    if fam is None:
+                        fam = outputs[key] = c(f"avgn_output_{key}", f"output counter: {key}", labels=["stream", "output"])
+                    fam.add_metric([stream, worker.name], v)
             latency = HistogramMetricFamily("avgn_decision_latency_seconds", "capture to result", labels=["stream"])
             for st in streams:
                 n = [st.name]
@@ -62,12 +70,13 @@ def registry_for(service):
                 outages.add_metric(n, st.outages)
                 for label, v in st.tracker.by_label.items():
                     events.add_metric(n + [label], v)
-                for out in st.outputs:
-                    out_dropped.add_metric(n + [out.name], out.dropped)
-                    out_errors.add_metric(n + [out.name], out.errors)
+                for w in st.sinks:
+                    output(st.name, w)
                 _hist(latency, n, st.stats.latency)
-            yield from (up, rate, snippets, decisions, dropped, stale, reconnects, outages, events,
-                        out_dropped, out_errors, latency)
+            for w in service.shared:
+                output("", w)
+            yield from (up, rate, snippets, decisions, dropped, stale, reconnects, outages, events, latency)
+            yield from outputs.values()
             sch = service.scheduler
             batch = HistogramMetricFamily("avgn_batch_size", "items per stage call", labels=["kind"])
             _hist(batch, ["snippets"], sch.snippet_batches)

@@ -19,7 +19,8 @@ from collections import deque
 from .. import __version__, emulator
 from ..errors import ConfigError, InputError
 from .config import CameraConfig, ServeConfig, camera_from_request, patched_camera
-from .outputs import JsonlOutput, Worker
+from ..sinks.base import FRAME_QUEUE, Fanout, Worker
+from ..sinks.records import Media
 from .scheduler import Scheduler
 from .stream import Stream
 
@@ -29,7 +30,9 @@ log = logging.getLogger("avgn_edge.serve")
 class Service:
     def __init__(self, cfg: ServeConfig):
         self.cfg = cfg
-        self.rec = self.scheduler = self.api = self.registry = None
+        self.rec = self.scheduler = self.api = self.registry = self.web = None
+        self._media_of: dict[str, Media | None] = {}   # per camera ever added (its last config)
+        self.shared = Fanout()                   # outputs of all streams: web view, MQTT, ROS 2
         self._streams: dict[str, Stream] = {}
         self._lock = threading.RLock()
         self._events: deque = deque(maxlen=200)
@@ -89,14 +92,15 @@ class Service:
         self.scheduler = Scheduler(self.rec, self.cfg.scheduler, self.stream_list)
         self.registry = registry_for(self)
         self.scheduler.start()
+        if api and self.cfg.api.port is None:
+            raise ConfigError("api.port: required (or pass --port)")
+        self._open_shared(api)
         for name, cam in self.cfg.cameras.items():
             self._add(name, cam)
         if api:
-            from .api import ApiServer
+            from .api import ApiServer, build_app
             a = self.cfg.api
-            if a.port is None:
-                raise ConfigError("api.port: required (or pass --port)")
-            self.api = ApiServer(self, a.host, a.port, a.token)
+            self.api = ApiServer(lambda: build_app(self, a.token), a.host, a.port)
             self.api.start()
             log.info("API on http://%s:%d (token %s)", a.host, self.api.port, "required" if a.token else "off")
         self.started = True
@@ -114,6 +118,7 @@ class Service:
             self.scheduler.stop(timeout)
         for st in streams:
             st.close(timeout)
+        self.shared.close(timeout)               # after the streams' last events (MQTT: offline last)
         if self.api is not None:
             self.api.stop()
         if self.rec is not None:
@@ -138,12 +143,66 @@ class Service:
         with self._lock:
             return self._streams.get(name)
 
-    def _outputs(self, name: str, cam: CameraConfig) -> list:
+    # -- outputs
+    def _open_shared(self, web: bool):
+        from ..sinks.web import WebView
+        if web:
+            self.web = Worker(WebView(self.media_for))
+            self.shared.add(self.web)
+        if self.cfg.mqtt is not None:
+            from ..deps import require
+            require("paho.mqtt.client")
+            from ..sinks.mqtt import MqttSettings, MqttSink
+            self.shared.add(Worker(MqttSink(MqttSettings(**self.cfg.mqtt.model_dump()), self.rec.labels,
+                                            list(self.cfg.cameras), on_set=self._switch, stats=self.stats,
+                                            media=self.media_for, state=self._switch_state)))
+        if self.cfg.ros2 is not None:
+            from ..deps import require
+            require("zenoh")
+            require("rosbags")
+            from ..sinks.ros2 import Ros2Settings, Ros2Sink
+            self.shared.add(Worker(Ros2Sink(Ros2Settings(**self.cfg.ros2.model_dump()), media=self.media_for)))
+
+    def media_for(self, camera: str) -> Media | None:
+        """Where the camera's event clips and snapshots go (None without ``record``)."""
+        return self._media_of.get(camera)
+
+    def _sinks(self, name: str, cam: CameraConfig) -> list:
         out = []
-        path = cam.jsonl.file_for(name)
+        path, media = cam.jsonl.file_for(name), self._media_of[name]
         if path is not None:
-            out.append(Worker(JsonlOutput(path, decisions=cam.jsonl.decisions), "jsonl"))
+            from ..sinks.jsonl import JsonlSink
+            out.append(Worker(JsonlSink(path, decisions=cam.jsonl.decisions, append=True, media=media)))
+        if media is not None:
+            from ..sinks.clips import ClipSink
+            r = cam.record
+            out.append(Worker(ClipSink(media, fps=1.0 / self.period, sample_rate=self.sample_rate,
+                                       pre_capture=r.pre_capture, post_capture=r.post_capture,
+                                       max_seconds=r.max_seconds, retain_days=r.retain.days,
+                                       retain_labels=r.retain.labels), maxsize=FRAME_QUEUE))
         return out
+
+    @staticmethod
+    def _media(name: str, cam: CameraConfig) -> Media | None:
+        r = cam.record
+        return Media(r.path.replace("{camera}", name), snapshots=r.snapshots) if r is not None and r.enabled else None
+
+    def _switch(self, camera: str, feature: str, on: bool) -> bool | None:
+        """MQTT ``<prefix>/<camera>/detect/set``: detection (the stream) on or off; its new state."""
+        if self.get_stream(camera) is None:
+            return None
+        return self.patch_stream(camera, {"enabled": on}).cam.enabled
+
+    def _switch_state(self, camera: str, feature: str) -> bool:
+        st = self.get_stream(camera)
+        cam = st.cam if st is not None else self.cfg.cameras.get(camera)      # (not added yet: its config)
+        return cam is not None and cam.enabled
+
+    def stats(self) -> dict:
+        """``<prefix>/stats``: the service and each stream's counters."""
+        return {"service": {"uptime_s": round(time.monotonic() - self.epoch, 1), "version": __version__,
+                            "backend": self.rec.backend.name, "streams": len(self.stream_list())},
+                "cameras": {st.name: {"status": st.status, **st.info()["counters"]} for st in self.stream_list()}}
 
     def _add(self, name: str, cam: CameraConfig) -> Stream:
         with self._lock:
@@ -151,9 +210,13 @@ class Service:
                 raise InputError(f"a stream named {name!r} exists already")
             self._check_labels(f"cameras.{name}.detect", cam.detect)
             st = Stream(name, cam, self)
-            st.outputs = self._outputs(name, cam)
+            self._media_of[name] = self._media(name, cam)
+            st.sinks = Fanout(self._sinks(name, cam))
             self._streams[name] = st
         st.start()
+        for w in self.shared:                       # MQTT announces it (states, discovery) at once
+            if hasattr(w.sink, "add_camera"):
+                w.submit(w.sink.add_camera, name)
         log.info("camera %s: added (%s)", name, cam.display_source)
         return st
 
@@ -175,11 +238,13 @@ class Service:
         if st is not None:
             self.scheduler.forget(st)
             st.close()
+            if self.web is not None:                # after the stream's last events, in the web view's order
+                self.web.submit(self.web.sink.forget, name)
             log.info("camera %s: removed", name)
 
-    def note_events(self, camera: str, records: list[dict]):
-        """A stream's new event records, for /api/events (the last 200 of all streams)."""
-        self._events.extend({"camera": camera, **r} for r in records)
+    def note_event(self, camera: str, record: dict):
+        """A stream's event transition (records.message), for /api/events (the last 200 of all streams)."""
+        self._events.append({"camera": camera, **record})
 
     def recent_events(self) -> list[dict]:
         return list(self._events)

@@ -18,6 +18,8 @@ from ..errors import AvgnError
 from ..live.clock import SnippetClock
 from ..live.stats import LiveStats
 from ..events import EventTracker
+from ..sinks.base import Fanout
+from ..sinks.records import message
 
 log = logging.getLogger("avgn_edge.serve")
 OFFLINE_AFTER = 2.0          # seconds without a new frame before a stream reads offline
@@ -30,7 +32,8 @@ class Stream:
         self.window = service.rec.new_window(cam.detect.stride)
         self.stats = LiveStats()
         self.tracker = EventTracker(service.rec.labels, cam.detect.settings(), camera=name)
-        self.outputs: list = []
+        self.sinks = Fanout()                     # this camera's own outputs (JSON lines, clips); the service's
+        self._hop = int(round(service.period * service.sample_rate))   # audio samples per snippet
         self.status = "starting" if cam.enabled else "disabled"
         self.reason = ""                          # why offline (redacted)
         self.drops = {"mailbox": 0, "deadline": 0}
@@ -62,11 +65,9 @@ class Stream:
     def close(self, timeout: float = 4.0):
         """Stop capture, end an active event, flush and close the outputs."""
         self.stop_capture(timeout)
-        records = [tr.record() for tr in self.tracker.close()]
-        for out in self.outputs:
-            if records:
-                out.write(self.name, None, records)
-            out.close(timeout)
+        for tr in self.tracker.close():
+            self._event(tr)
+        self.sinks.close(timeout)
         self.status = "stopped"
 
     def update(self, cam):
@@ -154,18 +155,33 @@ class Stream:
             s.restart = s.restart or first           # a (re)opened source starts a new window
             first = False
             svc.scheduler.post(self, s)
+            self._frame(s)
         return False
 
     # -- the scheduler's side
     def on_result(self, r, latency_s: float):
         self.stats.decision({}, 1e3 * latency_s)
-        records = [tr.record() for tr in self.tracker.update(r)]
+        transitions = self.tracker.update(r)
         self.last_result = r
-        if records:
-            self.recent_events.extend(records)
-            self.service.note_events(self.name, records)
-        for out in self.outputs:
-            out.write(self.name, r, records)
+        for out in (self.sinks, self.service.shared):
+            out.decision(self.name, r)
+        for tr in transitions:
+            self._event(tr)
+
+    # -- into the outputs (each behind its own bounded worker: none of this waits)
+    def _event(self, tr):
+        record = message(tr, self.service.media_for(self.name))
+        self.recent_events.append(record)
+        self.service.note_event(self.name, record)
+        for out in (self.sinks, self.service.shared):
+            out.event(self.name, tr)
+
+    def _frame(self, s):
+        """The snippet's frame and the audio that came since the last one, for the outputs that want them."""
+        audio = s.audio[-self._hop:] if self.audio_kind != "none" else None
+        for out in (self.sinks, self.service.shared):
+            if out.wants_frames:
+                out.frame(self.name, s.frame, audio, s.t)
 
     @property
     def reconnects(self) -> int:

@@ -1,23 +1,18 @@
-"""Sinks: a display window, an annotated MP4, and JSON-lines events. All are context managers.
+"""The live loop's frame sinks: a display window and the annotated MP4. They take the rendered
+frames on the caller's thread (a GUI window must), so they are context managers, not workers.
 
-    with Mp4Sink("out.mp4", fps=12) as mp4, EventsSink("events.jsonl") as ev:
-        mp4.write_frame(annotated); ev.write_result(result); ev.write_event(transition)
-
-Frame sinks take ``write_frame``; result sinks take ``write_result`` (every decision) and
-``write_event`` (every transition of the event tracker, avgn_edge/events).
+    with Mp4Sink("out.mp4", fps=12) as mp4:
+        mp4.write_frame(annotated)
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SourceError
-from ..events.tracker import Transition
-from ..runtime.result import Result
 
 
 class DisplaySink:
@@ -81,36 +76,3 @@ class Mp4Sink:
 
     def __exit__(self, *exc):
         self.close()
-
-
-class EventsSink:
-    """JSON lines: one ``decision`` record per Result, and the event tracker's transitions
-    (``Transition.record``: onset, update, offset)."""
-
-    def __init__(self, path: str | os.PathLike, top: int = 3):
-        self.path, self.top = Path(path), top
-        try:
-            self.f = open(self.path, "w")
-        except OSError as exc:
-            raise SourceError(f"cannot write the events file {self.path}: {exc.strerror}") from None
-
-    def _write(self, record: dict):
-        self.f.write(json.dumps(record) + "\n")
-
-    def write_result(self, r: Result):
-        self._write({"type": "decision", **r.to_dict(top=self.top)})
-        self.f.flush()
-
-    def write_event(self, tr: Transition):
-        self._write(tr.record())
-        self.f.flush()
-
-    def close(self):
-        self.f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if not self.f.closed:
-            self.close()

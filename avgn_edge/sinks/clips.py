@@ -1,0 +1,221 @@
+"""Event clips with their sound, and snapshots with the patch boxes (Frigate's ``record`` / ``snapshots``).
+
+    frames  -> a pre-roll ring of the last ``pre_capture`` s of frames and audio (bounded)
+    new     -> the clip starts: the ring's frames from ``start - pre_capture`` on, then every
+               frame until ``end + post_capture`` (at most ``max_seconds``), encoded as they
+               come (H.264 + AAC, PyAV) into ``<id>.mp4.part``; a JPEG snapshot of the best
+               decision's frame with its patch boxes (rewritten on each better ``update``)
+    end     -> ``post_capture`` s later the file is closed and renamed to ``<id>.mp4``: a clip
+               is complete or absent (a crash leaves only a ``.part``, removed at the next start)
+
+Retention: files older than ``retain_days`` (or the label's own ``retain_labels[label]``) are
+deleted at start and then at most once a minute. Frames are raw (the snapshot is annotated).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .base import Sink
+from .records import Media, safe
+
+log = logging.getLogger("avgn_edge.sinks.clips")
+GREEN, ORANGE, WHITE = (60, 220, 90), (255, 165, 0), (255, 255, 255)
+
+
+def write_atomic(path: Path, data: bytes):
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def annotate_snapshot(frame: np.ndarray, event: dict) -> np.ndarray:
+    """The frame with the best decision's patch boxes and the label, top score and time."""
+    import cv2
+    img = np.ascontiguousarray(frame.copy())
+    h, w = img.shape[:2]
+    th = max(1, round(max(h, w) / 400))
+    for j, e in enumerate(event.get("evidence") or []):
+        x0, y0, x1, y1 = (int(round(v)) for v in e["box"])
+        cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), ORANGE if j else GREEN, th)
+    text = f"{event['label']} {event['top_score']:.2f}"
+    fs = 0.4 * max(1.0, max(h, w) / 320)
+    cv2.putText(img, text, (3, int(14 * fs / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, fs, WHITE, th, cv2.LINE_AA)
+    return img
+
+
+class ClipWriter:
+    """One MP4 (H.264 + AAC) written frame by frame into ``path.part``; ``finish`` renames it."""
+
+    def __init__(self, path: Path, fps: float, sample_rate: int, size: tuple[int, int], t0: float):
+        import av
+        self.av, self.path, self.t0, self.sample_rate = av, path, t0, sample_rate
+        self.tmp = path.with_name(path.name + ".part")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.rate = Fraction(fps).limit_denominator(1000)
+        self.c = av.open(str(self.tmp), "w", format="mp4")
+        self.v = self.c.add_stream("libx264", rate=self.rate, options={"preset": "veryfast", "crf": "23"})
+        w, h = size
+        self.v.width, self.v.height, self.v.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+        self.a = self.c.add_stream("aac", rate=sample_rate, layout="mono")
+        self.last_pts, self.samples, self.t_end = -1, 0, t0
+
+    def add(self, frame: np.ndarray, audio: np.ndarray | None, t: float):
+        pts = int(round((t - self.t0) * self.rate))
+        if pts <= self.last_pts:                       # same grid slot: keep the first
+            return
+        h, w = self.v.height, self.v.width
+        if frame.shape[0] < h or frame.shape[1] < w:   # the source changed size: fit the clip's
+            import cv2
+            frame = cv2.resize(frame, (w, h))
+        vf = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")
+        vf.pts, self.last_pts, self.t_end = pts, pts, t
+        for p in self.v.encode(vf):
+            self.c.mux(p)
+        # the sound up to this frame: what came, or silence for a gap, so that picture and sound stay aligned
+        want = int(round((t - self.t0) * self.sample_rate)) - self.samples
+        if want <= 0:
+            return
+        wave = np.zeros(want, np.float32) if audio is None else np.asarray(audio, np.float32)[-want:]
+        if len(wave) < want:
+            wave = np.concatenate([np.zeros(want - len(wave), np.float32), wave])
+        af = self.av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[None]), format="fltp", layout="mono")
+        af.sample_rate, af.pts = self.sample_rate, self.samples
+        self.samples += want
+        for p in self.a.encode(af):
+            self.c.mux(p)
+
+    def finish(self) -> Path:
+        for s in (self.v, self.a):
+            for p in s.encode():
+                self.c.mux(p)
+        self.c.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self):
+        try:
+            self.c.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+class ClipSink(Sink):
+    """One camera's clips and snapshots (``media`` names the files); ``fps`` is the frame rate
+    frames come at (the snippet rate), ``sample_rate`` the audio's."""
+
+    name = "clips"
+    wants_frames = True
+
+    def __init__(self, media: Media, *, fps: float, sample_rate: int, pre_capture: float = 5.0,
+                 post_capture: float = 5.0, max_seconds: float = 300.0, retain_days: float | None = 10.0,
+                 retain_labels: dict[str, float] | None = None):
+        self.media, self.fps, self.sample_rate = media, fps, sample_rate
+        self.pre, self.post, self.max_seconds = pre_capture, post_capture, max_seconds
+        self.retain_days = retain_days
+        self.retain_labels = {safe(k): v for k, v in (retain_labels or {}).items()}   # as on disk
+        self.ring: deque = deque(maxlen=max(2, int(pre_capture * fps) + 2))
+        self.open: dict[str, tuple[ClipWriter, dict, float | None]] = {}   # id -> (writer, event, stop at)
+        self.clips = self.snapshots = self.deleted = self.failed = 0
+        self._pruned_at = 0.0
+        media.root.mkdir(parents=True, exist_ok=True)
+        for part in media.root.rglob("*.part"):          # what a crash left: never a clip
+            part.unlink(missing_ok=True)
+        self.prune()
+
+    # -- frames
+    def frame(self, camera, frame, audio, t):
+        self.ring.append((t, frame, audio))
+        for eid, (w, ev, stop) in list(self.open.items()):
+            if stop is not None and t > stop:
+                self._finish(eid)
+                continue
+            w.add(frame, audio, t)
+            if t - w.t0 >= self.max_seconds:
+                log.warning("clip %s reached %d s: closed", eid, self.max_seconds)
+                self._finish(eid)
+
+    def _nearest(self, t: float):
+        return min(self.ring, key=lambda x: abs(x[0] - t)) if self.ring else None
+
+    # -- events
+    def event(self, camera, tr):
+        ev = tr.event
+        if tr.type == "new" and self.media.clips and self.ring:
+            self._start(ev)
+        if tr.type in ("new", "update") and self.media.snapshots:
+            self._snapshot(ev)
+        if tr.type == "end" and ev["id"] in self.open:
+            w, _, _ = self.open[ev["id"]]
+            self.open[ev["id"]] = (w, ev, ev["end_time"] + self.post)
+
+    def _start(self, ev: dict):
+        t0 = ev["start_time"] - self.pre
+        first = [x for x in self.ring if x[0] >= t0 - 1e-6] or [self.ring[-1]]
+        h, w = first[0][1].shape[:2]
+        try:
+            writer = ClipWriter(self.media.clip(ev), self.fps, self.sample_rate, (w, h), first[0][0])
+        except Exception as exc:
+            self.failed += 1
+            log.warning("clip %s: cannot start (%s)", ev["id"], exc)
+            return
+        self.open[ev["id"]] = (writer, ev, None)
+        for t, frame, audio in first:
+            writer.add(frame, audio, t)
+
+    def _snapshot(self, ev: dict):
+        import cv2
+        near = self._nearest(ev.get("top_score_time") or ev["start_time"])
+        if near is None:
+            return
+        path = self.media.snapshot(ev)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, jpg = cv2.imencode(".jpg", annotate_snapshot(near[1], ev)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])
+        if ok:
+            write_atomic(path, jpg.tobytes())
+            self.snapshots += 1
+
+    def _finish(self, eid: str):
+        writer, ev, _ = self.open.pop(eid)
+        try:
+            path = writer.finish()
+        except Exception as exc:
+            self.failed += 1
+            writer.abort()
+            log.warning("clip %s: not written (%s)", eid, exc)
+            return
+        self.clips += 1
+        log.info("clip %s: %s (%.1f s)", ev["label"], path, writer.t_end - writer.t0)
+        if time.monotonic() - self._pruned_at > 60:
+            self.prune()
+
+    # -- retention
+    def prune(self, now: float | None = None):
+        """Delete clips and snapshots past their retention (by the file's age)."""
+        self._pruned_at = time.monotonic()
+        now = time.time() if now is None else now
+        for cam in (p for p in self.media.root.iterdir() if p.is_dir()):
+            for label_dir in (p for p in cam.iterdir() if p.is_dir()):
+                days = self.retain_labels.get(label_dir.name, self.retain_days)
+                if days is None:
+                    continue
+                for f in label_dir.iterdir():
+                    if f.suffix in (".mp4", ".jpg") and now - f.stat().st_mtime > days * 86400:
+                        f.unlink(missing_ok=True)
+                        self.deleted += 1
+
+    def counters(self) -> dict[str, int]:
+        return {"clips": self.clips, "snapshots": self.snapshots, "clips_deleted": self.deleted,
+                "clips_failed": self.failed}
+
+    def close(self):
+        """Finish the open clips with what they have (the stream stopped)."""
+        for eid in list(self.open):
+            self._finish(eid)
