@@ -107,6 +107,7 @@ def build(m: dict, out: Path, counts: dict | None = None, cases_per_label: int =
             summary["clips"]["cases"] = {c: _count([r for r in crecs if r["case"] == c], "class") for c in CASES}
         log.info("%s: %d clips (%.0f s so far)", split, len(recs), time.perf_counter() - t0)
     summary["build_seconds"] = round(time.perf_counter() - t0, 1)
+    (tmp / "manifest.json").write_text(json.dumps(m, ensure_ascii=False) + "\n")    # the ids clips.json names
     (tmp / "LAYOUT.md").write_text("# Real audio-visual set (avgn-edge realset)\n\n```\n" + LAYOUT + "```\n")
     (tmp / "READY").write_text(json.dumps(summary, indent=1) + "\n")
     if out.exists():

@@ -62,6 +62,7 @@ RULES = [
                                               "*pplause*", "*hainsaw*", "*ackhammer*", "*plat*", "*xplosion*"]),
     ("openttd-opensfx", "sound", "ambient", ["*ind*"]),
     ("scorched3d-data", "sound", "dog", [S3D + "apoc/data/wav/misc/dog*.wav"]),
+    ("tuxpaint-stamps-default", "sound", "alarm", [TUX + "vehicles/emergency/firetruck.ogg"]),     # a siren
     ("scorched3d-data", "sound", "alarm", [S3D + "apoc/data/wav/misc/policecar.wav",
                                           S3D + "apoc/data/wav/misc/firetruck.wav"]),
     ("scorched3d-data", "sound", "vehicle", [S3D + "apoc/data/wav/misc/carhorn*.wav", S3D + "apoc/data/wav/misc/helicopter.wav",
@@ -89,7 +90,10 @@ RULES = [
                                       SCR + "Sounds/Effects/Typing.mp3", SCR + "Sounds/Effects/WaterRunning.mp3",
                                       SCR + "Sounds/Percussion/HandClap.wav", SCR + "Sounds/Effects/SewingMachine.mp3"]),
     ("scratch", "picture", "scene", [SCR + "Backgrounds/Indoors/*.jpg", SCR + "Backgrounds/Outdoors/*.jpg",
-                                     SCR + "Backgrounds/Nature/*.jpg", SCR + "Backgrounds/Sports/*.jpg"]),
+                                     SCR + "Backgrounds/Nature/*.jpg", SCR + "Backgrounds/Sports/*.jpg",
+                                     # drawings, not photographs (looked at)
+                                     "!*/chalkboard.jpg", "!*/party-room.jpg", "!*/room[123].jpg",
+                                     "!*/spotlight-stage.jpg", "!*/school2.jpg", "!*/woods-and-bench.jpg"]),
     ("scratch", "picture", "speech", [SCR + "Costumes/People/*.gif"]),
     ("scratch", "picture", "vehicle", [SCR + "Costumes/Transportation/car*.png", SCR + "Costumes/Transportation/bus.gif",
                                        SCR + "Costumes/Transportation/street-cleaner-mit.png"]),

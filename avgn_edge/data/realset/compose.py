@@ -1,8 +1,9 @@
 """Composing audio-visual clips from the manifest's real material (deterministic per seed).
 
 An event clip: a real scene (a photo with a slow pan, or real footage), the label's picture
-composited into it (random scale and position, a slight drift), and the label's recording
-(looped with random gaps from a random offset) mixed into real ambient sound at an SNR drawn
+composited into it (random scale and position, a slight drift, brightness, contrast, a small
+rotation), and the label's recording (a little faster or slower, brighter or duller, looped with
+random gaps from a random offset) mixed into real ambient sound at an SNR drawn
 from ``snr``. A background clip: scene + ambient, often with a negative's sound and/or picture
 (hard negatives). Test cases: ``sound_only`` (the event's sound, no picture), ``picture_only``
 (the picture, ambient only) and ``mismatch`` (the picture of one label with the sound of another;
@@ -28,6 +29,7 @@ DIR/{split}/clips.json        per clip: file, class, scene / picture / sound / a
 DIR/cases/{sound_only,picture_only,mismatch}/<label>/*.mp4   test-split special cases (mismatch: folder = the
                                 sound's label); DIR/cases/cases.json: file, case, sound label, picture label
 DIR/stream/stream.mp4 + stream.json   a long test-split stream and its ground truth (events: label, t_start, t_end)
+DIR/manifest.json             the manifest the set was built from (entry ids as in clips.json)
 DIR/READY                     written last: counts per split and class; DIR/LAYOUT.md: this text
 MP4: H.264 yuv420p + AAC mono 16 kHz; every clip is built from ONE split's material (split by source package).
 """
@@ -167,6 +169,26 @@ def events_track(audio: np.ndarray, n: int, sr: int, rng: np.random.Generator) -
     return out
 
 
+def vary_sound(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A recording played a little faster or slower (pitch with it, +-12%) and brighter or duller:
+    few distinct recordings per label, so each is heard in many versions."""
+    k = rng.uniform(0.88, 1.12)
+    n = max(2, int(len(audio) / k))
+    out = np.interp(np.linspace(0, len(audio) - 1, n), np.arange(len(audio)), audio).astype(np.float32)
+    low = np.convolve(out, np.ones(5, np.float32) / 5, mode="same")
+    return (low + rng.uniform(0.3, 1.7) * (out - low)).astype(np.float32)
+
+
+def vary_picture(rgba: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast and a small rotation (+-10 degrees) of an RGBA picture."""
+    out = rgba.astype(np.float32)
+    out[..., :3] = np.clip((out[..., :3] - 128) * rng.uniform(0.8, 1.2) + 128 + rng.uniform(-20, 20), 0, 255)
+    h, w = rgba.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-10, 10), 1.0)
+    return cv2.warpAffine(out.astype(np.uint8), m, (w, h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+
+
 def _rms(x: np.ndarray) -> float:
     loud = np.abs(x) > 0.02 * (np.abs(x).max() + 1e-9)
     return float(np.sqrt(np.mean(x[loud] ** 2))) if loud.any() else 1e-6
@@ -208,12 +230,12 @@ def compose(mat: Material, kind: str, label: str, i: int, rng: np.random.Generat
         pic_label = picture_label or label
         if kind in ("event", "sound_only", "mismatch"):
             se, sa = mat.sounds[sound_label][i % len(mat.sounds[sound_label])]
-            event = events_track(sa, sp.samples, sp.sample_rate, rng)
+            event = events_track(vary_sound(sa, rng), sp.samples, sp.sample_rate, rng)
             rec.update(sound=se["id"], sound_label=sound_label, snr_db=round(snr, 2))
         if kind in ("event", "picture_only", "mismatch"):
             pics = mat.pictures[pic_label]
             pe, pic = pics[int(rng.integers(len(pics)))]
-            frames = paste(frames, pic, rng)
+            frames = paste(frames, vary_picture(pic, rng), rng)
             rec.update(picture=pe["id"], picture_label=pic_label)
     audio = mix(event, ambient, snr, rng, extra)
     return frames, audio, rec

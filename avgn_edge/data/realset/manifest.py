@@ -90,8 +90,9 @@ def build(check: bool = True, root: Path | None = None) -> dict:
         kept, failed = check_entries(entries, root)
         entries, dropped = kept, dropped + failed
     _assign_val(entries)
-    for i, e in enumerate(entries):
-        e["id"] = f"{i:04d}"
+    for e in entries:        # stable across catalog changes: clips.json of older builds stay readable
+        e["id"] = hashlib.sha1(f"{e['package']}:{e['path']}#{e['member']}".encode()).hexdigest()[:10]
+    assert len({e["id"] for e in entries}) == len(entries)
     return {"version": 1, "packages": {n: {"version": v, "source": s, "split": sp, "licence": lic}
                                        for n, (v, s, sp, lic) in catalog.PACKAGES.items()},
             "entries": entries, "dropped": dropped, "layout": layout_text()}
@@ -159,6 +160,30 @@ def counts(m: dict) -> dict:
 
 
 def save(m: dict, path: Path | None = None) -> Path:
+    """One entry per line (a readable diff when the catalog changes)."""
     p = Path(path or MANIFEST)
-    p.write_text(json.dumps(m, indent=1, ensure_ascii=False) + "\n")
+    parts = []
+    for k, v in m.items():
+        if isinstance(v, list):
+            rows = ",\n".join("  " + json.dumps(x, ensure_ascii=False, sort_keys=True) for x in v)
+            parts.append(f"{json.dumps(k)}: [\n{rows}\n ]")
+        else:
+            parts.append(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}")
+    p.write_text("{\n " + ",\n ".join(parts) + "\n}\n")
     return p
+
+
+def table(m: dict) -> str:
+    """Markdown: distinct source files per label, kind and split, with their packages."""
+    rows = ["| label | kind | train | val | test |", "|---|---|---|---|---|"]
+    for lab in catalog.ROLES:
+        for kind in ("sound", "picture", "video"):
+            cells, any_ = [], False
+            for s in SPLITS:
+                es = [e for e in m["entries"] if e["label"] == lab and e["kind"] == kind and e["split"] == s]
+                any_ |= bool(es)
+                pk = Counter(e["package"] for e in es)
+                cells.append(f"{len(es)} ({', '.join(f'{p} {n}' for p, n in sorted(pk.items()))})" if es else "0")
+            if any_:
+                rows.append(f"| {lab} | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)

