@@ -46,6 +46,10 @@ def test_manifest_names_package_path_licence_and_one_split_per_file(m):
     assert manifest.problems(m, check_files=False) == []
     keys = [(e["package"], e["path"], e["member"]) for e in m["entries"]]
     assert len(keys) == len(set(keys))
+    splits_of_source = {}
+    for e in m["entries"]:      # clips edited from one original recording stay in one split
+        splits_of_source.setdefault(manifest.source_key(e), set()).add(e["split"])
+    assert all(len(s) == 1 for s in splits_of_source.values())
     assert {e["package"] for e in m["entries"]} <= set(catalog.PACKAGES)
     for e in m["entries"]:
         assert e["version"] == catalog.PACKAGES[e["package"]][0]

@@ -12,6 +12,7 @@ import fnmatch
 import hashlib
 import json
 import logging
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -55,17 +56,30 @@ def _expand(name: str, root: Path, kind: str, role: str, patterns: list[str]) ->
     return out
 
 
+def source_key(e: dict) -> str:
+    """The recording an entry was made from: opensfx edits several clips from one Freesound original
+    (``Original "file0375.mp3"``), and those must stay in one split."""
+    m = re.search(r'Original "([^"]+)"', e.get("attribution") or "")
+    if m:
+        return f"{e['package']}:{m.group(1)}"
+    if e.get("kind") == "picture":     # poses of one subject: anjuli-1..5.gif, gnu-baby/gnu-stand.png, dog1-a.png
+        p = Path(e["path"])
+        return f"{e['package']}:{p.parent}/{re.split(r'[-0-9]', p.stem)[0] or p.stem}"
+    return f"{e['package']}:{e['path']}#{e['member']}"
+
+
 def _assign_val(entries: list[dict]):
-    groups = defaultdict(list)
+    groups = defaultdict(lambda: defaultdict(list))
     for e in entries:
         if e["split"] == "train":
-            groups[(e["package"], e["kind"], e["label"])].append(e)
-    for (_, kind, _), group in groups.items():
-        if len(group) < (2 if kind == "picture" else 3):
+            groups[(e["package"], e["kind"], e["label"])][source_key(e)].append(e)
+    for (_, kind, _), by_source in groups.items():
+        if len(by_source) < (2 if kind == "picture" else 3):
             continue
-        ranked = sorted(group, key=lambda e: _hash01(f"{e['path']}#{e['member']}"))
-        for e in ranked[:max(1, int(round(catalog.VAL_SHARE * len(group))))]:
-            e["split"] = "val"
+        ranked = sorted(by_source, key=_hash01)
+        for key in ranked[:max(1, int(round(catalog.VAL_SHARE * len(by_source))))]:
+            for e in by_source[key]:
+                e["split"] = "val"
 
 
 def build(check: bool = True, root: Path | None = None) -> dict:
@@ -131,6 +145,7 @@ def problems(m: dict, root: Path | None = None, check_files: bool = True) -> lis
         if e.get("label") not in catalog.ROLES:
             out.append(f"{tag}: label {e.get('label')!r}")
         where[tag].add(e.get("split"))
+        where[source_key(e)].add(e.get("split"))
         pkg_splits[e.get("package")].add(e.get("split"))
         if check_files:
             try:
@@ -174,7 +189,8 @@ def save(m: dict, path: Path | None = None) -> Path:
 
 
 def table(m: dict) -> str:
-    """Markdown: distinct source files per label, kind and split, with their packages."""
+    """Markdown: files and DISTINCT sources (recordings; subjects of pictures) per label, kind and
+    split, with their packages."""
     rows = ["| label | kind | train | val | test |", "|---|---|---|---|---|"]
     for lab in catalog.ROLES:
         for kind in ("sound", "picture", "video"):
@@ -183,7 +199,9 @@ def table(m: dict) -> str:
                 es = [e for e in m["entries"] if e["label"] == lab and e["kind"] == kind and e["split"] == s]
                 any_ |= bool(es)
                 pk = Counter(e["package"] for e in es)
-                cells.append(f"{len(es)} ({', '.join(f'{p} {n}' for p, n in sorted(pk.items()))})" if es else "0")
+                n_src = len({source_key(e) for e in es})
+                cells.append(f"{len(es)} / {n_src} ({', '.join(f'{p} {n}' for p, n in sorted(pk.items()))})"
+                             if es else "0")
             if any_:
                 rows.append(f"| {lab} | {kind} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
