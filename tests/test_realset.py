@@ -181,6 +181,7 @@ def _cli(*args):
     (("build",), "needs --out"),
     (("build", "--out", "x", "--per-class", "1,2"), "three positive counts"),
     (("check", "--manifest", "/nonexistent/m.json"), "no real-set manifest"),
+    (("build", "--out", "/proc/no/such/dir"), "cannot write to /proc/no/such/dir"),
     (("stream", "--out", "x", "--seconds", "5"), None),
 ])
 def test_bad_input_is_one_line(args, words, tmp_path):

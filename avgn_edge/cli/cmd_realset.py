@@ -77,6 +77,10 @@ def run(args) -> int:
         return 1 if bad else 0
     if not args.out:
         raise InputError(f"realset {args.action} needs --out DIR")
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write to {args.out}: {exc.strerror}") from exc
     for name, version in sorted({(e["package"], e["version"]) for e in m["entries"]
                                  if args.action == "build" or e["split"] == "test"}):
         fetch(name, version, PACKAGES.get(name, ("", "deb"))[1])

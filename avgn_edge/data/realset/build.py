@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InputError
 from ...media import write_video
 from .compose import CLASSES, LAYOUT, ClipSpec, Material, compose
 from .catalog import EVENT_LABELS
@@ -137,7 +136,3 @@ def _distinct(recs: list[dict]) -> dict:
             d["pictures"].add(r["picture"])
     return {k: {kk: len(vv) for kk, vv in v.items()} for k, v in out.items()}
 
-
-def check_counts(m: dict) -> None:
-    if not m["entries"]:
-        raise InputError("the manifest has no entries")
