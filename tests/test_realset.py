@@ -214,3 +214,18 @@ def test_full_build_small_counts(m, tmp_path):
               spec=ClipSpec(seconds=2.0, size=96, fps=5))
     ready = json.loads((tmp_path / "set/READY").read_text())
     assert ready["clips"] == s["clips"] and set(s["clips"]["test"]) == set(catalog.EVENT_LABELS) | {"background"}
+
+
+def test_fetch_extracts_a_package_once_into_its_cache(tmp_path, monkeypatch):
+    from avgn_edge.data.realset import packages
+    v = catalog.PACKAGES["sound-theme-freedesktop"][0]
+    try:
+        root = packages.fetch("sound-theme-freedesktop", v, "deb", root=tmp_path)
+    except SourceError as exc:
+        pytest.skip(f"package registry not reachable: {exc}")
+    assert (root / "usr/share/sounds/freedesktop/stereo/bell.oga").is_file()
+    assert packages.cached("sound-theme-freedesktop", v, "deb", tmp_path) == root
+    monkeypatch.setattr(packages.subprocess, "run", lambda *a, **k: pytest.fail("fetched again"))
+    assert packages.fetch("sound-theme-freedesktop", v, "deb", root=tmp_path) == root
+    with pytest.raises(InputError):
+        packages.fetch("x", "1", "npm", root=tmp_path)
