@@ -126,7 +126,8 @@ def scene_frames(scene: np.ndarray, spec: ClipSpec, rng: np.random.Generator) ->
     return out
 
 
-def paste(frames: np.ndarray, picture: np.ndarray, rng: np.random.Generator, scale=(0.35, 0.7)) -> np.ndarray:
+def paste(frames: np.ndarray, picture: np.ndarray, rng: np.random.Generator, scale=(0.35, 0.7),
+          drift: float = 0.06) -> np.ndarray:
     """Composite an RGBA picture into every frame: random size and place, a slight drift."""
     size = frames.shape[1]
     ph, pw = picture.shape[:2]
@@ -136,7 +137,7 @@ def paste(frames: np.ndarray, picture: np.ndarray, rng: np.random.Generator, sca
     if rng.random() < 0.5:
         pic = pic[:, ::-1]
     x0, y0 = rng.uniform(0, size - w), rng.uniform(0, size - h)
-    d = rng.uniform(-0.06, 0.06, 2) * size
+    d = rng.uniform(-drift, drift, 2) * size
     out = frames.copy()
     a = pic[..., 3:] / 255.0
     for j in range(len(frames)):

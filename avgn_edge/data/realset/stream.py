@@ -16,12 +16,13 @@ import json
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ...errors import InputError
 from ...media import _av
 from .build import split_entries
-from .compose import ClipSpec, Material, bed, events_track, paste, scene_frames
+from .compose import ClipSpec, Material, bed, events_track, paste
 
 
 def _plan(mat: Material, seconds: float, rng: np.random.Generator, gap=(15.0, 35.0), length=(3.0, 6.0)):
@@ -125,23 +126,32 @@ def build_stream(m: dict, out: Path, seconds: float = 360.0, seed: int = 0, spec
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     w = _Writer(out / "stream.mp4", spec)
+    for seg in segs:             # a fixed camera per scene: one crop, the footage played back and forth
+        n, h, wd = seg["frames"].shape[:3]
+        side = min(h, wd) * rng.uniform(0.75, 1.0)
+        seg["box"] = (int(rng.uniform(0, wd - side)), int(rng.uniform(0, h - side)), int(side))
     chunk = spec.frames
     for c0 in range(0, nf, chunk):
-        t = c0 / spec.fps
-        seg = next(s for s in segs if s["t_start"] <= t < s["t_end"] + 1e-9) if t < seconds else segs[-1]
-        crng = np.random.default_rng([seed, 23, c0])
-        frames = scene_frames(seg["frames"], spec, crng)[:min(chunk, nf - c0)]
+        frames = np.empty((min(chunk, nf - c0), spec.size, spec.size, 3), np.uint8)
+        for j in range(c0, c0 + len(frames)):
+            t = j / spec.fps
+            seg = next((s for s in segs if s["t_start"] <= t < s["t_end"]), segs[-1])
+            sc, (x, y, side) = seg["frames"], seg["box"]
+            period = max(1, 2 * len(sc) - 2)
+            k = (j - int(seg["t_start"] * spec.fps)) % period
+            crop = sc[k if k < len(sc) else period - k][y:y + side, x:x + side]
+            frames[j - c0] = cv2.resize(crop, (spec.size, spec.size), interpolation=cv2.INTER_AREA)
         for f0, f1, pic, s in overlays:
             lo, hi = max(f0, c0), min(f1, c0 + len(frames))
             if lo < hi:
                 prng = np.random.default_rng(s)   # the same place and size over the whole overlay
-                frames[lo - c0:hi - c0] = paste(frames[lo - c0:hi - c0], pic, prng, scale=(0.35, 0.6))
+                frames[lo - c0:hi - c0] = paste(frames[lo - c0:hi - c0], pic, prng, scale=(0.35, 0.6), drift=0.0)
         for f in frames:
             w.frame(f)
     w.close(audio)
     truth = {"file": "stream.mp4", "seconds": seconds, "seed": seed, "split": "test",
              "spec": {"size": spec.size, "fps": spec.fps, "sample_rate": spec.sample_rate, "snr_db": list(spec.snr)},
-             "scenes": [{k: v for k, v in s.items() if k != "frames"} for s in segs],
+             "scenes": [{k: v for k, v in s.items() if k not in ("frames", "box")} for s in segs],
              "negatives_at": negatives, "events": events}
     (out / "stream.json").write_text(json.dumps(truth, indent=1) + "\n")
     return truth
