@@ -100,13 +100,13 @@ RULES = [
     ("scratch", "picture", "dog", [SCR + "Costumes/Animals/dog*.png"]),          # drawings
     ("tuxpaint-stamps-default", "picture", "dog", [TUX + "animals/mammals/dogs/dog.png", TUX + "animals/mammals/dogs/dingo.png"]),
     ("tuxpaint-stamps-default", "picture", "glass_break", [TUX + "household/dishes/glass.png"]),
-    ("tuxpaint-stamps-default", "picture", "alarm", [TUX + "vehicles/emergency/sedan_police.png",
-                                                    TUX + "vehicles/emergency/firetruck.png", TUX + "symbols/clockface.png"]),
+    # (sedan_police.png is only the decal of a police car: not used)
+    ("tuxpaint-stamps-default", "picture", "alarm", [TUX + "vehicles/emergency/firetruck.png", TUX + "symbols/clockface.png",
+                                                    TUX + "vehicles/emergency/cartoon/fire_engine.png"]),
     ("tuxpaint-stamps-default", "picture", "vehicle", [TUX + "vehicles/garbagetruck.png", TUX + "vehicles/auto/*.png",
                                                       TUX + "vehicles/masstransit/green_korean_bus.png",
                                                       TUX + "vehicles/flight/planes/747.png", TUX + "vehicles/construction/dumper.png",
-                                                      TUX + "vehicles/race/indycar.png", TUX + "vehicles/wheel_tractor.png"]),
-    ("tuxpaint-stamps-default", "picture", "speech", [TUX + "people/fireman*.png"]),
+                                                      TUX + "vehicles/race/indycar.png"]),
     ("tuxpaint-stamps-default", "picture", "negative", [TUX + "animals/mammals/bovines/*.png", TUX + "animals/mammals/equines/*.png",
                                                        TUX + "household/*.png", TUX + "household/tools/*.png",
                                                        TUX + "animals/mammals/rodents/*.png", TUX + "animals/mammals/cats/*.png"]),

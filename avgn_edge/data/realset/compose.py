@@ -53,8 +53,14 @@ class ClipSpec:
 
 
 def _alpha(rgba: np.ndarray) -> np.ndarray:
-    """RGBA with a usable alpha: a picture on a plain white ground gets that ground cut out."""
-    if rgba[..., 3].min() < 250:
+    """RGBA with a usable alpha: a picture on a plain white ground gets that ground cut out; a
+    mostly see-through one (a photo of a clear glass) is made more opaque so that it shows."""
+    a = rgba[..., 3]
+    if a.min() < 250:
+        seen = a[a > 16]
+        if len(seen) and seen.mean() < 128:
+            rgba = rgba.copy()
+            rgba[..., 3] = np.clip(a.astype(np.float32) * (160.0 / seen.mean()), 0, 255).astype(np.uint8)
         return rgba
     border = np.concatenate([rgba[0, :, :3], rgba[-1, :, :3], rgba[:, 0, :3], rgba[:, -1, :3]])
     if (border.min(axis=1) > 235).mean() > 0.8:
