@@ -206,7 +206,7 @@ def test_a_manifest_that_is_not_json_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_full_build_small_counts(m, tmp_path):
-    """Every package fetched (about 400 MB), every split composed."""
+    """Every package fetched (about 650 MB to download, 1.2 GB extracted), every split composed."""
     from avgn_edge.data.realset.build import build
     from avgn_edge.data.realset.compose import ClipSpec
     assert manifest.problems(m) == []
