@@ -54,7 +54,7 @@ setup(
     packages=find_packages(include=["avgn_edge", "avgn_edge.*"]),
     package_data={"avgn_edge": ["kernels/*.cu", "kernels/*.h", "export/*.json", "assets/synth/*",
                                 "assets/synth/bundle/*", "assets/synth/bundle/*/*",
-                                "sinks/*.html"]},
+                                "sinks/*.html", "data/realset/*.json"]},
     install_requires=RUNTIME,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["avgn-edge=avgn_edge.cli.main:main"]},
