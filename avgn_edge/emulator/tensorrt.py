@@ -117,7 +117,8 @@ def module(version: str | None = None) -> types.ModuleType:
         "TensorIOMode": _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"]),
         "NetworkDefinitionCreationFlag": _enum("NetworkDefinitionCreationFlag",
                                                {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1} if major < 11
-                                               else {"STRONGLY_TYPED": 1}),
+                                               else {"STRONGLY_TYPED": 0, "PREFER_JIT_PYTHON_PLUGINS": 1,
+                                                     "PREFER_AOT_PYTHON_PLUGINS": 2}),     # NvInfer.h v11.1
         "BuilderFlag": _enum("BuilderFlag", flags),
         "MemoryPoolType": _enum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM",
                                                    "DLA_GLOBAL_DRAM", "TACTIC_DRAM"]),

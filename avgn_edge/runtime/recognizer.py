@@ -21,9 +21,9 @@ import os
 import numpy as np
 
 from ..bundle import Bundle, load_bundle
-from ..errors import InputError
+from ..errors import AvgnError, InputError
 from ..media import read_snippets
-from .backend import open_backend
+from .backend import fall_back, open_backend
 from .pipeline import Timer, pipeline_for
 from .result import Result
 from .window import Checked, StreamWindow
@@ -51,7 +51,15 @@ class Recognizer:
              stride: int = 2, **options) -> "Recognizer":
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         be = open_backend(b, backend, precision, **options)
-        return cls(b, be, pipeline_for(b, be), stride)
+        try:
+            pipeline = pipeline_for(b, be)
+        except BaseException as exc:           # e.g. the crop kernel cannot be compiled (no NVRTC / headers)
+            getattr(be, "close", lambda: None)()                   # what the backend opened goes with it
+            if backend != "auto" or be.name != "trt" or not isinstance(exc, AvgnError):
+                raise
+            be = fall_back(b, precision, f"the TensorRT pipeline cannot start here: {exc}", **options)
+            pipeline = pipeline_for(b, be)
+        return cls(b, be, pipeline, stride)
 
     @property
     def labels(self) -> tuple[str, ...]:
