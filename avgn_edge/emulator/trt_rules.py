@@ -26,6 +26,7 @@ from .device import STATE
 from .trt_build import Dims
 
 VIOLATIONS: list[str] = []
+LIVE_CONTEXTS: "weakref.WeakSet" = weakref.WeakSet()      # every execution context not yet destroyed
 _tls = threading.local()
 
 
@@ -49,6 +50,7 @@ def track_context(context) -> None:
     if not hasattr(engine, "_contexts"):
         engine._contexts = weakref.WeakSet()
     engine._contexts.add(context)
+    LIVE_CONTEXTS.add(context)
     weakref.finalize(context, _destroyed, id(context), engine.name, engine._lib)
 
 

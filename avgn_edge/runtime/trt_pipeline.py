@@ -300,7 +300,8 @@ class TrtPipeline:
         except EngineError as exc:                       # CUDA errors are EngineErrors too (CudaError)
             clear_runtime_error()                        # cudart's last error, as trtexec clears it
             check(self.driver.cuStreamSynchronize(self.b.stream))   # nothing pending before the eager path
-            log.warning("CUDA graph capture failed (%s): running the decision step without a graph", exc)
+            # str: a record holding the exception would keep its frames, and the contexts in them, alive
+            log.warning("CUDA graph capture failed (%s): running the decision step without a graph", str(exc))
             self.graph_failed = True
             self._drop_graphs()
             return None
