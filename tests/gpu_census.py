@@ -53,6 +53,14 @@ def checked():
     keeper = PrimaryContext()
     before = census()
     yield
+    from avgn_edge.emulator.device import STATE
+    lost = STATE.primary is not None and STATE.primary.sticky is not None
+    if lost:                                          # the context is unusable for the process, as on a device:
+        found = [f"the test lost the CUDA context ({STATE.primary.sticky.name})"]
+        STATE.destroy(STATE.primary)                  # a fresh one for the next test (a new process, on a device)
+        STATE.primary.refcount, STATE.cudart_retained = 0, False
+        import pytest
+        pytest.fail("; ".join(found), pytrace=False)
     after = census()
     keeper.release()
     found = leaks(before, after)
