@@ -17,7 +17,10 @@ tests/data/tensorrt-python-names). The behaviour (trt_build.py, trt_engine.py):
 * ``set_tensor_address`` returns False for an unknown name or an address not 256-byte aligned,
   ``execute_async_v3`` returns False while a tensor is unbound or (first enqueue, or a new input
   shape) while the stream is capturing, and otherwise queues the engine's ONNX graph, run by
-  ONNX Runtime on the emulated memory, in stream order (capturable into a CUDA graph).
+  ONNX Runtime on the emulated memory, in stream order (capturable into a CUDA graph);
+* trt_rules.py: a graph replay after its context was re-bound or destroyed is refused, an
+  optimization profile per context, cudart's last error; trt_qdq.py: TensorRT's Q/DQ rules
+  (zero point 0, constant scales, per-channel only on weights), checked by the parser.
 """
 
 from __future__ import annotations
