@@ -4,7 +4,10 @@ With an NVIDIA GPU and TensorRT these run on it; elsewhere (CI) on avgn-edge's e
 (tests/conftest.py), which refuses what a device refuses (no context on a thread, unaligned
 tensors, reading before a synchronize, illegal calls during capture). On the emulator the
 engines are ONNX Runtime itself, so the score differences seen there are the emulator's (the
-crop kernel's host build against the NumPy reference), not a GPU's.
+crop kernel's host build against the NumPy reference), not a GPU's. Each comparison asserts the
+glance indices and the saliency too: a decision on the wrong window fails at every precision.
+A graph capture that fails is a failure, on a device too, unless AVGN_TEST_NO_CUDA_GRAPHS=1 says
+the device is known not to support capture.
 """
 
 import os

@@ -31,6 +31,22 @@ from .window import Checked, StreamWindow
 log = logging.getLogger(__name__)
 
 
+def open_with_pipeline(b: Bundle, backend: str = "auto", precision: str = "fp32", **options) -> tuple:
+    """(backend, its pipeline). A TensorRT pipeline that cannot start (the crop kernel cannot be compiled:
+    no NVRTC, no cuda_fp16.h, an NVRTC error) closes the backend it opened; ``auto`` then falls back to
+    ONNX Runtime with one line saying why, ``trt`` raises (one line)."""
+    be = open_backend(b, backend, precision, **options)
+    try:
+        return be, pipeline_for(b, be)
+    except BaseException as exc:
+        getattr(be, "close", lambda: None)()
+        if backend != "auto" or be.name != "trt" or not isinstance(exc, AvgnError):
+            raise
+        why = f"the TensorRT pipeline cannot start here: {exc}"
+    be = fall_back(b, precision, why, **options)
+    return be, pipeline_for(b, be)
+
+
 class Recognizer:
     """One model (bundle + backend + pipeline) and a default stream window for push mode.
 
@@ -50,16 +66,7 @@ class Recognizer:
     def load(cls, bundle: str | os.PathLike | Bundle = "synth", backend: str = "auto", precision: str = "fp32",
              stride: int = 2, **options) -> "Recognizer":
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        be = open_backend(b, backend, precision, **options)
-        try:
-            pipeline = pipeline_for(b, be)
-        except BaseException as exc:           # e.g. the crop kernel cannot be compiled (no NVRTC / headers)
-            getattr(be, "close", lambda: None)()                   # what the backend opened goes with it
-            if backend != "auto" or be.name != "trt" or not isinstance(exc, AvgnError):
-                raise
-            be = fall_back(b, precision, f"the TensorRT pipeline cannot start here: {exc}", **options)
-            pipeline = pipeline_for(b, be)
-        return cls(b, be, pipeline, stride)
+        return cls(b, *open_with_pipeline(b, backend, precision, **options), stride)
 
     @property
     def labels(self) -> tuple[str, ...]:
