@@ -133,14 +133,22 @@ class ICudaEngine:
         context = IExecutionContext(self, strategy)
         trt_rules.track_context(context)
         if strategy != strategies.USER_MANAGED and self.device_memory_size_v2:
-            a = STATE.memory.device.alloc(self.device_memory_size_v2, owner=context)
+            # the owner holds the context weakly: the context, once unreferenced, is destroyed and frees it
+            a = STATE.memory.device.alloc(self.device_memory_size_v2, owner=ContextScratch(ctx, context))
             if a is None:
                 self._lib.error("Error Code 2: OutOfMemory (no memory for the execution context's scratch)")
                 return None
-            a.owner = context
             context.ctx, context.scratch = ctx, (a.base, a.size)
             weakref.finalize(context, _free_scratch, a)
         return context
+
+
+class ContextScratch:
+    """The owner of an execution context's own scratch: the CUDA context (freed with it) and the
+    execution context, weakly."""
+
+    def __init__(self, ctx, context):
+        self.ctx, self.context = ctx, weakref.ref(context)
 
 
 def _free_scratch(a) -> None:
