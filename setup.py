@@ -23,7 +23,7 @@ EXTRAS = {
     "export": TRAIN,
     "cuda12": CUDA12,
     "cuda13": CUDA13,
-    "cuda": CUDA13,                                                    # alias of cuda13, for older instructions
+    # no "cuda" alias: older JetPack instructions said [cuda], which would now give JetPack 6 CUDA 13 wheels
     # x86 TensorRT wheels (on a Jetson TensorRT comes with JetPack, for the system Python)
     "trt-cu12": [f"tensorrt-cu12>=10.3; {X86}"] + CUDA12,
     "trt": [f"tensorrt-cu13>=10.13; {X86}"] + CUDA13,
