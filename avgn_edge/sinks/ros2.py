@@ -95,6 +95,19 @@ def classification(ts, result, camera: str):
              results=[O(class_id=label, score=float(s)) for label, s in result.top(len(result.labels))])
 
 
+def zenoh_config(s: Ros2Settings):
+    """A peer; multicast scouting only where ``scout`` (it finds a router on the LAN by itself)."""
+    import zenoh
+    conf = zenoh.Config()
+    conf.insert_json5("mode", json.dumps("peer"))
+    conf.insert_json5("scouting/multicast/enabled", json.dumps(bool(s.scout)))
+    if s.connect:
+        conf.insert_json5("connect/endpoints", json.dumps(s.connect))
+    if s.listen:
+        conf.insert_json5("listen/endpoints", json.dumps(s.listen))
+    return conf
+
+
 class ZenohPublisher:
     """One rmw_zenoh-compatible publisher: key, CDR payload, attachment, liveliness token."""
 
@@ -140,17 +153,9 @@ class Ros2Sink(Sink):
         if settings.rclpy != "never":
             self._rclpy = _rclpy_or_why(settings)
         if self._rclpy is None:
-            ros_domain(settings.domain)                  # a bad $ROS_DOMAIN_ID: one line, before zenoh opens
-        if self._rclpy is None:
             import zenoh
-            conf = zenoh.Config()
-            conf.insert_json5("mode", json.dumps("peer"))
-            conf.insert_json5("scouting/multicast/enabled", json.dumps(bool(settings.scout)))
-            if settings.connect:
-                conf.insert_json5("connect/endpoints", json.dumps(settings.connect))
-            if settings.listen:
-                conf.insert_json5("listen/endpoints", json.dumps(settings.listen))
-            self.session = zenoh.open(conf)
+            ros_domain(settings.domain)                  # a bad $ROS_DOMAIN_ID: one line, before zenoh opens
+            self.session = zenoh.open(zenoh_config(settings))
             zid = str(self.session.info.zid())
             self.decisions = ZenohPublisher(self.session, self.ts, settings, settings.topic, CLASSIFICATION, zid, 10)
             self.events = ZenohPublisher(self.session, self.ts, settings, settings.topic.rstrip("/") + "/events",
