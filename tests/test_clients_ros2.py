@@ -81,6 +81,7 @@ def test_serve_through_rclpy_reaches_a_real_node_on_the_environments_domain(ros,
     assert got["graph"]["/avgn/classification"] == ["vision_msgs/msg/Classification"]
     assert got["graph"]["/avgn/classification/events"] == ["std_msgs/msg/String"]
     assert "avgn_edge" in got["nodes"] and got["publisher_rc"] == 0, got["publisher_err"]
+    assert "failed" not in got["publisher_err"], got["publisher_err"]          # a clean stop, too
 
 
 def test_the_zenoh_path_decodes_with_rmw_zenohs_attachment_rule_and_rclpys_cdr(ros, tmp_path):

@@ -96,7 +96,11 @@ class FakeRclpy(types.ModuleType):
         return False
 
     def init(self, **kw):
+        kw.pop("signal_handler_options", None)
         self.inits.append(kw)
+
+    def try_shutdown(self):
+        pass
 
     def create_node(self, name):
         return types.SimpleNamespace(create_publisher=lambda *a: None, destroy_node=lambda: None)

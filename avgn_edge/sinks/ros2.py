@@ -222,8 +222,15 @@ class _RclpyPublishers:
         from std_msgs.msg import String
         from vision_msgs.msg import Classification
         self.rclpy = rclpy
-        if not rclpy.ok():
-            rclpy.init() if s.domain is None else rclpy.init(domain_id=s.domain)   # None: rcl reads ROS_DOMAIN_ID
+        self.own = not rclpy.ok()
+        if self.own:
+            kw = {} if s.domain is None else {"domain_id": s.domain}            # None: rcl reads ROS_DOMAIN_ID
+            try:   # rclpy's own SIGINT/SIGTERM handler would invalidate the context before the last events go out
+                from rclpy.signals import SignalHandlerOptions
+                kw["signal_handler_options"] = SignalHandlerOptions.NO
+            except ImportError:
+                pass
+            rclpy.init(**kw)
         self.node = rclpy.create_node(s.node)
         self.pub = self.node.create_publisher(Classification, s.topic, 10)
         self.events = self.node.create_publisher(String, s.topic.rstrip("/") + "/events", 10)
@@ -242,3 +249,5 @@ class _RclpyPublishers:
 
     def close(self):
         self.node.destroy_node()
+        if self.own:
+            self.rclpy.try_shutdown()
