@@ -76,6 +76,9 @@ class HomeAssistant:
         def up():
             if self.proc.poll() is not None:
                 raise AssertionError(f"hass exited ({self.proc.returncode}): {self.tail()}")
+            if "Activating recovery mode" in self.tail(10**6):      # a missing requirement (--skip-pip): say it now
+                raise AssertionError("Home Assistant started in recovery mode (is ./dev clients' venv complete?): "
+                                     + " | ".join(l for l in self.tail(10**6).splitlines() if "ERROR" in l)[:3000])
             try:
                 return http("GET", f"{self.url}/api/onboarding", timeout=2)[0] == 200
             except OSError:

@@ -59,8 +59,9 @@ def test_home_assistant_follows_serve(ha_rig, tmp_path):
             labels = [l for l in svc.rec.labels if l != "background"]
             # -- the entities HA made from the discovery, with their classes and units
             for cam in ("front", "back"):
-                wait_for(lambda: len(ha.states(f"avgn_{cam}_")) >= len(labels) + 3, 60, 0.5,
-                         f"HA's entities for {cam}")
+                wait_for(lambda: len([e for e, s in ha.states(f"avgn_{cam}_").items()          # all there, online
+                                      if s["state"] != "unavailable" or e.startswith("sensor.")]) == len(labels) + 3,
+                         60, 0.5, f"HA's entities for {cam}")
                 ents = ha.states(f"avgn_{cam}_")
                 for label in labels:
                     s = ents[f"binary_sensor.avgn_{cam}_{slug(label)}"]
