@@ -74,6 +74,8 @@ def test_home_assistant_follows_serve(ha_rig, tmp_path):
                 assert level["attributes"]["unit_of_measurement"] == "dBFS"
                 assert "device_class" not in level["attributes"] and float(level["state"]) <= 0.0
                 assert ents[f"switch.avgn_{cam}_detect"]["state"] == "on"
+            rejected = [l for l in ha.tail(10**6).splitlines() if "mqtt" in l and (" ERROR " in l or " WARNING " in l)]
+            assert not rejected, rejected[:5]                                 # HA took every discovery payload
             # -- an event on front: its binary sensor goes on, the event entity fires, then off
             new = wait_for(lambda: [e["after"] for e in sub.json("avgn/events")
                                     if e["type"] == "new" and e["after"]["camera"] == "front"], 90, what="an event")[0]

@@ -35,10 +35,12 @@ def ros():
 
 def run_node(venv, install, args, timeout, netns=False, **extra):
     cmd = [str(venv / "bin" / "python"), str(HERE / "ros_node.py"), *args]
-    if netns:
-        if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
-            _unavailable("the rclpy test needs a private network namespace (unshare -n, as root) for DDS")
-        cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
+    if netns:                                  # as root: -n; else a user namespace too (-rn)
+        flags = next((f for f in ("-n", "-rn") if shutil.which("unshare") and
+                      subprocess.run(["unshare", f, "true"], capture_output=True).returncode == 0), None)
+        if flags is None:
+            _unavailable("the rclpy test needs a private network namespace (unshare -n or -rn) for DDS")
+        cmd = ["unshare", flags, "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
     r = subprocess.run(cmd, env=ros_env(venv, install, **extra), capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
