@@ -113,11 +113,13 @@ def test_a_removed_camera_loses_its_discovery_and_is_not_announced_again(broker)
 @pytest.mark.slow
 def test_detection_switched_off_during_an_event_ends_it_everywhere(broker, tmp_path):
     """REST PATCH enabled=false (what the MQTT switch calls) while an event is open: the end goes
-    out on MQTT (label OFF, retained) and in the camera's JSON lines. Then REST DELETE: the
-    stream's discovery is emptied."""
+    out on MQTT (label OFF, retained), in the camera's JSON lines and on ROS 2 (zenoh, loopback,
+    scouting off). Then REST DELETE: the stream's discovery is emptied."""
     sub = Subscriber(broker.port, ("avgn/#", "homeassistant/#"))
+    ros_events, zport = ros_listener()
     config = {"detect": {"threshold": 0.2, "max_not_heard": 30.0},       # long hold: only the switch ends it
               "mqtt": {"host": "127.0.0.1", "port": broker.port, "discovery": True},
+              "ros2": {"rclpy": "never", "scout": False, "domain": 3, "listen": [f"tcp/127.0.0.1:{zport}"]},
               "jsonl": {"path": str(tmp_path / "{camera}.jsonl")},
               "cameras": {"yard": {"source": "synth://?seed=3"}}}
     try:
@@ -138,7 +140,31 @@ def test_detection_switched_off_during_an_event_ends_it_everywhere(broker, tmp_p
             assert http("DELETE", f"{url}/api/streams/yard")[0] in (200, 204)
             gone = "homeassistant/switch/avgn/yard_detect/config"
             wait_for(lambda: sub.on(gone)[-1][0] == "", 15, what="the deleted stream's discovery emptied")
+            wait_for(lambda: [e for e in ros_events() if e["type"] == "end" and e["after"]["id"] == new["id"]], 15,
+                     what="the end on ROS 2")
         lines = [json.loads(l) for l in (tmp_path / "yard.jsonl").read_text().splitlines()]
         assert any(r.get("type") == "offset" and r.get("id") == new["id"] for r in lines)
     finally:
         sub.close()
+        ros_events.close()
+
+
+def ros_listener():
+    """A zenoh peer that connects (retrying) to serve's ROS 2 endpoint: (the events heard so far, the port)."""
+    zenoh = pytest.importorskip("zenoh")
+    from serve_rigs import free_port
+    from avgn_edge.sinks.ros2 import STRING, typestore
+    port, ts, got = free_port(), typestore(), []
+    conf = zenoh.Config()
+    conf.insert_json5("mode", '"peer"')
+    conf.insert_json5("scouting/multicast/enabled", "false")
+    conf.insert_json5("connect/endpoints", json.dumps([f"tcp/127.0.0.1:{port}"]))
+    conf.insert_json5("connect/timeout_ms", "-1")                   # serve is not listening yet: keep trying
+    session = zenoh.open(conf)
+    session.declare_subscriber("3/avgn/classification/events/**", lambda s: got.append(
+        json.loads(ts.deserialize_cdr(bytes(s.payload.to_bytes()), STRING).data)))
+
+    def events():
+        return list(got)
+    events.close = session.close
+    return events, port
