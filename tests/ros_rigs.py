@@ -97,5 +97,5 @@ def ros_env(venv: Path, install: Path | None, **extra) -> dict[str, str]:
     env["CMAKE_PREFIX_PATH"] = ":".join(prefixes)
     env["LD_LIBRARY_PATH"] = ":".join(libs + [env.get("LD_LIBRARY_PATH", "")]).rstrip(":")
     env["PYTHONPATH"] = ":".join(pys + [env.get("PYTHONPATH", "")]).rstrip(":")
-    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DISTRO="jazzy", **extra)
+    env.update({"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DISTRO": "jazzy", **extra})
     return env

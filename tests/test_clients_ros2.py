@@ -134,3 +134,18 @@ def test_the_zenoh_path_decodes_with_rmw_zenohs_attachment_rule_and_rclpys_cdr(r
     assert classes[0]["results"][0][1] == pytest.approx(0.7, abs=1e-6) and {c for c, _ in classes[0]["results"]} == set(LABELS)
     events = [json.loads(d["data"]) for d, (k, _) in zip(decoded, samples) if k == "string"]
     assert events[0]["type"] == "new" and events[0]["after"]["label"] == "bell"
+
+
+def test_real_rclpy_without_vision_msgs_is_one_clear_line(ros, tmp_path):
+    venv, _ = ros
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(json.dumps({"api": {"port": 0}, "ros2": {"rclpy": "always"},
+                               "cameras": {"front": {"source": "synth://?seed=3"}}}))
+    code = (f"import sys; sys.path += [{str(site_packages(venv))!r}]; from avgn_edge.cli.main import main; "
+            f"sys.exit(main(['serve', {str(cfg)!r}]))")
+    env = ros_env(venv, None, PYTHONPATH=str(ROOT), ROS_DISTRO="jazzy")     # ROS sourced, vision_msgs not installed
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    said = [l for l in r.stderr.splitlines() if "vision_msgs" in l]
+    assert said and "rclpy imports but vision_msgs does not" in said[0], r.stderr[-2000:]
+    assert "ros-jazzy-vision-msgs" in r.stderr
