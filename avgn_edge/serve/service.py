@@ -238,6 +238,9 @@ class Service:
             st.close()
             if self.web is not None:                # after the stream's last events, in the web view's order
                 self.web.submit(self.web.sink.forget, name)
+            for w in self.shared:                   # MQTT: its retained states and discovery go
+                if hasattr(w.sink, "remove_camera"):
+                    w.submit(w.sink.remove_camera, name)
             log.info("camera %s: removed", name)
 
     def note_event(self, camera: str, record: dict):
