@@ -282,7 +282,7 @@ def run_emulated(code: str, **env) -> subprocess.CompletedProcess:
 
 def test_a_context_that_faulted_stays_unusable():
     res = run_emulated(
-        "import avgn_edge\nfrom cuda.bindings import driver as d\n"
+        "from avgn_edge.deps import start_requested\nstart_requested()\nfrom cuda.bindings import driver as d\n"
         "from avgn_edge.emulator.device import STATE\nfrom avgn_edge.emulator import streams\n"
         "from avgn_edge.emulator.api import CudaError, R\n"
         "d.cuInit(0); d.cuCtxSetCurrent(d.cuDevicePrimaryCtxRetain(0)[1])\n"
@@ -368,7 +368,7 @@ def test_launches_are_checked_and_run_in_stream_order(d, kcache):
 
 def test_a_kernel_reading_freed_memory_faults_at_the_next_sync():
     res = run_emulated(
-        "import numpy as np, avgn_edge\nfrom cuda.bindings import driver as d\n"
+        "import numpy as np\nfrom avgn_edge.deps import start_requested\nstart_requested()\nfrom cuda.bindings import driver as d\n"
         "from avgn_edge.kernels.launch import CropKernel\n"
         "d.cuInit(0); d.cuCtxSetCurrent(d.cuDevicePrimaryCtxRetain(0)[1])\n"
         "f = int(d.cuMemAlloc(2 * 20 * 30 * 3)[1]); o = int(d.cuMemAlloc(2 * 3 * 64 * 4)[1]); small = int(d.cuMemAlloc(64)[1])\n"
@@ -380,7 +380,7 @@ def test_a_kernel_reading_freed_memory_faults_at_the_next_sync():
         "print(d.cuMemAlloc(16)[0].name)\n")
     assert res.stdout.split() == ["CUDA_ERROR_ILLEGAL_ADDRESS", "CUDA_ERROR_ILLEGAL_ADDRESS"], res.stderr[-2000:]
     res = run_emulated(                                                           # too small a ring faults too
-        "import avgn_edge\nfrom cuda.bindings import driver as d\nfrom avgn_edge.kernels.launch import CropKernel\n"
+        "from avgn_edge.deps import start_requested\nstart_requested()\nfrom cuda.bindings import driver as d\nfrom avgn_edge.kernels.launch import CropKernel\n"
         "d.cuInit(0); d.cuCtxSetCurrent(d.cuDevicePrimaryCtxRetain(0)[1])\n"
         "f = int(d.cuMemAlloc(20 * 30 * 3)[1]); o = int(d.cuMemAlloc(2 * 3 * 64 * 4)[1]); s = d.cuStreamCreate(1)[1]\n"
         "CropKernel().glance(f, (2, 20, 30), o, 8, (0, 0, 0), (1, 1, 1), stream=s)\n"

@@ -25,7 +25,7 @@ def test_close_destroys_everything_and_nothing_touches_freed_memory(emulated_gpu
     from avgn_edge.emulator.device import STATE
     from avgn_edge.emulator.trt_engine import IExecutionContext
     from avgn_edge.runtime.recognizer import Recognizer
-    from avgn_edge.kernels.device import PrimaryContext
+    from avgn_edge.kernels.cuda_driver import PrimaryContext
     clip = open_dataset("synth:seed=1000,clips=1", get_preset("synth"))[0]
     Recognizer.load("synth", backend="trt", precision="fp16", engines_dir=tmp_path).close()   # engines built
     other_user = PrimaryContext()      # another CUDA user keeps the context alive: what close leaves stays visible

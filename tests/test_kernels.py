@@ -94,7 +94,7 @@ def test_cuda_python_names_exist():
         pytest.skip(f"cuda.bindings not importable: {exc}")
     modules = {"driver": driver, "nvrtc": nvrtc, "runtime": runtime, "cudart": runtime}
     used = set()
-    for path in ("avgn_edge/kernels/compile.py", "avgn_edge/kernels/launch.py", "avgn_edge/kernels/device.py",
+    for path in ("avgn_edge/kernels/compile.py", "avgn_edge/kernels/launch.py", "avgn_edge/kernels/cuda_driver.py",
                  "avgn_edge/kernels/ring.py", "avgn_edge/kernels/selftest.py", "avgn_edge/runtime/trt.py",
                  "avgn_edge/runtime/trt_pipeline.py", "avgn_edge/runtime/backend.py", "avgn_edge/trt/build.py",
                  "tests/test_kernels.py"):

@@ -228,7 +228,7 @@ def test_sigterm_ends_cleanly_with_outputs_intact(tmp_path):
 def test_stream_memory_is_bounded():
     from avgn_edge.data.stream import KEEP_EVENTS, KEEP_SEGMENTS
     from avgn_edge.io.synthstream import SynthStream
-    from avgn_edge.live.stats import RECENT, LiveStats
+    from avgn_edge.serve.stats import RECENT, LiveStats
     s = LiveStats()
     for i in range(3 * RECENT):
         s.snippet(1.0, True)

@@ -225,7 +225,7 @@ def test_early_stop_ends_a_stage(tmp_path, tiny_cfg):
 
 def test_device_placement(monkeypatch):
     from avgn_edge.errors import InputError
-    from avgn_edge.train.device import resolve_device
+    from avgn_edge.train.torch_device import resolve_device
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu") or torch.backends.mps.is_available()
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(InputError, match="unknown device"):

@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 
+from ..deps import start_requested
 from ..errors import AvgnError
 
 COMMANDS = [
@@ -58,11 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
     return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
+    start_requested()          # what the environment asks for first (AVGN_EMULATE_GPU=1: the emulated GPU)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

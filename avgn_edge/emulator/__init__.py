@@ -28,8 +28,10 @@ import logging
 import os
 import sys
 
+from ..deps import EMULATED_GPU_NAME
+
 ENV = "AVGN_EMULATE_GPU"
-LABEL = "avgn-edge emulated GPU"
+LABEL = EMULATED_GPU_NAME   # the product's seam (deps.py) names the stand-in
 log = logging.getLogger(__name__)
 _saved: dict[str, object] = {}
 _TARGETS = ("cuda.bindings.driver", "tensorrt")
@@ -56,6 +58,15 @@ def activate(trt_version: str | None = None) -> None:
     sys.modules["cuda.bindings.driver"] = driver
     sys.modules["cuda.bindings"].driver = driver
     sys.modules["tensorrt"] = trt
+
+
+def activate_requested() -> None:
+    """Activate for $AVGN_EMULATE_GPU (deps.start_requested calls it); a missing extra is one warning line."""
+    from ..errors import MissingDependency
+    try:
+        activate()
+    except MissingDependency as exc:
+        log.warning("%s is set but the emulated GPU cannot start: %s (%s)", ENV, exc, exc.hint)
 
 
 def deactivate() -> None:
@@ -97,18 +108,12 @@ def emulated(trt_version: str | None = None):
 
 
 def announce() -> None:
-    """Say once per process that the GPU is emulated (called at the first cuInit)."""
-    if not getattr(announce, "done", False):
-        announce.done = True
-        from .device import STATE
-        cc = "%d.%d" % STATE.device.cc
-        log.warning("%s=1: the GPU is EMULATED (%s, compute %s, TensorRT %s stand-in): results are correct "
-                    "or wrong as on a device, but no timing is a GPU figure", ENV, LABEL, cc,
-                    getattr(sys.modules.get("tensorrt"), "__version__", "?"))
+    """Say once per process that the GPU is emulated (device.py calls it at the first cuInit)."""
+    from .device import announce as _announce
+    _announce()
 
 
 def describe() -> dict:
     """What ``check``/``bench`` report about the device when the emulator is active."""
-    from .device import STATE
-    return {"emulated": True, "gpu_name": LABEL, "compute_capability": "%d.%d" % STATE.device.cc,
-            "tensorrt": getattr(sys.modules.get("tensorrt"), "__version__", None)}
+    from .driver import describe as _describe
+    return _describe()

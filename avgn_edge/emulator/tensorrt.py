@@ -22,31 +22,17 @@ tests/data/tensorrt-python-names). The behaviour (trt_build.py, trt_engine.py):
 
 from __future__ import annotations
 
-import enum
 import importlib.machinery
 import os
 import sys
 import types
 
+from .trt_enums import Severity, _Enum, _enum  # noqa: F401
+
 DEFAULT_VERSION = "10.3.0"
 VERSION_ENV = "AVGN_EMULATE_TRT_VERSION"
 
 
-class _Enum(enum.IntEnum):
-    """pybind11-style enum: ``str(DataType.HALF) == "DataType.HALF"``."""
-
-    def __str__(self):
-        return f"{type(self).__name__}.{self.name}"
-
-    def __repr__(self):
-        return f"<{type(self).__name__}.{self.name}: {self.value}>"
-
-
-def _enum(name: str, names) -> type:
-    return _Enum(name, {n: i for i, n in enumerate(names)} if not isinstance(names, dict) else names)
-
-
-Severity = _enum("Severity", ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"])
 
 
 class ILogger:

@@ -22,9 +22,9 @@ import time
 from ..errors import BackendError
 from ..runtime.result import Result
 from ..sinks.base import Fanout
-from .clock import Snippet, SnippetClock
-from .overlay import draw
-from .stats import LiveStats
+from ..serve.clock import Snippet, SnippetClock
+from ..sinks.overlay import draw
+from ..serve.stats import LiveStats
 
 __all__ = ["LiveLoop", "Snippet"]
 

@@ -95,7 +95,7 @@ class LiveOutputs:
         if args.web is not None:
             from ..deps import require
             require("aiohttp")
-            from ..serve.api import ApiServer
+            from ..sinks.httphost import ApiServer
             from ..sinks.web import WebView, web_app
             view = WebView(media_for)
             workers.append(Worker(view))

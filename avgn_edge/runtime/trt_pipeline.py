@@ -32,15 +32,20 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..errors import EngineError
-from ..kernels.device import ALIGN, check, on_device
+from ..kernels.cuda_driver import ALIGN, check, on_device
 from ..kernels.launch import CropKernel
 from .pipeline import Timer, boxes_xyxy
-from .trt import TrtBackend, nbytes
+from .trt_sizes import nbytes
 from .trt_streams import StreamPool
 from .window import ring_slots
+
+if TYPE_CHECKING:
+    from .trt import TrtBackend   # the backend builds its pipeline (TrtBackend.pipeline), not the reverse
 
 log = logging.getLogger(__name__)
 RINGS = (("gmaps", "gmap"), ("gvecs", "gvec"), ("avecs", "avec"))     # window tensor, per-snippet tensor
@@ -260,7 +265,7 @@ class TrtPipeline:
             return self.graphs[layout]
         try:
             exe = self._capture(layout, streams)
-        except EngineError as exc:                       # CUDA errors are EngineErrors too (CudaError)
+        except EngineError as exc:                       # CUDA errors are EngineErrors too (CudaDriverError)
             check(self.driver.cuStreamSynchronize(self.b.stream))   # nothing pending before the eager path
             log.warning("CUDA graph capture failed (%s): running the decision step without a graph", exc)
             self.graph_failed = True

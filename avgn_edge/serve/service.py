@@ -16,7 +16,8 @@ import threading
 import time
 from collections import deque
 
-from .. import __version__, emulator
+from ..deps import gpu_emulated
+from ..version import __version__
 from ..errors import ConfigError, InputError
 from .config import CameraConfig, ServeConfig, camera_from_request, patched_camera
 from ..sinks.base import FRAME_QUEUE, Fanout, Worker
@@ -56,7 +57,7 @@ class Service:
         return {"bundle": str(self.rec.bundle.root), "model": self.rec.config.name, "precision": m.precision,
                 "backend": self.rec.backend.name, "version": __version__,
                 "labels": str(len(self.rec.labels)), "max_batch": str(self.cfg.scheduler.max_batch),
-                "emulated_gpu": str(self.rec.backend.name == "trt" and emulator.active()).lower()}
+                "emulated_gpu": str(self.rec.backend.name == "trt" and gpu_emulated()).lower()}
 
     # -- lifecycle
     def load_model(self):

@@ -10,7 +10,7 @@ Every entity is unavailable while ``<prefix>/available`` reads offline.
 
 from __future__ import annotations
 
-from .. import __version__
+from ..version import __version__
 from .records import safe
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 
-from .cache import fill
-from .split import Subset
+from ..data.cache import fill
+from ..data.split import Subset
+from .batches import loader
 
 
 def clips_per_second(dataset, batch_size: int = 16, workers: int = 1) -> float:
-    from ..train.batches import loader
     t0, n = time.perf_counter(), 0
     for batch in loader(dataset, batch_size, shuffle=False, workers=workers):
         n += len(batch["label"])

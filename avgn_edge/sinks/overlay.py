@@ -1,5 +1,5 @@
-"""Drawing a Result onto a frame: labels and scores, patch boxes, the saliency timeline, FPS/latency,
-and the events open now."""
+"""Drawing on frames: a Result (labels and scores, patch boxes, the saliency timeline, FPS/latency,
+the events open now) for the live views, and an event's evidence for the clip sink's snapshot."""
 
 from __future__ import annotations
 
@@ -63,3 +63,17 @@ def _timeline(img: np.ndarray, result: Result):
         x0, x1 = int(i * cell) + 1, int((i + 1) * cell) - 1
         y0 = h - 1 - int(v * height * 0.95) - 1
         cv2.rectangle(img, (x0, y0), (x1, h - 1), GREEN if i in chosen else (150, 150, 150), -1)
+
+
+def annotate_snapshot(frame: np.ndarray, event: dict) -> np.ndarray:
+    """The frame with the best decision's patch boxes and the label, top score and time."""
+    img = np.ascontiguousarray(frame.copy())
+    h, w = img.shape[:2]
+    th = max(1, round(max(h, w) / 400))
+    for j, e in enumerate(event.get("evidence") or []):
+        x0, y0, x1, y1 = (int(round(v)) for v in e["box"])
+        cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), ORANGE if j else GREEN, th)
+    text = f"{event['label']} {event['top_score']:.2f}"
+    fs = 0.4 * max(1.0, max(h, w) / 320)
+    cv2.putText(img, text, (3, int(14 * fs / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, fs, WHITE, th, cv2.LINE_AA)
+    return img

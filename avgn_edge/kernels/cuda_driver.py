@@ -1,6 +1,6 @@
 """cuda.bindings.driver helpers shared by the crop kernel, the device rings and the TensorRT runtime.
 
-* ``check`` unpacks a driver ``(CUresult, *values)`` tuple and raises ``CudaError`` naming the
+* ``check`` unpacks a driver ``(CUresult, *values)`` tuple and raises ``CudaDriverError`` naming the
   error (a ``EngineError``, so the CLI reports it in one line).
 * ``PrimaryContext`` is device 0's primary context, the one TensorRT and cudart use. The driver
   binds a context to each CPU thread separately, and a Recognizer is often built on one thread
@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from ..deps import require
-from ..errors import CudaError, EngineError
+from ..errors import CudaDriverError, EngineError
 
 ALIGN = 256          # TensorRT's tensor address alignment; cuMemAlloc returns at least this
 
@@ -28,11 +28,11 @@ def driver():
 
 
 def check(result):
-    """The values of a driver call's ``(err, *values)`` tuple; CudaError unless err is CUDA_SUCCESS."""
+    """The values of a driver call's ``(err, *values)`` tuple; CudaDriverError unless err is CUDA_SUCCESS."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
         name = getattr(err, "name", str(err))
-        raise CudaError(f"CUDA error {name} ({int(err)})", code=name)
+        raise CudaDriverError(f"CUDA error {name} ({int(err)})", code=name)
     return values[0] if len(values) == 1 else tuple(values) or None
 
 
@@ -87,7 +87,7 @@ class DeviceMemory:
     def alloc(self, nbytes: int) -> int:
         ptr = int(check(self.driver.cuMemAlloc(max(int(nbytes), 1))))
         if ptr % ALIGN:
-            raise CudaError(f"cuMemAlloc returned {ptr:#x}, not {ALIGN}-byte aligned")
+            raise CudaDriverError(f"cuMemAlloc returned {ptr:#x}, not {ALIGN}-byte aligned")
         self.device.append(ptr)
         return ptr
 
