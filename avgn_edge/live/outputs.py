@@ -15,7 +15,7 @@ import ipaddress
 import os
 
 from ..errors import ConfigError
-from ..sinks.base import FRAME_QUEUE, Fanout, Worker
+from ..sinks.base import Fanout
 from ..sinks.records import Media
 
 MQTT_PASSWORD_ENV, TOKEN_ENV = "AVGN_MQTT_PASSWORD", "AVGN_API_TOKEN"
@@ -62,47 +62,39 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def sections(args) -> dict:
+    """The flags as serve's config sections (sinks/outputs.py builds both)."""
+    mqtt = None
+    if args.mqtt is not None:
+        from ..sinks.mqtt import MqttSettings
+        s = MqttSettings.parse_address(args.mqtt)
+        mqtt = {"host": s.host, "port": s.port, "topic_prefix": args.mqtt_prefix, "user": args.mqtt_user,
+                "password": os.environ.get(MQTT_PASSWORD_ENV), "tls_ca_certs": args.mqtt_tls,
+                "discovery": args.mqtt_discovery}
+    ros2 = {"topic": args.ros2_topic, "connect": [args.ros2] if args.ros2 else []}
+    record = {"pre_capture": args.pre_capture, "post_capture": args.post_capture, "retain": {"days": args.retain_days}}
+    return {"web": None if args.web is None else {}, "mqtt": mqtt, "ros2": None if args.ros2 is None else ros2,
+            "record": record if args.clips else None}
+
+
 class LiveOutputs:
-    """The sinks of one ``live`` run (and the web view's server); ``detect`` is the MQTT switch."""
+    """The outputs of one ``live`` run (and the web view's server); ``detect`` is the MQTT switch."""
 
     def __init__(self, args, rec, camera: str):
-        self.camera, self.detect, self.web_server = camera, True, None
-        cfg = rec.config
+        from ..sinks.outputs import Host, camera_outputs, shared_outputs
+        self.camera, self.detect, self.web_server, self.stats_source = camera, True, None, None
         self.media = Media(args.clips) if args.clips else None
-        media_for = (lambda cam: self.media)
-        workers = []
-        if self.media is not None:
-            from ..sinks.clips import ClipSink
-            workers.append(Worker(ClipSink(self.media, fps=1.0 / cfg.snippet_period, sample_rate=cfg.sample_rate,
-                                           pre_capture=args.pre_capture, post_capture=args.post_capture,
-                                           retain_days=args.retain_days), maxsize=FRAME_QUEUE))
-        if args.mqtt is not None:
-            from ..deps import require
-            require("paho.mqtt.client")
-            from ..sinks.mqtt import MqttSettings, MqttSink
-            s = MqttSettings.parse_address(args.mqtt, topic_prefix=args.mqtt_prefix, user=args.mqtt_user,
-                                           password=os.environ.get(MQTT_PASSWORD_ENV), tls_ca_certs=args.mqtt_tls,
-                                           discovery=args.mqtt_discovery)
-            workers.append(Worker(MqttSink(s, rec.labels, [camera], on_set=self._switch, media=media_for,
-                                           state=lambda cam, feature: self.detect, stats=self.stats)))
-        if args.ros2 is not None:
-            from ..deps import require
-            require("zenoh")
-            require("rosbags")
-            from ..sinks.ros2 import Ros2Settings, Ros2Sink
-            workers.append(Worker(Ros2Sink(Ros2Settings(topic=args.ros2_topic,
-                                                        connect=[args.ros2] if args.ros2 else []), media=media_for)))
-        if args.web is not None:
-            from ..deps import require
-            require("aiohttp")
+        cfg, wanted = rec.config, sections(args)
+        host = Host(rec.labels, [camera], cfg.snippet_period, cfg.sample_rate, lambda cam: self.media,
+                    on_set=self._switch, state=lambda cam, feature: self.detect, stats=self.stats)
+        shared = shared_outputs(wanted, host)
+        self.sinks = Fanout(camera_outputs(wanted, host, camera) + list(shared.values()))
+        if "web" in shared:
             from ..sinks.httphost import ApiServer
-            from ..sinks.web import WebView, web_app
-            view = WebView(media_for)
-            workers.append(Worker(view))
+            from ..sinks.web import web_app
+            view = shared["web"].sink
             self.web_server = ApiServer(lambda: web_app(view, os.environ.get(TOKEN_ENV)), args.web_host, args.web,
                                         setting="--web PORT", alternative="")
-        self.sinks = Fanout(workers)
-        self.stats_source = None
 
     def start(self):
         if self.web_server is not None:
