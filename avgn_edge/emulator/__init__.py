@@ -2,7 +2,8 @@
 
     AVGN_EMULATE_GPU=1 avgn-edge demo --backend trt --precision fp16
 
-With ``AVGN_EMULATE_GPU=1`` set before Python starts, ``import avgn_edge`` installs the emulator:
+A plugin standing above the product: no product module imports it. With ``AVGN_EMULATE_GPU=1``
+the command-line entry installs it (``deps.start_requested``; a library calls ``activate()``):
 ``import tensorrt``, ``from cuda.bindings import driver`` and ``require("cuda.bindings.driver")``
 then resolve to it, while ``cuda.bindings.nvrtc`` stays the real NVRTC (it needs no GPU), so
 the crop kernel is a real cubin. It is a strict stand-in for exactly the parts of the driver
@@ -16,9 +17,11 @@ in tests/test_emulator*.py that shows it refusing what a device refuses):
     streams.py      stream order, lazy execution, events, stream capture and CUDA graphs
     kernels.py      cubin loading (ELF for this SM), launches; host_kernels.py runs the .cu's host build
     tensorrt.py     the tensorrt module (trt_build.py, trt_engine.py, trt_plan.py): engines run
-                    their ONNX with ONNX Runtime on the emulated memory
+                    their ONNX with ONNX Runtime on the emulated memory; the parser judges graphs by
+                    its own table (trt_parser.py, trt_parser_ops.json), not the product's
 
-Nothing it measures is a GPU figure: ``avgn-edge check`` and ``bench`` label emulated results.
+Nothing it measures is a GPU figure: ``avgn-edge check`` and ``bench`` label emulated results
+(the product learns of it only through deps.gpu_emulated / deps.gpu_stand_in).
 """
 
 from __future__ import annotations
