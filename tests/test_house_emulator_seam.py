@@ -85,3 +85,10 @@ def test_the_emulated_parser_reads_the_table_of_its_own_version(emulated_gpu):
     logger = eleven.Logger(eleven.Logger.ERROR)
     network = eleven.Builder(logger).create_network(1 << int(eleven.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     assert eleven.OnnxParser(network, logger).parse(model.SerializeToString()) is True
+
+
+def test_a_version_without_a_table_is_one_clear_error():
+    from avgn_edge.emulator.trt_parser import table
+    from avgn_edge.errors import EngineError
+    with pytest.raises(EngineError, match=r"no parser table \(it has TensorRT 10.x, 11.x\)"):
+        table("12.0.0")

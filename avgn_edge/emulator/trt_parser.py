@@ -31,7 +31,9 @@ def table(version: str) -> dict:
     tables = json.loads(TABLE.read_text())
     major = version.split(".")[0]
     if major not in tables:
-        raise KeyError(f"the emulated TensorRT has no parser table for {version} (has {', '.join(tables)})")
+        from ..errors import EngineError
+        raise EngineError(f"the emulated TensorRT {version} has no parser table (it has TensorRT "
+                          f"{', '.join(m + '.x' for m in tables)})", hint="set AVGN_EMULATE_TRT_VERSION to one of them")
     return tables[major]
 
 
