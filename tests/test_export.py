@@ -14,8 +14,8 @@ from avgn_edge.errors import BundleError, InputError  # noqa: E402
 from avgn_edge.export.trt_support import check_graph  # noqa: E402
 
 
-def test_bundle_contract_and_parity(tiny_bundle, tiny_cfg):
-    b = load_bundle(tiny_bundle.root)
+def test_bundle_contract_and_parity(tiny_export, tiny_cfg):
+    b = load_bundle(tiny_export.root)
     assert b.config == tiny_cfg and b.precisions == ["fp32"]
     assert set(b.stages) == set(STAGES)
     dec = b.stages["decide"]
@@ -72,12 +72,12 @@ def test_changed_truncated_or_missing_files_are_refused(bundle_copy):
         load_bundle(bundle_copy / "nowhere")
 
 
-def test_export_refuses_to_overwrite(tiny_run, tiny_bundle):
+def test_export_refuses_to_overwrite(tiny_run, tiny_export):
     from avgn_edge.export.onnx_export import export_bundle
     with pytest.raises(BundleError, match="already holds a bundle"):
-        export_bundle(tiny_run, tiny_bundle.root)
+        export_bundle(tiny_run, tiny_export.root)
     # --force never deletes a folder that is not a bundle
-    precious = tiny_bundle.root.parent / "precious"
+    precious = tiny_export.root.parent / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
     with pytest.raises(BundleError, match="not a bundle"):

@@ -122,8 +122,10 @@ def test_audio_conversions(rec, clip, tiny_cfg):
     assert r is not None and r.audio_ok is False
 
 
-def test_ort_pipeline_agrees_with_pytorch(tiny_run, rec, tiny_cfg):
+def test_ort_pipeline_agrees_with_pytorch(tiny_run, tiny_export, tiny_cfg):
     torch = pytest.importorskip("torch")
+    from avgn_edge.runtime.recognizer import Recognizer
+    rec = Recognizer.load(tiny_export, backend="ort")        # the bundle exported from this very checkpoint
     from avgn_edge.data.datasets import open_dataset
     from avgn_edge.train.checkpoint import load_checkpoint
     model, _ = load_checkpoint(tiny_run)
