@@ -13,6 +13,13 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the session's trained model (``tiny_run``) is slow: -m "not slow" trains nothing."""
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_cfg():
     from avgn_edge.config import get_preset

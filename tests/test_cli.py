@@ -37,6 +37,7 @@ def test_help_everywhere_and_the_runtime_never_imports_torch():
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_user_errors_are_one_line_and_exit_2(tmp_path):
     for args, text in [(["run", tmp_path / "missing.mp4"], "no such file"),
                        (["eval", "--checkpoint", tmp_path / "nope.safetensors"], "checkpoint not found"),

@@ -83,6 +83,7 @@ def test_inference_falling_behind_drops_snippets_instead_of_queueing(rec):
     assert s["snippets"] + s["dropped"] >= 20                    # the clock kept ticking at 4 Hz
 
 
+@pytest.mark.slow
 def test_camera_loss_is_survived(mjpeg_server, rec):  # noqa: F811
     from avgn_edge.io import open_video
     results = []
@@ -121,6 +122,7 @@ def test_live_command_headless_with_camera_and_default_microphone(mjpeg_server, 
     assert "decision" in kinds
 
 
+@pytest.mark.slow
 def test_the_live_session_tracks_events_into_the_events_file(rec, tmp_path):
     """synth:// through the live loop, the event tracker and the JSON-lines sink: every onset
     has its offset (the stream's end closes what is open), transitions come in order."""

@@ -23,6 +23,7 @@ from test_clips import ffprobe  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_live_publishes_clips_and_the_web_view_and_a_kill_reads_offline(broker, tmp_path):
     sub = Subscriber(broker.port, ("avgn/#",))
     web = free_port()
