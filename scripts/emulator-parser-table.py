@@ -32,6 +32,16 @@ def parse(text: str) -> dict:
             "operators": dict(sorted(ops.items()))}
 
 
+def dump(table: dict) -> str:
+    """JSON with one operator per line (a table a reviewer can diff)."""
+    majors = []
+    for major, entry in table.items():
+        head = {k: v for k, v in entry.items() if k != "operators"}
+        ops = ",\n".join(f"   {json.dumps(k)}: {json.dumps(v)}" for k, v in entry["operators"].items())
+        majors.append(f" {json.dumps(major)}: {json.dumps(head)[:-1]}, \"operators\": {{\n{ops}\n }}}}")
+    return "{\n" + ",\n".join(majors) + "\n}\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("operators_md")
@@ -42,7 +52,7 @@ def main():
     table = json.loads(OUT.read_text()) if OUT.exists() else {}
     entry = {"source": a.source, **({"note": a.note} if a.note else {}), **parse(Path(a.operators_md).read_text())}
     table[a.major] = entry
-    OUT.write_text(json.dumps(dict(sorted(table.items())), indent=1) + "\n")
+    OUT.write_text(dump(dict(sorted(table.items()))))
     print(f"{OUT.name}: TensorRT {a.major}: {len(entry['operators'])} operators from {a.source}")
 
 
