@@ -8,7 +8,7 @@ the command-line entry installs it (``deps.start_requested``; a library calls ``
 then resolve to it, while ``cuda.bindings.nvrtc`` stays the real NVRTC (it needs no GPU), so
 the crop kernel is a real cubin. It is a strict stand-in for exactly the parts of the driver
 API and TensorRT that avgn-edge uses, following their documented rules (each rule has a test
-in tests/test_emulator*.py that shows it refusing what a device refuses):
+in tests/emulator/test_emulator*.py that shows it refusing what a device refuses):
 
     api.py          real enum and handle types, argument conversion, (CUresult, ...) results
     device.py       cuInit, device queries, primary context, current context per CPU thread

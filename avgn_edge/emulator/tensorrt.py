@@ -2,7 +2,7 @@
 
 ``module(version)`` makes a ``tensorrt`` module for one TensorRT version (``AVGN_EMULATE_TRT_VERSION``,
 default 10.3.0 as on JetPack 6; 11.x drops the weak-typing names, as TensorRT 11 did). Names
-are those of the real Python bindings (tests/test_emulator_trt.py checks every one against
+are those of the real Python bindings (tests/emulator/test_emulator_trt.py checks every one against
 tests/data/tensorrt-python-names). The behaviour (trt_build.py, trt_engine.py):
 
 * the first logger handed to a Builder or Runtime is the process-wide one, as in TensorRT:

@@ -3,7 +3,7 @@
     python -m avgn_edge.kernels.selftest            # any NVIDIA GPU with cuda-bindings + NVRTC (no TensorRT)
     AVGN_EMULATE_GPU=1 python -m avgn_edge.kernels.selftest     # the same checks on the emulated GPU
 
-Exactly what the gpu-marked tests in tests/test_kernels.py run. Each check prints one line;
+Exactly what the gpu-marked tests in tests/kernels/test_kernels.py run. Each check prints one line;
 the exit code is 1 if any fails.
 """
 

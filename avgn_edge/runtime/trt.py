@@ -17,7 +17,7 @@
 
 The gpu-marked tests run all of this on a real GPU, or on the emulated one (avgn_edge/emulator)
 where there is none; the TensorRT names it uses are checked against TensorRT 10.3 and 11.4
-(tests/test_trt.py).
+(tests/trt/test_trt.py).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ a liveliness token under ``@ros2_lv`` so that ``ros2 topic list`` shows the topi
 imports (a sourced ROS 2 workspace) ``Ros2Sink`` publishes through rclpy instead, on any RMW.
 
 Verified here: the keys, CDR and attachment, decoded by a second zenoh session with rosbags
-(tests/test_ros2.py). Not verified here (no ROS 2 installs on this machine): a real
+(tests/sinks/test_ros2.py). Not verified here (no ROS 2 installs on this machine): a real
 rmw_zenoh_cpp subscriber, and the liveliness token's exact layout, which changed between
 rmw_zenoh releases (this is Jazzy's); data flows without the token.
 """

@@ -11,7 +11,7 @@ import pytest
 from avgn_edge.bench import jetson
 from avgn_edge.bundle import STAGES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 from avgn_edge.cli.main import COMMANDS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args, timeout=600, env=None):

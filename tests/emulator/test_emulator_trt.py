@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 
 from avgn_edge.emulator import tensorrt as emu_trt
 
-NAMES = Path(__file__).resolve().parent / "data" / "tensorrt-python-names"
+NAMES = Path(__file__).resolve().parents[1] / "data" / "tensorrt-python-names"
 pytest.importorskip("cuda.bindings.driver", reason="the emulator reuses cuda-bindings' types")
 
 

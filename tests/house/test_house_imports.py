@@ -1,7 +1,7 @@
 """The package's import graph, read with ast (module-level AND in-function imports; an
 ``if TYPE_CHECKING:`` block is not a run-time import): no circles, rooms that import only
 downwards (at most 2 climbs, each with a ``# climb: reason`` on its line), and a product that
-never imports the emulated GPU. ``python tests/test_house_imports.py`` prints the rooms' graph."""
+never imports the emulated GPU. ``python tests/house/test_house_imports.py`` prints the rooms' graph."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PKG = "avgn_edge"
 # The rooms, lowest floor first: a room may import the rooms before it, never one after it.
 FLOORS = ["version", "errors", "deps", "media", "assets", "config", "bundle", "model", "data", "kernels", "io",

@@ -22,7 +22,7 @@ from avgn_edge.io import Microphone, open_video, parse_video_uri
 from avgn_edge.media import read_audio
 from live_rigs import flash_beep_clip, mjpeg_server, read_stamp, stamp_rows, virtual_mic, write_flash_beep_clip  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def onset(wave: np.ndarray, t_end: float, rate: int, thr: float = 0.1) -> float | None:

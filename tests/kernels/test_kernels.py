@@ -19,7 +19,7 @@ from avgn_edge.kernels import reference as R
 from avgn_edge.kernels.host import crop_resize_host
 from avgn_edge.kernels.launch import CropArgs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -97,7 +97,7 @@ def test_cuda_python_names_exist():
     for path in ("avgn_edge/kernels/compile.py", "avgn_edge/kernels/launch.py", "avgn_edge/kernels/cuda_driver.py",
                  "avgn_edge/kernels/ring.py", "avgn_edge/kernels/selftest.py", "avgn_edge/runtime/trt.py",
                  "avgn_edge/runtime/trt_pipeline.py", "avgn_edge/runtime/backend.py", "avgn_edge/trt/build.py",
-                 "tests/test_kernels.py"):
+                 "tests/kernels/test_kernels.py"):
         text = (ROOT / path).read_text()
         # ``runtime`` names cuda.bindings.runtime only where that is imported (TensorRT code
         # uses the name for trt.Runtime, checked against TensorRT's names in test_trt.py)

@@ -14,7 +14,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIPS = 24
 
 

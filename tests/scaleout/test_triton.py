@@ -21,7 +21,7 @@ from avgn_edge.errors import BackendError, InputError  # noqa: E402
 from avgn_edge.triton.local import free_port  # noqa: E402
 from avgn_edge.triton.repository import export_repository, model_config_pb2, read_config  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TYPES = {"float32": "TYPE_FP32", "int32": "TYPE_INT32"}
 
 

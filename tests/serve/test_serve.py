@@ -13,28 +13,16 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("aiohttp")
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-
 from live_rigs import mjpeg_server  # noqa: F401,E402  (fixture)
-from serve_rigs import http, running_service, wait_for  # noqa: E402
+from serve_rigs import http, metrics, running_service, wait_for  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "hunter2-s3cret"
 
 
 def cli(*args, timeout=60, env=None):
     return subprocess.run([sys.executable, "-m", "avgn_edge.cli.main", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
-
-
-def metrics(url, token=None) -> dict:
-    status, text = http("GET", url + "/metrics", token=token)
-    assert status == 200
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out.setdefault(s.name, []).append((s.labels, s.value))
-    return out
 
 
 @pytest.mark.parametrize("config,key", [

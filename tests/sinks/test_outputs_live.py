@@ -20,7 +20,7 @@ from output_rigs import Subscriber, broker  # noqa: F401,E402  (fixture)
 from serve_rigs import free_port, wait_for  # noqa: E402
 from test_clips import ffprobe  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

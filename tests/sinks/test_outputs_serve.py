@@ -15,11 +15,11 @@ pytest.importorskip("paho.mqtt.client")
 from output_rigs import Mosquitto, Subscriber  # noqa: E402
 from serve_rigs import http, running_service, wait_for  # noqa: E402
 from test_clips import ffprobe  # noqa: E402
-from test_serve import metrics  # noqa: E402
+from serve_rigs import metrics  # noqa: E402
 
 from live_rigs import _unavailable  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "web-t0ken"
 
 

@@ -22,7 +22,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN = ["train", "--preset", "tiny", "--data", "synth:seed=0,clips=256", "--batch-size", "8", "--device", "cpu",
        "--workers", "0", "--log-every", "1"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 from avgn_edge.data.synth import LABELS, SynthSpec, clip_video  # noqa: E402
 from avgn_edge.media import write_video  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--preset", "tiny", "--steps", "0.05", "--batch-size", "4", "--workers", "0", "--device", "cpu"]
 
 

@@ -1,5 +1,5 @@
 """Training on a CUDA GPU: AMP, channels-last, compile, resume on another device, NCCL DDP.
-Skipped where PyTorch sees no GPU (run on a GPU machine: pytest -m gpu tests/test_train_gpu.py)."""
+Skipped where PyTorch sees no GPU (run on a GPU machine: pytest -m gpu tests/train/test_train_gpu.py)."""
 
 import json
 import os
@@ -17,7 +17,7 @@ from avgn_edge.train.checkpoint import read_checkpoint  # noqa: E402
 from avgn_edge.train.loop import train  # noqa: E402
 from avgn_edge.train.recipe import Recipe  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("amp", ["off", "bf16", "fp16"])

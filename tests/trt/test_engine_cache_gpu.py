@@ -22,7 +22,7 @@ from avgn_edge.trt import build as trt_build
 from avgn_edge.trt.cache import sidecar_path
 
 pytestmark = pytest.mark.gpu
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module", autouse=True)

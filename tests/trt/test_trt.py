@@ -26,7 +26,7 @@ from avgn_edge.trt import cache
 from avgn_edge.trt.build import Environment, build_engines, io_problems, plan
 from avgn_edge.trt.cache import EngineKey, check_cached, engine_filename, sidecar_path, store_engine, write_atomic
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KNOWN = Environment(trt_version="10.3.0", gpu_name="Orin", compute_capability="8.7", cuda_driver_version="12.6",
                     l4t_release="R36.4.3", problem=None)
 
@@ -342,7 +342,7 @@ def test_cli_without_tensorrt_exits_2(tmp_path, monkeypatch, capsys):
 
 TRT_VARIABLES = {"trt", "builder", "network", "config", "parser", "parser_error", "profile", "engine", "context",
                  "runtime", "logger", "timing_cache", "serialized", "plan", "plan_bytes", "inspector"}
-CHECKED_FILES = ["avgn_edge/trt/build.py", "avgn_edge/runtime/trt.py", "tests/test_trt.py", "tests/test_trt_engines_gpu.py"]
+CHECKED_FILES = ["avgn_edge/trt/build.py", "avgn_edge/runtime/trt.py", "tests/trt/test_trt.py", "tests/trt/test_trt_engines_gpu.py"]
 SUPPORTED = ["10.3.0", "11.4.0.106"]          # JetPack 6.1/6.2, and the current x86/SBSA line
 
 
