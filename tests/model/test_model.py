@@ -105,6 +105,7 @@ def test_tiny_forward_is_fast(model):
     assert stage_gflops(model)["avgn"] < 0.05
 
 
+@pytest.mark.slow
 def test_paper_preset_builds_runs_and_reports_gflops():
     from avgn_edge.model.flops import stage_gflops
     cfg = get_preset("paper")

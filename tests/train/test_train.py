@@ -49,6 +49,7 @@ def test_tiny_end_to_end_train_and_eval_beats_chance(tiny_run, tiny_cfg):
     assert 0.0 <= r["saliency_precision_at_k"] <= 1.0 and 0.0 <= r["patch_hit_rate"] <= 1.0
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_saved_step(tmp_path, tiny_cfg):
     from avgn_edge.train.loop import train
     from avgn_edge.train.recipe import Recipe
@@ -139,6 +140,7 @@ def test_imagenet_initialisation_from_local_torchvision_files(tmp_path, tiny_cfg
         imagenet_state(tiny_cfg, empty)
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_mid_stage(tmp_path, tiny_cfg):
     from avgn_edge.train.loop import train
     from avgn_edge.train.recipe import Recipe
@@ -174,6 +176,7 @@ def _weights(path):
     return read_checkpoint(path)[0]
 
 
+@pytest.mark.slow
 def test_validation_does_not_perturb_training_and_keeps_the_best(tmp_path, tiny_cfg):
     """The same seed with and without validation gives bit-identical weights; validation writes
     its curve, the best checkpoint (never from warm-up) and the plot."""
@@ -204,6 +207,7 @@ def test_validation_does_not_perturb_training_and_keeps_the_best(tmp_path, tiny_
     assert resolve_checkpoint(tmp_path / "val") == best               # a run folder means its best checkpoint
 
 
+@pytest.mark.slow
 def test_early_stop_ends_a_stage(tmp_path, tiny_cfg):
     from avgn_edge.train.loop import train
     from avgn_edge.train.recipe import Recipe
@@ -244,6 +248,7 @@ def test_device_placement(monkeypatch):
         resolve_device("cuda:1", local_rank=0, world=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision_on_the_cpu_and_device_free_resume(tmp_path, tiny_cfg, amp):
     """bf16 autocast (and fp16 with its gradient scaler) trains on the CPU; the saved state
@@ -291,6 +296,7 @@ def test_batch_too_large_or_data_too_small_fail_before_writing(tmp_path, tiny_cf
         assert is_out_of_memory(exc)
 
 
+@pytest.mark.slow
 def test_compiled_encoders_train(tmp_path, tiny_cfg):
     """--compile wraps the three CNN encoders with torch.compile (here dynamo's eager backend, which
     needs no C++ toolchain); the checkpoint keeps the plain keys."""
@@ -303,6 +309,7 @@ def test_compiled_encoders_train(tmp_path, tiny_cfg):
     assert not any("_orig_mod" in k for k in model.state_dict())
 
 
+@pytest.mark.slow
 def test_training_flops_count_depthwise_backward_right():
     """A convolution's backward costs two forwards (input and weight gradients), grouped or not;
     torch's own formula counts a depthwise weight gradient as if ungrouped."""

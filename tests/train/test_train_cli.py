@@ -40,6 +40,7 @@ def videos(tmp_path_factory, tiny_cfg):
     return root
 
 
+@pytest.mark.slow
 def test_train_a_folder_through_the_cache_with_validation(videos, tmp_path):
     out = tmp_path / "run"
     res = cli("train", *TINY, "--data", videos, "--cache", tmp_path / "cache", "--val-fraction", "0.25",

@@ -173,6 +173,7 @@ def _events(folder: Path) -> list[tuple[str, float]]:
     return [(r["label"], round(r["onset"] - t0, 3)) for r in records if r["type"] == "offset" and r["peak"] >= 0.9]
 
 
+@pytest.mark.slow
 def test_demo_with_trt_matches_the_onnx_runtime_demo(synth_engines, tmp_path):
     """Same stream (seed, duration), TensorRT vs ONNX Runtime: the same events, onsets within three
     snippets (the demo is real time: each run samples the stream at its own instants, a frame apart
@@ -202,6 +203,7 @@ def emulator_on() -> bool:
     return emulator.requested()
 
 
+@pytest.mark.slow
 def test_check_with_trt_compares_every_decision_and_labels_the_device(synth_engines):
     pytest.importorskip("torch", reason="check compares with the PyTorch checkpoint")
     engines, _ = synth_engines
