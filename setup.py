@@ -52,7 +52,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["avgn_edge", "avgn_edge.*"]),
-    package_data={"avgn_edge": ["kernels/*.cu", "kernels/*.h", "export/*.json", "assets/synth/*",
+    package_data={"avgn_edge": ["kernels/*.cu", "kernels/*.h", "export/*.json", "emulator/*.json", "assets/synth/*",
                                 "assets/synth/bundle/*", "assets/synth/bundle/*/*",
                                 "sinks/*.html", "data/realset/*.json"]},
     install_requires=RUNTIME,

@@ -4,25 +4,12 @@
     >>> rec = Recognizer.load("synth")                      # doctest: +SKIP
     >>> rec.classify_clip("clip.mp4").top(3)                # doctest: +SKIP
 
-Importing the package is cheap: heavy modules load when first used.
+Importing the package is cheap: heavy modules load when first used. It has no side effects: the
+emulated GPU (AVGN_EMULATE_GPU=1) starts at the command-line entry (deps.start_requested), or in a
+library with ``avgn_edge.emulator.activate()``.
 """
 
-__version__ = "0.1.0"
-
-import os as _os
-
-if _os.environ.get("AVGN_EMULATE_GPU", "").strip().lower() not in ("", "0", "false", "no", "off"):
-    def _emulate():     # the emulated GPU (avgn_edge/emulator): tensorrt and cuda.bindings.driver resolve to it
-        import logging
-
-        from .emulator import activate
-        from .errors import MissingDependency
-        try:
-            activate()
-        except MissingDependency as exc:
-            logging.getLogger(__name__).warning("AVGN_EMULATE_GPU is set but the emulated GPU cannot start: %s (%s)",
-                                                exc, exc.hint)
-    _emulate()
+from .version import __version__
 
 __all__ = ["Recognizer", "Result", "load_bundle", "__version__"]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from types import ModuleType
 
 from .errors import MissingDependency
@@ -54,3 +56,38 @@ def require(module: str) -> ModuleType:
         hint = _HINTS.get(known) or (f"pip install 'avgn-edge[{extra}]'" if extra else f"pip install {known}")
         raise MissingDependency(f"{module} is needed for {purpose} but cannot be imported ({exc})",
                                 hint=hint) from exc
+
+
+# --- The seam to a stand-in GPU -------------------------------------------------------------------
+# The emulated GPU (avgn_edge/emulator) is a plugin standing above the product: no product module
+# imports it. It makes itself known by the module it installs as ``cuda.bindings.driver`` (EMULATED,
+# describe()) and by this device name, which its engines carry; the product asks only here, for labels.
+EMULATED_GPU_NAME = "avgn-edge emulated GPU"
+# variable -> "module:function" run by start_requested() when the variable is set (not 0/false/no/off)
+ENV_PLUGINS = {"AVGN_EMULATE_GPU": "avgn_edge.emulator:activate_requested"}
+
+
+def gpu_stand_in() -> dict | None:
+    """What a stand-in for the GPU says about itself (``emulated``, ``gpu_name``, ...), or None."""
+    drv = sys.modules.get("cuda.bindings.driver")
+    if not getattr(drv, "EMULATED", False):
+        return None
+    describe = getattr(drv, "describe", None)
+    return describe() if callable(describe) else {"emulated": True, "gpu_name": EMULATED_GPU_NAME}
+
+
+def gpu_emulated() -> bool:
+    """True while ``cuda.bindings.driver`` is a stand-in (the emulated GPU)."""
+    return gpu_stand_in() is not None
+
+
+def env_asks(variable: str) -> bool:
+    return os.environ.get(variable, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def start_requested() -> None:
+    """Start what the environment asks for (entry points call this before a command runs)."""
+    for variable, target in ENV_PLUGINS.items():
+        if env_asks(variable):
+            module, _, func = target.partition(":")
+            getattr(importlib.import_module(module), func)()

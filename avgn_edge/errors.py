@@ -34,7 +34,7 @@ class EngineError(AvgnError):
     """A TensorRT engine that cannot be built or used."""
 
 
-class CudaError(EngineError):
+class CudaDriverError(EngineError):
     """A CUDA driver call failed; ``code`` is the CUresult's name (``CUDA_ERROR_INVALID_CONTEXT``)."""
 
     def __init__(self, message: str, hint: str | None = None, code: str = ""):

@@ -1,13 +1,23 @@
-"""Shared fixtures: one tiny model trained once per session, and its bundle."""
+"""Shared fixtures: the tiny model's checked-in bundle; one tiny model trained once per session (only
+for the tests that need PyTorch) and the bundle exported from it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the session's trained model (``tiny_run``) is slow: -m "not slow" trains nothing."""
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +45,24 @@ def tiny_run(tmp_path_factory, tiny_cfg):
     return path
 
 
+TINY_BUNDLE = Path(__file__).resolve().parent / "data" / "tiny_bundle"
+
+
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory, tiny_run):
-    from avgn_edge.export.onnx_export import export_bundle
+def tiny_bundle(tmp_path_factory):
+    """The tiny model's bundle, checked in (tests/data/tiny_bundle, made by scripts/make-tiny-bundle.py
+    exactly as ``tiny_export`` makes one): no torch, no training. A copy, so a test may write beside it."""
+    from avgn_edge.bundle import load_bundle
     out = tmp_path_factory.mktemp("bundles") / "tiny"
+    shutil.copytree(TINY_BUNDLE, out)
+    return load_bundle(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, tiny_run):
+    """A bundle exported from this session's ``tiny_run`` (tests of export, and of agreement with PyTorch)."""
+    from avgn_edge.export.onnx_export import export_bundle
+    out = tmp_path_factory.mktemp("bundles") / "tiny-export"
     return export_bundle(tiny_run, out, parity_data="synth:seed=1000,clips=4")
 
 

@@ -123,3 +123,15 @@ def rtsp_cameras():
     finally:
         for c in cams:
             c.cut()
+
+
+def metrics(url, token=None) -> dict:
+    """The /metrics of a service as {sample name: [(labels, value)]}."""
+    from prometheus_client.parser import text_string_to_metric_families
+    status, text = http("GET", url + "/metrics", token=token)
+    assert status == 200
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out

@@ -38,7 +38,9 @@ class ClipClassifier:
     def __init__(self, bundle: str, backend: str, precision: str, options: dict, top: int, events=None,
                  cpu_threads: int | None = None):
         from ..runtime.backend import trt_available
+        from ..deps import start_requested
         from ..runtime.recognizer import Recognizer
+        start_requested()          # a worker process: what its environment asks for (AVGN_EMULATE_GPU)
         if cpu_threads and (backend == "ort" or (backend == "auto" and not trt_available()[0])):
             options = {**options, "threads": cpu_threads}          # ONNX Runtime: the actor's CPUs, no more
         self.rec = Recognizer.load(bundle, backend=backend, precision=precision, **options)

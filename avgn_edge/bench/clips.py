@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.recognizer import Recognizer
-from .timing import interleaved, percentiles, ratio, time_calls
+from ..runtime.timing import interleaved, percentiles, ratio, time_calls
 
 
 def filled(rec: Recognizer, clip) -> Recognizer:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..bundle import STAGES, load_bundle
+from ..deps import gpu_emulated, gpu_stand_in
 from ..data.datasets import open_dataset
 from ..runtime.ort import OrtBackend
 from ..runtime.pipeline import HostPipeline, Timer
@@ -28,7 +29,7 @@ from .presets import synth_uri
 from .sessions import sweep
 from ..precision.calibrate import stack_feeds
 from .clips import clip_ratios, filled, int8_kernel_probe
-from .timing import peak_gflops, percentiles, time_calls
+from ..runtime.timing import peak_gflops, percentiles, time_calls
 
 log = logging.getLogger(__name__)
 TEST_SEED = 1000
@@ -61,8 +62,7 @@ def capture_feeds(bundle, clips: int) -> dict[str, list[dict]]:
 
 def row_key(backend: str, precision: str) -> str:
     """``trt/fp16``; ``trt-emulated/fp16`` on the emulated GPU, so no table can pass it off as a GPU figure."""
-    from .. import emulator
-    return f"{backend}{'-emulated' if backend == 'trt' and emulator.active() else ''}/{precision}"
+    return f"{backend}{'-emulated' if backend == 'trt' and gpu_emulated() else ''}/{precision}"
 
 
 def stage_latency(backend, feeds, reps: int, T: int) -> dict:
@@ -202,9 +202,8 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
     clips = open_dataset(synth_uri(cfg, TEST_SEED, 2), cfg)
     clips = [clips[0], clips[1]]
     res["stages"], res["decision"], res["memory_mb"] = {}, {}, {"start_rss": round(_rss_mb(), 1)}
-    from .. import emulator
-    if "trt" in backends and emulator.active():
-        res["emulated_gpu"] = emulator.describe()
+    if "trt" in backends and gpu_emulated():
+        res["emulated_gpu"] = gpu_stand_in()
     for backend_name in backends:
         for p in bundle.precisions:
             key = row_key(backend_name, p)

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from ..config import get_preset
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import numpy as np
 from ..bundle import STAGES
 from ..precision.calibrate import stack_feeds
 from ..runtime.ort import open_session, session_settings, stage_work
-from .timing import interleaved
+from ..runtime.timing import interleaved
 
 LEVELS = ("basic", "extended", "all")
 

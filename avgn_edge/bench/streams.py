@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ..bench.timing import interleaved, percentiles, ratio
+from ..runtime.timing import interleaved, percentiles, ratio
 
 log = logging.getLogger(__name__)
 LATENCY_BUDGET_MS = 250.0
@@ -28,10 +28,10 @@ def rss_mb() -> float:
 
 
 def service_for(bundle: str, n: int, max_batch: int, precision: str = "fp32"):
-    from ..serve.config import CameraConfig, ModelConfig, SchedulerConfig, ServeConfig
+    from ..serve.config import CameraConfig, ModelSection, SchedulerConfig, ServeConfig
     from ..serve.service import Service
     cams = {f"s{i:03d}": CameraConfig(source=f"synth://?seed={i}") for i in range(n)}
-    cfg = ServeConfig(model=ModelConfig(bundle=bundle, backend="ort", precision=precision),
+    cfg = ServeConfig(model=ModelSection(bundle=bundle, backend="ort", precision=precision),
                       scheduler=SchedulerConfig(max_batch=max_batch), cameras=cams)
     return Service(cfg)
 
@@ -148,7 +148,7 @@ def batch_scaling(bundle, feeds: dict, sizes=(1, 8, 32, 64), reps: int = 20) -> 
     from ..bundle import STAGES
     from ..export.parity import batches
     from ..runtime.ort import OrtBackend
-    from .timing import time_calls
+    from ..runtime.timing import time_calls
     be = OrtBackend(bundle, "fp32")
     out = {}
     for stage in STAGES:

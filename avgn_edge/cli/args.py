@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+
+from ..errors import ConfigError
+
+MQTT_PASSWORD_ENV, TOKEN_ENV = "AVGN_MQTT_PASSWORD", "AVGN_API_TOKEN"
 
 
 def add_runtime_arguments(p, default_precision: str = "fp32"):
@@ -57,3 +62,60 @@ def event_settings(args, labels=None):
     s = EventSettings(threshold=args.threshold, label_thresholds=parse_label_thresholds(args.label_threshold),
                       offset=args.offset_threshold, hold=args.hold, min_duration=args.min_duration)
     return s.check(labels) if labels is not None else s
+
+
+def add_output_arguments(p):
+    """``live``'s outputs (avgn_edge/sinks): each maps onto a section of serve's config (output_sections)."""
+    g = p.add_argument_group("outputs (avgn_edge/sinks)")
+    g.add_argument("--mqtt", metavar="HOST[:PORT]", help="publish to an MQTT broker (Frigate's topics)")
+    g.add_argument("--mqtt-prefix", default="avgn", help="MQTT topic prefix (default avgn)")
+    g.add_argument("--mqtt-user", help=f"MQTT user name (the password from {MQTT_PASSWORD_ENV})")
+    g.add_argument("--mqtt-tls", metavar="CA.pem", help="MQTT over TLS, trusting this CA file")
+    g.add_argument("--mqtt-discovery", action="store_true", help="Home Assistant MQTT discovery (retained)")
+    g.add_argument("--clips", metavar="DIR", help="an MP4 with sound and a JPEG snapshot per event")
+    g.add_argument("--pre-capture", type=float, default=5.0, metavar="S", help="clip seconds before an event (5)")
+    g.add_argument("--post-capture", type=float, default=5.0, metavar="S", help="clip seconds after an event (5)")
+    g.add_argument("--retain-days", type=float, default=10.0, help="delete clips older than this (default 10)")
+    g.add_argument("--web", type=int, metavar="PORT", help="the live web view on this port (0: any free one)")
+    g.add_argument("--web-host", default="127.0.0.1", help="the web view's address (default 127.0.0.1)")
+    g.add_argument("--ros2", nargs="?", const="", metavar="ENDPOINT",
+                   help="publish ROS 2 topics over zenoh (optionally to a router, e.g. tcp/robot:7447)")
+    g.add_argument("--ros2-topic", default="/avgn/classification", help="ROS 2 topic (default /avgn/classification)")
+    g.add_argument("--ros2-no-scout", action="store_true",
+                   help="no zenoh multicast scouting (reach the router only through ENDPOINT)")
+
+
+def output_sections(args) -> dict:
+    """The output flags as serve's config sections (sinks/outputs.py builds both front ends' outputs);
+    bad flags fail here, before the model loads."""
+    for name in ("pre_capture", "post_capture", "retain_days"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0")
+    web = None
+    if args.web is not None:
+        if not 0 <= args.web <= 65535:
+            raise ConfigError(f"--web {args.web}: not a port (0-65535)")
+        token = os.environ.get(TOKEN_ENV)
+        if not _loopback(args.web_host) and not token:
+            raise ConfigError(f"--web-host {args.web_host} is not a loopback address, so a token is required",
+                              hint=f"set the {TOKEN_ENV} environment variable (browsers then open /?token=...)")
+        web = {"host": args.web_host, "port": args.web, "token": token}
+    mqtt = None
+    if args.mqtt is not None:
+        from ..sinks.mqtt import MqttSettings
+        s = MqttSettings.parse_address(args.mqtt)
+        mqtt = {"host": s.host, "port": s.port, "topic_prefix": args.mqtt_prefix, "user": args.mqtt_user,
+                "password": os.environ.get(MQTT_PASSWORD_ENV), "tls_ca_certs": args.mqtt_tls,
+                "discovery": args.mqtt_discovery}
+    ros2 = {"topic": args.ros2_topic, "connect": [args.ros2] if args.ros2 else [], "scout": not args.ros2_no_scout}
+    record = {"path": args.clips, "pre_capture": args.pre_capture, "post_capture": args.post_capture,
+              "retain": {"days": args.retain_days}}
+    return {"web": web, "mqtt": mqtt, "ros2": None if args.ros2 is None else ros2,
+            "record": record if args.clips else None}
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -21,7 +21,7 @@ def add_arguments(p):
 def run(args) -> int:
     from ..config import get_preset
     from ..data.datasets import open_training_data
-    from ..data.throughput import measure
+    from ..train.throughput import measure
     from ..errors import InputError
 
     if args.candidates < 1 or args.workers < 0 or args.batch_size < 1:

@@ -13,6 +13,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from ..deps import gpu_emulated
+
 
 def add_arguments(p):
     p.add_argument("--bundle", default="synth", help="bundle (default: the shipped one)")
@@ -28,11 +30,10 @@ def add_arguments(p):
 
 def device_report(backend) -> dict:
     """What ran it: the backend, and for TensorRT the GPU, labelled when emulated."""
-    from .. import emulator
     out = {"backend": backend.name, "emulated": False}
     if backend.name == "trt":
         from ..trt.build import device_info
-        out.update(device_info(), tensorrt=backend.trt.__version__, emulated=emulator.active())
+        out.update(device_info(), tensorrt=backend.trt.__version__, emulated=gpu_emulated())
     return out
 
 

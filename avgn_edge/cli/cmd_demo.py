@@ -15,6 +15,7 @@ import json
 import logging
 from pathlib import Path
 
+from ..deps import gpu_emulated
 from ..errors import InputError
 from .args import add_event_arguments, add_runtime_arguments, event_settings, open_recognizer
 
@@ -32,7 +33,6 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from .. import emulator
     from ..data.synth import SynthSpec
     from ..events import METRIC_KEYS, detections_of, event_metrics
     from ..io.synthstream import SynthStream
@@ -69,7 +69,7 @@ def run(args) -> int:
     summary.update(event_metrics(truth, detections_of(announced), seconds=end - video.t0, window_s=window_s,
                                  until=end))
     summary.update({"bundle": str(rec.bundle.root), "backend": rec.backend.name, "precision": args.precision,
-                    "emulated_gpu": rec.backend.name == "trt" and emulator.active(),
+                    "emulated_gpu": rec.backend.name == "trt" and gpu_emulated(),
                     "ground_truth": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in e.items()
                                       if k != "box"} for e in truth]})
     write_summary(out / "summary.json", summary)

@@ -47,7 +47,7 @@ def run(args) -> int:
 def run_clips(args) -> dict:
     from ..data.datasets import open_dataset
     from ..train.checkpoint import load_checkpoint
-    from ..train.device import resolve_device
+    from ..train.torch_device import resolve_device
     from ..train.evaluate import evaluate
     model, _ = load_checkpoint(args.checkpoint)
     dataset = open_dataset(args.data, model.cfg)

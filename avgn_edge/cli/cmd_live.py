@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import logging
 
-from ..live import outputs as live_outputs
-from .args import add_event_arguments, add_runtime_arguments, event_settings, open_recognizer
+from .args import (add_event_arguments, add_output_arguments, add_runtime_arguments, event_settings, open_recognizer,
+                   output_sections)
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,17 @@ def add_arguments(p):
     p.add_argument("--loop", action="store_true", help="loop a file source")
     p.add_argument("--summary", metavar="SUMMARY.json", help="write the run's statistics")
     add_event_arguments(p)
-    live_outputs.add_arguments(p)
+    add_output_arguments(p)
 
 
 def run(args) -> int:
     from ..io import open_video, parse_video_uri
+    from ..live.outputs import LiveOutputs
     from ..live.session import open_audio, run_session, write_summary
 
     parse_video_uri(args.source)                  # bad input fails before the model loads
     event_settings(args)
-    live_outputs.check(args)
+    wanted = output_sections(args)
     rec = open_recognizer(args, stride=args.stride)
     settings = event_settings(args, rec.labels)
     log.info("bundle %s (%s), backend %s, precision %s", rec.bundle.root, rec.config.name, rec.backend.name,
@@ -51,7 +52,7 @@ def run(args) -> int:
         audio = open_audio(video, args.mic, args.no_mic, rec.config.sample_rate)
         outputs = None
         try:
-            outputs = live_outputs.LiveOutputs(args, rec, args.name)
+            outputs = LiveOutputs(wanted, rec, args.name)
             summary, _ = run_session(rec, video, audio, display=not args.headless, save=args.save,
                                      events=args.events, duration=args.duration, settings=settings,
                                      camera=args.name, on_result=lambda r: log.info("%7.2f  %s", r.t, "  ".join(

@@ -89,7 +89,7 @@ def run(args) -> int:
                                     precision=args.precision, options=backend_options(args), top=args.top,
                                     actors=args.actors, cpus_per_actor=args.cpus_per_actor,
                                     gpus_per_actor=args.gpus_per_actor, batch_size=args.batch, events=events,
-                                    quiet=args.quiet)
+                                    quiet=args.log_quiet)
             steady = ray["steady_clips_per_s"]
             how = (f" (Ray, {ray['actors']} actor(s) with {ray['resources']}"
                    + (f"; {steady:.2f} clips/s from the first record on" if steady else "") + ")")

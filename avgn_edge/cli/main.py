@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 
+from ..deps import start_requested
 from ..errors import AvgnError
 
 COMMANDS = [
@@ -43,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avgn-edge", description="Audio-Visual Glance Network on edge GPUs")
     parser.add_argument("--version", action="version", version=f"avgn-edge {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+    # dest differs from demo/eval --quiet (a float: the stream's share of quiet time), which would overwrite it
+    parser.add_argument("-q", "--quiet", dest="log_quiet", action="store_true", help="only warnings and results")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -58,17 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
     return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
+    start_requested()          # what the environment asks for first (AVGN_EMULATE_GPU=1: the emulated GPU)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 0
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+    logging.basicConfig(level=logging.WARNING if args.log_quiet else logging.INFO,
                         format="%(levelname)s %(message)s" if args.debug else "%(message)s")
     if hasattr(args, "_import_error"):
         print(f"avgn-edge {args.command}: cannot load this command ({args._import_error})", file=sys.stderr)

@@ -12,27 +12,16 @@ audio windows, the label and, where known, the ground truth.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import BACKGROUND
 from ..errors import InputError
 from . import synth
+from .sample import Sample  # noqa: F401  (re-exported: one clip's tensors)
 from .index import declared_labels, is_index, labels_of, read_index
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Sample:
-    frames: np.ndarray                      # [T, H, W, 3] uint8 RGB
-    audio: np.ndarray                       # [T, N] float32
-    label: int
-    event_snippets: np.ndarray | None = None
-    boxes: np.ndarray | None = None         # [T, 4] in frame pixels, NaN outside the event
-    has_audio: bool = True
-    path: str | None = None
 
 
 _told_no_background: set[str] = set()

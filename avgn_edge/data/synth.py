@@ -30,13 +30,15 @@ from typing import Tuple, Union
 
 import numpy as np
 
-from ..config import BACKGROUND
+from ..config import BACKGROUND, SYNTH_CLASSES
 from ..errors import InputError
 from .synth_render import PATTERNS, TEXTURE_PERIOD, sound, texture
 
 FAMILIES = ("bell", "buzz", "chirp", "hum")
 LABELS = tuple(f"{f}-{p}" for f in FAMILIES for p in PATTERNS)     # the 12 event labels
 CLASSES = LABELS + (BACKGROUND,)                                   # the synth presets' labels (+ no event)
+if CLASSES != SYNTH_CLASSES:
+    raise ImportError("data/synth.py's FAMILIES x PATTERNS differ from config.SYNTH_CLASSES: change both")
 # Coarse colour of each family's objects (RGB), kept mid-range so the texture rarely clips.
 FAMILY_COLORS = np.array([[195, 175, 65], [195, 65, 60], [65, 180, 95], [70, 95, 195]], np.float32)
 GLANCE_FACTOR = 4

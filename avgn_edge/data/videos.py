@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import SourceError
 from ..media import read_segments
 from .index import Item, check_labels
+from .sample import Sample
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ class VideoClips:
     def read(self, i: int, rng: np.random.Generator | None = None):
         """Item ``i`` (or the next decodable one): the test frame of each segment, or with
         ``rng`` a random one of its C candidates."""
-        from .datasets import Sample
         n = len(self.items)
         for j in range(n):
             k = (i + j) % n

@@ -2,12 +2,13 @@
 
     AVGN_EMULATE_GPU=1 avgn-edge demo --backend trt --precision fp16
 
-With ``AVGN_EMULATE_GPU=1`` set before Python starts, ``import avgn_edge`` installs the emulator:
+A plugin standing above the product: no product module imports it. With ``AVGN_EMULATE_GPU=1``
+the command-line entry installs it (``deps.start_requested``; a library calls ``activate()``):
 ``import tensorrt``, ``from cuda.bindings import driver`` and ``require("cuda.bindings.driver")``
 then resolve to it, while ``cuda.bindings.nvrtc`` stays the real NVRTC (it needs no GPU), so
 the crop kernel is a real cubin. It is a strict stand-in for exactly the parts of the driver
 API and TensorRT that avgn-edge uses, following their documented rules (each rule has a test
-in tests/test_emulator*.py that shows it refusing what a device refuses):
+in tests/emulator/test_emulator*.py that shows it refusing what a device refuses):
 
     api.py          real enum and handle types, argument conversion, (CUresult, ...) results
     device.py       cuInit, device queries, primary context, current context per CPU thread
@@ -16,9 +17,11 @@ in tests/test_emulator*.py that shows it refusing what a device refuses):
     streams.py      stream order, lazy execution, events, stream capture and CUDA graphs
     kernels.py      cubin loading (ELF for this SM), launches; host_kernels.py runs the .cu's host build
     tensorrt.py     the tensorrt module (trt_build.py, trt_engine.py, trt_plan.py): engines run
-                    their ONNX with ONNX Runtime on the emulated memory
+                    their ONNX with ONNX Runtime on the emulated memory; the parser judges graphs by
+                    its own table (trt_parser.py, trt_parser_ops.json), not the product's
 
-Nothing it measures is a GPU figure: ``avgn-edge check`` and ``bench`` label emulated results.
+Nothing it measures is a GPU figure: ``avgn-edge check`` and ``bench`` label emulated results
+(the product learns of it only through deps.gpu_emulated / deps.gpu_stand_in).
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ import logging
 import os
 import sys
 
+from ..deps import EMULATED_GPU_NAME
+
 ENV = "AVGN_EMULATE_GPU"
-LABEL = "avgn-edge emulated GPU"
+LABEL = EMULATED_GPU_NAME   # the product's seam (deps.py) names the stand-in
 log = logging.getLogger(__name__)
 _saved: dict[str, object] = {}
 _TARGETS = ("cuda.bindings.driver", "tensorrt")
@@ -56,6 +61,15 @@ def activate(trt_version: str | None = None) -> None:
     sys.modules["cuda.bindings.driver"] = driver
     sys.modules["cuda.bindings"].driver = driver
     sys.modules["tensorrt"] = trt
+
+
+def activate_requested() -> None:
+    """Activate for $AVGN_EMULATE_GPU (deps.start_requested calls it); a missing extra is one warning line."""
+    from ..errors import MissingDependency
+    try:
+        activate()
+    except MissingDependency as exc:
+        log.warning("%s is set but the emulated GPU cannot start: %s (%s)", ENV, exc, exc.hint)
 
 
 def deactivate() -> None:
@@ -97,18 +111,12 @@ def emulated(trt_version: str | None = None):
 
 
 def announce() -> None:
-    """Say once per process that the GPU is emulated (called at the first cuInit)."""
-    if not getattr(announce, "done", False):
-        announce.done = True
-        from .device import STATE
-        cc = "%d.%d" % STATE.device.cc
-        log.warning("%s=1: the GPU is EMULATED (%s, compute %s, TensorRT %s stand-in): results are correct "
-                    "or wrong as on a device, but no timing is a GPU figure", ENV, LABEL, cc,
-                    getattr(sys.modules.get("tensorrt"), "__version__", "?"))
+    """Say once per process that the GPU is emulated (device.py calls it at the first cuInit)."""
+    from .device import announce as _announce
+    _announce()
 
 
 def describe() -> dict:
     """What ``check``/``bench`` report about the device when the emulator is active."""
-    from .device import STATE
-    return {"emulated": True, "gpu_name": LABEL, "compute_capability": "%d.%d" % STATE.device.cc,
-            "tensorrt": getattr(sys.modules.get("tensorrt"), "__version__", None)}
+    from .driver import describe as _describe
+    return _describe()

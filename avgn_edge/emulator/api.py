@@ -23,6 +23,7 @@ driver = real.driver()
 R = driver.CUresult
 SUCCESS = R.CUDA_SUCCESS
 LOCK = threading.RLock()            # one lock for the whole emulated device (the driver is thread-safe)
+STATE = None                        # the emulated device: device.py sets it (device imports api, not the reverse)
 
 
 class CudaError(Exception):
@@ -39,7 +40,6 @@ def api(outputs: int = 0, context: bool = True, name: str | None = None):
     def deco(fn):
         @functools.wraps(fn)
         def call(*args, **kwargs):
-            from .device import STATE
             with LOCK:
                 try:
                     if not STATE.initialized and fn.__name__ != "cuInit":

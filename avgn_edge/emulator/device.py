@@ -20,13 +20,16 @@ capability, default 8.7 like Jetson Orin), ``AVGN_EMULATE_GPU_MEMORY_MIB`` (defa
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import sys
 import threading
 
+from . import api as _api
 from .api import LOCK, CudaError, R, api, driver, handle, size
 from .memory import Memory
 
-NAME = "avgn-edge emulated GPU"
+from ..deps import EMULATED_GPU_NAME as NAME  # noqa: E402 (the product's seam names the stand-in)
 _handles = itertools.count(0x7E5700000000, 0x40)
 
 
@@ -150,7 +153,6 @@ class State:
 
     def initialize(self) -> None:
         if not self.initialized:
-            from . import announce
             announce()
             self.initialized = True
 
@@ -168,6 +170,7 @@ class State:
 
 
 STATE = State()
+_api.STATE = STATE
 
 
 def _ordinal(dev) -> int:
@@ -283,3 +286,13 @@ def cuGetErrorName(error):
 def cuGetErrorString(error):
     err, name = cuGetErrorName(error)
     return (err, None if name is None else name.decode().removeprefix("CUDA_ERROR_").replace("_", " ").lower().encode())
+
+
+def announce() -> None:
+    """Say once per process that the GPU is emulated (called at the first cuInit)."""
+    if not getattr(announce, "done", False):
+        announce.done = True
+        logging.getLogger("avgn_edge.emulator").warning(
+            "AVGN_EMULATE_GPU=1: the GPU is EMULATED (%s, compute %s, TensorRT %s stand-in): results are correct "
+            "or wrong as on a device, but no timing is a GPU figure", NAME, "%d.%d" % STATE.device.cc,
+            getattr(sys.modules.get("tensorrt"), "__version__", "?"))

@@ -21,7 +21,18 @@ from .streams import (cuCtxSynchronize, cuEventCreate, cuEventDestroy, cuEventEl
                       cuGraphLaunch, cuStreamBeginCapture, cuStreamCreate, cuStreamDestroy, cuStreamEndCapture,
                       cuStreamIsCapturing, cuStreamQuery, cuStreamSynchronize, cuStreamWaitEvent)
 
-EMULATED = True
+EMULATED = True      # what the product's seam (deps.gpu_stand_in) looks for
+
+
+def describe() -> dict:
+    """The stand-in's own description, for the product's labels (deps.gpu_stand_in)."""
+    import sys
+
+    from .device import NAME, STATE
+    return {"emulated": True, "gpu_name": NAME, "compute_capability": "%d.%d" % STATE.device.cc,
+            "tensorrt": getattr(sys.modules.get("tensorrt"), "__version__", None)}
+
+
 IMPLEMENTED = sorted(n for n in dir() if n.startswith("cu") and callable(globals()[n]))
 
 

@@ -2,7 +2,7 @@
 
 ``module(version)`` makes a ``tensorrt`` module for one TensorRT version (``AVGN_EMULATE_TRT_VERSION``,
 default 10.3.0 as on JetPack 6; 11.x drops the weak-typing names, as TensorRT 11 did). Names
-are those of the real Python bindings (tests/test_emulator_trt.py checks every one against
+are those of the real Python bindings (tests/emulator/test_emulator_trt.py checks every one against
 tests/data/tensorrt-python-names). The behaviour (trt_build.py, trt_engine.py):
 
 * the first logger handed to a Builder or Runtime is the process-wide one, as in TensorRT:
@@ -25,31 +25,17 @@ tests/data/tensorrt-python-names). The behaviour (trt_build.py, trt_engine.py):
 
 from __future__ import annotations
 
-import enum
 import importlib.machinery
 import os
 import sys
 import types
 
+from .trt_enums import Severity, _Enum, _enum  # noqa: F401
+
 DEFAULT_VERSION = "10.3.0"
 VERSION_ENV = "AVGN_EMULATE_TRT_VERSION"
 
 
-class _Enum(enum.IntEnum):
-    """pybind11-style enum: ``str(DataType.HALF) == "DataType.HALF"``."""
-
-    def __str__(self):
-        return f"{type(self).__name__}.{self.name}"
-
-    def __repr__(self):
-        return f"<{type(self).__name__}.{self.name}: {self.value}>"
-
-
-def _enum(name: str, names) -> type:
-    return _Enum(name, {n: i for i, n in enumerate(names)} if not isinstance(names, dict) else names)
-
-
-Severity = _enum("Severity", ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"])
 
 
 class ILogger:

@@ -10,7 +10,9 @@ import re
 import numpy as np
 
 from . import trt_plan
-from .tensorrt import Severity
+from .ort_session import make_session
+from .trt_enums import Severity
+from .trt_parser import problems as parser_problems
 
 _ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 6: "INT32", 7: "INT64", 3: "INT8", 2: "UINT8", 9: "BOOL", 16: "BF16"}
 TRT_TO_NUMPY = {"FLOAT": "float32", "HALF": "float16", "INT32": "int32", "INT64": "int64", "INT8": "int8",
@@ -148,9 +150,8 @@ class OnnxParser:
         return False
 
     def _import(self, proto) -> bool:
-        from ..export.trt_support import check_graph
         codes = self._lib.ErrorCode
-        problems = check_graph(proto, "onnx")
+        problems = parser_problems(proto, self._lib.version)     # the emulator's own table (trt_parser.py)
         if problems:
             text = problems[0].removeprefix("onnx: ")
             m = re.match(r"node '([^']*)' \(([^,]+),", text)
@@ -325,7 +326,6 @@ class Builder:
                         return None
         onnx_bytes = network.model.SerializeToString()
         try:
-            from .trt_engine import make_session
             make_session(onnx_bytes)
         except Exception as exc:                            # what no tactic could run
             lib.error(f"Error Code 10: Internal Error (Could not find any implementation for the network: {exc})")

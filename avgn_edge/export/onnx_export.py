@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..bundle import STAGES, Bundle, sha256
 from ..deps import require
 from ..errors import BundleError

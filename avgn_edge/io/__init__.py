@@ -11,7 +11,8 @@ Importing this package does not import sounddevice, cv2 or av.
 
 from .audio import AudioSource, Microphone, TrackAudio, input_devices
 from .uri import VideoURI, parse_video_uri
-from .video import Frame, VideoSource, open_video
+from .sources import open_video
+from .video import Frame, VideoSource
 
 __all__ = ["AudioSource", "Frame", "Microphone", "TrackAudio", "VideoSource", "VideoURI",
            "input_devices", "open_video", "parse_video_uri"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SourceError
-from .uri import VideoURI, parse_video_uri
+from .uri import VideoURI
 
 log = logging.getLogger(__name__)
 
@@ -235,19 +235,3 @@ def _open_hint(uri: VideoURI) -> str:
     if uri.kind == "csi":
         return "check the sensor id and that nvargus-daemon runs (sudo systemctl restart nvargus-daemon)"
     return f"is the stream reachable? try ffprobe on it ({uri})"
-
-
-def open_video(uri, *, loop: bool = False, read_timeout: float = 2.0, open_timeout: float = 5.0,
-               backoff: tuple[float, float] = (0.2, 5.0), synth_spec=None) -> VideoSource:
-    """Open a video source URI (see avgn_edge.io.uri). SourceError if it cannot be opened."""
-    u = parse_video_uri(uri)
-    if u.kind == "synth":
-        from .synthstream import SynthStream
-        return SynthStream(synth_spec, **u.options)
-    if u.kind == "file":
-        from .filesource import FileSource
-        return FileSource(u.target, loop=loop)
-    if u.kind == "csi" and not gstreamer_available():
-        raise SourceError("OpenCV here has no GStreamer: install JetPack's OpenCV or use /dev/videoN",
-                          hint="python3 -c \"import cv2; print(cv2.getBuildInformation())\" | grep GStreamer")
-    return CaptureSource(u, read_timeout=read_timeout, open_timeout=open_timeout, backoff=backoff)

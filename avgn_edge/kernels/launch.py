@@ -13,7 +13,7 @@ import ctypes
 from ..deps import require
 from ..errors import InputError
 from .compile import compile_cubin
-from .device import check
+from .cuda_driver import check
 
 BLOCK = 128   # threads per block; one thread per output pixel (3 channels)
 

@@ -12,7 +12,7 @@ The frame ring (``mirrored=False``) is read by the crop kernel, which wraps arou
 
 from __future__ import annotations
 
-from .device import ALIGN, DeviceMemory, check, driver
+from .cuda_driver import ALIGN, DeviceMemory, check, driver
 
 
 class DeviceRing:

@@ -3,7 +3,7 @@
     python -m avgn_edge.kernels.selftest            # any NVIDIA GPU with cuda-bindings + NVRTC (no TensorRT)
     AVGN_EMULATE_GPU=1 python -m avgn_edge.kernels.selftest     # the same checks on the emulated GPU
 
-Exactly what the gpu-marked tests in tests/test_kernels.py run. Each check prints one line;
+Exactly what the gpu-marked tests in tests/kernels/test_kernels.py run. Each check prints one line;
 the exit code is 1 if any fails.
 """
 
@@ -14,8 +14,9 @@ import tempfile
 
 import numpy as np
 
+from ..deps import gpu_emulated
 from . import reference as R
-from .device import DeviceMemory, PrimaryContext, check, driver
+from .cuda_driver import DeviceMemory, PrimaryContext, check, driver
 from .launch import CropKernel
 from .ring import DeviceRing
 
@@ -134,11 +135,10 @@ def run_all(cache_dir=None) -> dict[str, tuple[float, bool]]:
 
 
 def main() -> int:
-    from .. import emulator
     d = driver()
     check(d.cuInit(0))
     name = check(d.cuDeviceGetName(128, check(d.cuDeviceGet(0)))).split(b"\0", 1)[0].decode()
-    print(f"device: {name}{' (EMULATED: not a GPU result)' if emulator.active() else ''}")
+    print(f"device: {name}{' (EMULATED: not a GPU result)' if gpu_emulated() else ''}")
     with tempfile.TemporaryDirectory() as cache:
         results = run_all(cache)
     for k, (err, ok) in results.items():
@@ -147,4 +147,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    from ..deps import start_requested
+    start_requested()
     sys.exit(main())

@@ -1,34 +1,37 @@
-"""The live loop: a snippet clock, an inference thread and the sinks, over any sources.
+"""The live loop: serve's pipeline for one camera, plus a display.
 
-    clock thread      every snippet_period: the newest frame, and the audio window that ends
-                      at that frame's timestamp -> a one-slot queue (when inference is behind,
-                      the waiting snippet is dropped and counted: never an unbounded backlog)
-    inference thread  Recognizer.push -> Result -> event tracker -> the sinks (avgn_edge/sinks: every
-                      decision, event transition and snippet frame, each sink behind its own
-                      bounded worker), stats, latest result
+    clock thread      serve's snippet clock: every snippet_period the newest frame and the audio
+                      window that ends at that frame's timestamp -> serve's scheduler (a one-slot
+                      mailbox: when inference is behind, the waiting snippet is dropped and counted)
+    scheduler thread  serve's Scheduler with this loop as its one stream: Recognizer -> Result ->
+                      ``on_result`` here: event tracker -> the sinks (avgn_edge/sinks: every decision,
+                      event transition and snippet frame, each sink behind its own bounded worker)
     caller's thread   renders the newest frame with the latest result for display / MP4
 
 Capture never blocks on inference: sources keep only their latest frame, the microphone
-writes into its own ring from its callback.
+writes into its own ring from its callback. Unlike serve, a snippet is never dropped for
+being late (one camera: no other stream waits on it), and the loop ends with its source.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import math
 import threading
 import time
+from types import SimpleNamespace
 
-from ..errors import BackendError
 from ..runtime.result import Result
+from ..serve.clock import Snippet, SnippetClock
+from ..serve.scheduler import Scheduler
+from ..serve.stats import LiveStats
 from ..sinks.base import Fanout
-from .clock import Snippet, SnippetClock
-from .overlay import draw
-from .stats import LiveStats
+from ..sinks.overlay import draw
 
 __all__ = ["LiveLoop", "Snippet"]
 
 log = logging.getLogger(__name__)
+ONE_CAMERA = SimpleNamespace(max_batch=1, max_wait_ms=0.0, deadline_ms=math.inf)   # serve's scheduler section
 
 
 class LiveLoop:
@@ -48,17 +51,19 @@ class LiveLoop:
         self._hop = int(round(recognizer.config.snippet_period * recognizer.config.sample_rate))
         self.duration, self.stats_every, self.audio_wait = duration, stats_every, audio_wait
         self.render_period = 1.0 / render_fps
-        self.on_result, self.on_snippet = on_result, on_snippet
+        self._on_result, self.on_snippet = on_result, on_snippet
         self.cfg = recognizer.config
         self.stats = LiveStats()
         self.latest: Result | None = None
-        self._queue: queue.Queue[Snippet] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.error: BaseException | None = None
-        self._failing = False
+        # what serve's scheduler reads of a stream
+        self.name, self.window, self.status = camera, recognizer.window, "online"
+        self.drops, self.input_errors = {"mailbox": 0, "deadline": 0}, 0
+        self.scheduler = Scheduler(recognizer, ONE_CAMERA, lambda: [self])
 
-    # -- producer
+    # -- the clock's thread
     def _clock(self):
         clock = SnippetClock(self.video, self.audio, self.cfg.snippet_period, self.cfg.audio_samples,
                              stats=self.stats, audio_wait=self.audio_wait)
@@ -69,72 +74,31 @@ class LiveLoop:
                     log.info("source ended")
                     self._stop.set()
                 continue
-            if s.restart:
-                self._put(None)                       # tells the consumer to reset
-            self._put(s)
-
-    def _put(self, item):
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            try:
-                dropped = self._queue.get_nowait()
-                if dropped is not None:
-                    self.stats.dropped += 1
-            except queue.Empty:
-                pass
-            self._queue.put_nowait(item)
-
-    # -- consumer
-    def _infer(self):
-        while not self._stop.is_set():
-            try:
-                s = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if s is None:
-                self.rec.reset()
-                continue
-            self.stats.snippet(s.pairing_ms, s.audio_ok)
             if self.on_snippet is not None:
                 self.on_snippet(s)
+            self.scheduler.post(self, s)
             if self.sinks.wants_frames:                # the frame, and the audio since the last snippet
                 self.sinks.frame(self.camera, s.frame, s.audio[-self._hop:] if self.audio is not None else None, s.t)
-            try:
-                result = self.rec.push(s.frame, s.audio, s.t)
-            except BackendError as exc:               # a remote server down or slow: counted, the loop goes on
-                self._failed(exc)
-                continue
-            if self.stats.failed_calls and self._failing:
-                log.info("backend calls succeed again (%d failed)", self.stats.failed_calls)
-                self._failing = False
-            if result is None:
-                continue
-            result.audio_ok = result.audio_ok and s.audio_ok
-            self.stats.decision(result.timings, 1e3 * (time.monotonic() - s.t))
-            with self._lock:
-                self.latest = result
-            self.sinks.decision(self.camera, result)
-            if self.on_result is not None:
-                self.on_result(result)
-            if self.tracker is not None:
-                if self.detecting():
-                    self._events(self.tracker.update(result))
-                elif self.tracker.active:                 # switched off: what is open ends now
-                    self._events(self.tracker.close(result.t))
+
+    # -- the scheduler's thread
+    def on_result(self, result: Result, latency_s: float):
+        self.stats.decision(result.timings, 1e3 * latency_s)
+        with self._lock:
+            self.latest = result
+        self.sinks.decision(self.camera, result)
+        if self._on_result is not None:
+            self._on_result(result)
+        if self.tracker is not None:
+            if self.detecting():
+                self._events(self.tracker.update(result))
+            elif self.tracker.active:                 # switched off: what is open ends now
+                self._events(self.tracker.close(result.t))
 
     def _events(self, transitions):
         for tr in transitions:
             self.sinks.event(self.camera, tr)
             if self.on_event is not None:
                 self.on_event(tr)
-
-    def _failed(self, exc):
-        self.stats.failed_calls += 1
-        if not self._failing:
-            log.warning("backend calls fail (%s); counting them until they succeed again", exc)
-        self._failing = True
-        self.rec.reset()                              # the window lost a snippet: it restarts
 
     def _guard(self, fn):
         def run():
@@ -147,15 +111,16 @@ class LiveLoop:
 
     # -- driver
     def run(self) -> dict:
-        threads = [threading.Thread(target=self._guard(f), name=n, daemon=True)
-                   for f, n in ((self._clock, "avgn-clock"), (self._infer, "avgn-infer"))]
+        threads = [threading.Thread(target=self._guard(self._clock), name="avgn-clock", daemon=True)]
+        self.scheduler.start()
         for t in threads:
             t.start()
         start = last_stats = time.monotonic()
         last_index = -1
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and self.scheduler.error is None:
                 now = time.monotonic()
+                self.stats.failed_calls = sum(self.scheduler.failed_calls.values())
                 if self.duration is not None and now - start >= self.duration:
                     break
                 if now - last_stats >= self.stats_every:
@@ -181,11 +146,13 @@ class LiveLoop:
             self._stop.set()
             for t in threads:
                 t.join(timeout=self.JOIN_TIMEOUT)
-            if threads[1].is_alive():             # inference in flight: the caller may close the Recognizer next
+            self.scheduler.stop(timeout=self.JOIN_TIMEOUT)
+            if self.scheduler.alive:              # inference in flight: the caller may close the Recognizer next
                 log.info("waiting for the decision in flight")
-                threads[1].join()
-        if self.error is not None:
-            raise self.error
+                self.scheduler.stop(timeout=None)
+        self.stats.failed_calls = sum(self.scheduler.failed_calls.values())
+        if (self.error or self.scheduler.error) is not None:
+            raise self.error or self.scheduler.error
         if self.tracker is not None:              # the stream stopped: what is open ends
             self._events(self.tracker.close())
         extra = {"source": self.video.stats}

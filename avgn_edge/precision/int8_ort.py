@@ -67,7 +67,7 @@ def time_candidates(stage: str, paths: dict[str, Path], feed: dict[str, np.ndarr
                     budget_s: float = 3.0) -> dict:
     """p50 ms of one call of each candidate graph of a stage, interleaved, as OrtBackend sets it up
     (``work``: the stage's GMACs per item, which set its threads)."""
-    from ..bench.timing import interleaved, percentiles, time_calls
+    from ..runtime.timing import interleaved, percentiles, time_calls
     from ..runtime.ort import open_session, session_settings
     runs = {}
     for name, path in paths.items():

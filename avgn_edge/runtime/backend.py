@@ -54,8 +54,8 @@ def trt_available() -> tuple[bool, str]:
     except Exception as exc:                 # no libcuda, or a driver too old for these bindings
         first = str(exc).splitlines()[0][:160] if str(exc) else ""
         return False, f"no usable CUDA driver ({type(exc).__name__}: {first})"
-    from .. import emulator
-    return True, "TensorRT on the emulated GPU" if emulator.active() else "TensorRT and a CUDA device are present"
+    from ..deps import gpu_emulated
+    return True, "TensorRT on the emulated GPU" if gpu_emulated() else "TensorRT and a CUDA device are present"
 
 
 def _accepted(cls, options: dict) -> dict:

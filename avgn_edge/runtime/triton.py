@@ -22,7 +22,7 @@ import numpy as np
 from ..bundle import STAGES, Bundle
 from ..deps import require
 from ..errors import BackendError, InputError
-from ..triton.names import PREFIX, SHA256, model_name
+from .triton_names import PREFIX, SHA256, model_name
 from .pipeline import CHAINS, chain_io
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@
 
 The gpu-marked tests run all of this on a real GPU, or on the emulated one (avgn_edge/emulator)
 where there is none; the TensorRT names it uses are checked against TensorRT 10.3 and 11.4
-(tests/test_trt.py).
+(tests/trt/test_trt.py).
 """
 
 from __future__ import annotations
@@ -33,14 +33,10 @@ import numpy as np
 
 from ..bundle import Bundle
 from ..errors import EngineError, InputError
-from ..kernels.device import DeviceMemory, PrimaryContext, check, on_device
+from .trt_sizes import ITEMSIZE, nbytes  # noqa: F401  (a leaf: trt_pipeline.py takes them too)
+from ..kernels.cuda_driver import DeviceMemory, PrimaryContext, check, on_device
 
 log = logging.getLogger(__name__)
-ITEMSIZE = {"float32": 4, "float16": 2, "int32": 4, "int64": 8, "int8": 1, "uint8": 1}
-
-
-def nbytes(spec, batch: int = 1) -> int:
-    return int(np.prod(spec.at(batch))) * ITEMSIZE[spec.dtype]
 
 
 class TrtBackend:

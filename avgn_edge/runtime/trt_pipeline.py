@@ -38,16 +38,21 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..errors import EngineError
 from ..kernels.compile import KernelCompileError
-from ..kernels.device import ALIGN, check, clear_runtime_error, on_device
+from ..kernels.cuda_driver import ALIGN, check, clear_runtime_error, on_device
 from ..kernels.launch import CropKernel
 from .pipeline import Timer, boxes_xyxy
-from .trt import TrtBackend, nbytes
+from .trt_sizes import nbytes
 from .trt_streams import StreamPool
 from .window import ring_slots
+
+if TYPE_CHECKING:
+    from .trt import TrtBackend   # the backend builds its pipeline (TrtBackend.pipeline), not the reverse
 
 log = logging.getLogger(__name__)
 RINGS = (("gmaps", "gmap"), ("gvecs", "gvec"), ("avecs", "avec"))     # window tensor, per-snippet tensor
@@ -297,7 +302,7 @@ class TrtPipeline:
         check(self.driver.cuStreamSynchronize(self.b.stream))
         try:
             exe = self._capture(layout, streams, contexts)
-        except EngineError as exc:                       # CUDA errors are EngineErrors too (CudaError)
+        except EngineError as exc:                       # CUDA errors are EngineErrors too (CudaDriverError)
             clear_runtime_error()                        # cudart's last error, as trtexec clears it
             check(self.driver.cuStreamSynchronize(self.b.stream))   # nothing pending before the eager path
             # str: a record holding the exception would keep its frames, and the contexts in them, alive

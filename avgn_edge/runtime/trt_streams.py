@@ -20,7 +20,7 @@ import weakref
 import numpy as np
 
 from ..errors import InputError
-from ..kernels.device import DeviceMemory
+from ..kernels.cuda_driver import DeviceMemory
 from ..kernels.ring import DeviceRing
 
 

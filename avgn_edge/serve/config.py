@@ -58,7 +58,7 @@ class ApiConfig(Section):
             return False
 
 
-class ModelConfig(Section):
+class ModelSection(Section):
     bundle: str = "synth"
     backend: Literal["auto", "ort", "trt", "triton"] = "auto"
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
@@ -195,7 +195,7 @@ class CameraConfig(Section):
 
 class ServeConfig(Section):
     api: ApiConfig = ApiConfig()
-    model: ModelConfig = ModelConfig()
+    model: ModelSection = ModelSection()
     scheduler: SchedulerConfig = SchedulerConfig()
     detect: DetectConfig = DetectConfig()
     jsonl: JsonlConfig = JsonlConfig()

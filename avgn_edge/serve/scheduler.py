@@ -25,7 +25,7 @@ import threading
 import time
 
 from ..errors import BackendError, InputError
-from ..live.stats import Histogram
+from .stats import Histogram
 from ..runtime.pipeline import Timer
 
 log = logging.getLogger("avgn_edge.serve")

@@ -16,10 +16,11 @@ import threading
 import time
 from collections import deque
 
-from .. import __version__, emulator
+from ..deps import gpu_emulated
+from ..version import __version__
 from ..errors import ConfigError, InputError
 from .config import CameraConfig, ServeConfig, camera_from_request, patched_camera
-from ..sinks.base import FRAME_QUEUE, Fanout, Worker
+from ..sinks.base import Fanout
 from ..sinks.records import Media
 from .scheduler import Scheduler
 from .stream import Stream
@@ -56,7 +57,7 @@ class Service:
         return {"bundle": str(self.rec.bundle.root), "model": self.rec.config.name, "precision": m.precision,
                 "backend": self.rec.backend.name, "version": __version__,
                 "labels": str(len(self.rec.labels)), "max_batch": str(self.cfg.scheduler.max_batch),
-                "emulated_gpu": str(self.rec.backend.name == "trt" and emulator.active()).lower()}
+                "emulated_gpu": str(self.rec.backend.name == "trt" and gpu_emulated()).lower()}
 
     # -- lifecycle
     def load_model(self):
@@ -142,43 +143,32 @@ class Service:
             return self._streams.get(name)
 
     # -- outputs
+    def _host(self):
+        from ..sinks.outputs import Host
+        return Host(self.rec.labels, list(self.cfg.cameras), self.period, self.sample_rate, self.media_for,
+                    on_set=self._switch, state=self._switch_state, stats=self.stats)
+
     def _open_shared(self, web: bool):
-        from ..sinks.web import WebView
-        if web:
-            self.web = Worker(WebView(self.media_for))
-            self.shared.add(self.web)
-        if self.cfg.mqtt is not None:
-            from ..deps import require
-            require("paho.mqtt.client")
-            from ..sinks.mqtt import MqttSettings, MqttSink
-            self.shared.add(Worker(MqttSink(MqttSettings(**self.cfg.mqtt.model_dump()), self.rec.labels,
-                                            list(self.cfg.cameras), on_set=self._switch, stats=self.stats,
-                                            media=self.media_for, state=self._switch_state)))
-        if self.cfg.ros2 is not None:
-            from ..deps import require
-            require("zenoh")
-            require("rosbags")
-            from ..sinks.ros2 import Ros2Settings, Ros2Sink
-            self.shared.add(Worker(Ros2Sink(Ros2Settings(**self.cfg.ros2.model_dump()), media=self.media_for)))
+        from ..sinks.outputs import shared_outputs
+        c = self.cfg
+        sections = {"web": {} if web else None, "mqtt": None if c.mqtt is None else c.mqtt.model_dump(),
+                    "ros2": None if c.ros2 is None else c.ros2.model_dump()}
+        workers = shared_outputs(sections, self._host())
+        self.web = workers.get("web")
+        for w in workers.values():
+            self.shared.add(w)
 
     def media_for(self, camera: str) -> Media | None:
         """Where the camera's event clips and snapshots go (None without ``record``)."""
         return self._media_of.get(camera)
 
     def _sinks(self, name: str, cam: CameraConfig) -> list:
-        out = []
-        path, media = cam.jsonl.file_for(name), self._media_of[name]
-        if path is not None:
-            from ..sinks.jsonl import JsonlSink
-            out.append(Worker(JsonlSink(path, decisions=cam.jsonl.decisions, append=True, media=media)))
-        if media is not None:
-            from ..sinks.clips import ClipSink
-            r = cam.record
-            out.append(Worker(ClipSink(media, fps=1.0 / self.period, sample_rate=self.sample_rate,
-                                       pre_capture=r.pre_capture, post_capture=r.post_capture,
-                                       max_seconds=r.max_seconds, retain_days=r.retain.days,
-                                       retain_labels=r.retain.labels), maxsize=FRAME_QUEUE))
-        return out
+        from ..sinks.outputs import camera_outputs
+        path = cam.jsonl.file_for(name)
+        jsonl = None if path is None else {"path": path, "decisions": cam.jsonl.decisions, "append": True}
+        sections = {"jsonl": jsonl,
+                    "record": None if self._media_of[name] is None else cam.record.model_dump()}
+        return camera_outputs(sections, self._host(), name)
 
     @staticmethod
     def _media(name: str, cam: CameraConfig) -> Media | None:

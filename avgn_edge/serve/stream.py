@@ -15,8 +15,8 @@ import time
 from collections import deque
 
 from ..errors import AvgnError
-from ..live.clock import SnippetClock
-from ..live.stats import LiveStats
+from .clock import SnippetClock
+from .stats import LiveStats
 from ..events import EventTracker
 from ..sinks.base import Fanout
 from ..sinks.records import message

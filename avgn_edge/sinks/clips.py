@@ -27,28 +27,12 @@ from .base import Sink
 from .records import Media, safe
 
 log = logging.getLogger("avgn_edge.sinks.clips")
-GREEN, ORANGE, WHITE = (60, 220, 90), (255, 165, 0), (255, 255, 255)
 
 
 def write_atomic(path: Path, data: bytes):
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def annotate_snapshot(frame: np.ndarray, event: dict) -> np.ndarray:
-    """The frame with the best decision's patch boxes and the label, top score and time."""
-    import cv2
-    img = np.ascontiguousarray(frame.copy())
-    h, w = img.shape[:2]
-    th = max(1, round(max(h, w) / 400))
-    for j, e in enumerate(event.get("evidence") or []):
-        x0, y0, x1, y1 = (int(round(v)) for v in e["box"])
-        cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), ORANGE if j else GREEN, th)
-    text = f"{event['label']} {event['top_score']:.2f}"
-    fs = 0.4 * max(1.0, max(h, w) / 320)
-    cv2.putText(img, text, (3, int(14 * fs / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, fs, WHITE, th, cv2.LINE_AA)
-    return img
 
 
 class ClipWriter:
@@ -177,6 +161,7 @@ class ClipSink(Sink):
             return
         path = self.media.snapshot(ev)
         path.parent.mkdir(parents=True, exist_ok=True)
+        from .overlay import annotate_snapshot
         ok, jpg = cv2.imencode(".jpg", annotate_snapshot(near[1], ev)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])
         if ok:
             write_atomic(path, jpg.tobytes())

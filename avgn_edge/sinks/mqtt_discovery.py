@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from .. import __version__
+from ..version import __version__
 from .records import safe
 
 

@@ -16,7 +16,7 @@ shows the topic. Where rclpy and vision_msgs import (a sourced ROS 2 workspace w
 The domain: ``domain``, else ``$ROS_DOMAIN_ID``, else 0 (as rcl does).
 
 Verified: the CDR by rclpy's own deserializer and the attachment by zenoh.ext's deserializer,
-the rclpy path by a real rclpy node (tests/test_clients_ros2.py, PyPI's Jazzy wheels). Not
+the rclpy path by a real rclpy node (tests/sinks/test_clients_ros2.py, PyPI's Jazzy wheels). Not
 verified here: a real rmw_zenoh_cpp subscriber (no wheel of it exists).
 """
 

@@ -94,7 +94,7 @@ class WebView(Sink):
         """(frame version, annotated JPEG) of the camera's latest frame, encoded once per frame."""
         import cv2
 
-        from ..live.overlay import draw
+        from .overlay import draw
         c = self.cams.get(camera)
         if c is None or c.frame is None:
             return None
@@ -147,7 +147,7 @@ def web_app(view: WebView, token: str | None = None):
     """An app with only the web view (``live --web``), under the API's token rule."""
     from aiohttp import web
 
-    from ..serve.api import guard_for
+    from .httphost import guard_for
     app = web.Application(middlewares=[guard_for(token)])
     add_routes(app, view)
     return app

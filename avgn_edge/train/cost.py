@@ -16,7 +16,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..model import build_model
-from .device import Precision, prepare_model, resolve_device, to_device
+from .torch_device import Precision, prepare_model, resolve_device, to_device
 from .recipe import STAGE_LOSSES, STAGE_LR, set_modes, trainable
 
 

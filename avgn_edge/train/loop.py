@@ -31,7 +31,7 @@ from . import distributed
 from .batches import loader
 from .checkpoint import read_checkpoint, save_checkpoint
 from .curves import Curves
-from .device import Precision, prepare_model, resolve_device, to_device
+from .torch_device import Precision, prepare_model, resolve_device, to_device
 from .memory import check_batch_fits, is_out_of_memory, too_large
 from .recipe import STAGE_LOSSES, STAGE_LR, Recipe, set_modes, trainable
 from .validate import Validation, Validator

@@ -25,11 +25,11 @@ import shutil
 from pathlib import Path
 
 from ..bundle import STAGES, Bundle
-from ..deps import require
+from ..deps import EMULATED_GPU_NAME, require
 from ..errors import InputError
 from ..runtime.ort import session_settings, stage_work
 from ..runtime.pipeline import CHAINS, chain_io
-from .names import BUNDLE, PREFIX, SHA256, model_name
+from ..runtime.triton_names import BUNDLE, PREFIX, SHA256, model_name
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,6 @@ def find_engines(bundle: Bundle, precision: str, engines: str | Path | None) -> 
     ``engines`` (an ``avgn-edge build-engines`` cache, any number of GPU kinds) built from this
     bundle's graphs; ``batch`` is the plan's optimization profile (min, opt, max). Engines of the
     emulated GPU are no TensorRT plans and are left out."""
-    from ..emulator import LABEL
     from ..trt.cache import read_sidecar
     if engines is None:
         raise InputError("--platform tensorrt needs --engines DIR (engines built from this bundle)",
@@ -141,7 +140,7 @@ def find_engines(bundle: Bundle, precision: str, engines: str | Path | None) -> 
             except ValueError:
                 continue
             cc = key.get("compute_capability", "")
-            if key.get("onnx_sha256") == want and cc and cc != "unknown" and key.get("gpu_name") != LABEL:
+            if key.get("onnx_sha256") == want and cc and cc != "unknown" and key.get("gpu_name") != EMULATED_GPU_NAME:
                 found.setdefault(stage, {})[cc] = {"path": path, "file": f"model.sm{cc.replace('.', '')}.plan",
                                                    "trt_version": key.get("trt_version", ""),
                                                    "batch": tuple(key.get("batch") or (1, 1, 1))}

@@ -6,7 +6,7 @@ TensorRT, which engine file is wanted and whether the cached one can be reused; 
 ``build-engines --dry-run``. ``build_engines`` needs TensorRT and a GPU.
 
 TensorRT objects live in variables with conventional names (``builder``, ``network``,
-``parser``, ``config``, ``runtime``, ``engine``, ``plan``, ...): tests/test_trt.py checks every
+``parser``, ``config``, ``runtime``, ``engine``, ``plan``, ...): tests/trt/test_trt.py checks every
 attribute used on them against the names in TensorRT 10.3's and 11.4's Python bindings.
 """
 

@@ -17,8 +17,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
+from ..deps import EMULATED_GPU_NAME
 from ..errors import EngineError
+from ..version import __version__
 
 SIDECAR_FORMAT = "avgn-edge-engine/1"
 RECIPE_REVISION = 2      # bump when build.py changes how engines are built (flags, profiles, ...); 2: batch profiles
@@ -72,10 +73,9 @@ def io_spec(tensors) -> IOSpec:
 def engine_filename(key: EngineKey) -> str:
     """``decide.fp16.sm87.trt10.3.0.engine``; ``...trt10.3.0.emulated.engine`` from the emulated GPU, which
     must never take the place of a real device's engine in a shared folder."""
-    from ..emulator import LABEL
     sm = "sm-unknown" if key.compute_capability == UNKNOWN else "sm" + key.compute_capability.replace(".", "")
     trt = "trt-unknown" if key.trt_version == UNKNOWN else "trt" + key.trt_version
-    return f"{key.stage}.{key.precision}.{sm}.{trt}{'.emulated' if key.gpu_name == LABEL else ''}.engine"
+    return f"{key.stage}.{key.precision}.{sm}.{trt}{'.emulated' if key.gpu_name == EMULATED_GPU_NAME else ''}.engine"
 
 
 def sidecar_path(engine_path: str | os.PathLike) -> Path:
