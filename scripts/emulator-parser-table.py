@@ -2,7 +2,7 @@
 """Turn onnx-tensorrt's docs/operators.md into the emulated TensorRT parser's table (data only:
 operator -> supported, types). The emulator keeps one table per TensorRT major it emulates, in
 avgn_edge/emulator/trt_parser_ops.json; the product's own table (export/trt_onnx_ops.json) is made
-separately, so the two can disagree and tests/test_house_emulator_seam.py shows it when they do.
+separately, so the two can disagree and tests/emulator/test_house_emulator_seam.py shows it when they do.
 
     git -C onnx-tensorrt show release/10.1-GA:docs/operators.md > ops.md
     scripts/emulator-parser-table.py ops.md --major 10 --source "onnx/onnx-tensorrt docs/operators.md @ 96e7811 (release/10.1-GA)"

@@ -42,7 +42,7 @@ step env 45 "$PY" scripts/gpu_proof.py env "$OUT"
 step selftest 60 "$PY" -m avgn_edge.kernels.selftest
 # gpu-marked, no TensorRT: the kernel/ring tests and CUDA training; the TensorRT modules skip without it
 step gpu-tests 120 "$PY" -m pytest -m gpu -q -p no:cacheprovider \
-    --junitxml "$OUT/gpu-tests.xml" tests/test_kernels.py tests/test_train_gpu.py
+    --junitxml "$OUT/gpu-tests.xml" tests/kernels/test_kernels.py tests/train/test_train_gpu.py
 step train "${GPU_PROOF_TRAIN_SECONDS:-100}" "$PY" scripts/gpu_proof.py train "$OUT"
 step crop 45 "$PY" scripts/gpu_proof.py crop "$OUT"
 "$PY" scripts/gpu_proof.py summary "$OUT" > /dev/null

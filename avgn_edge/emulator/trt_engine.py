@@ -4,7 +4,7 @@ An engine runs its ONNX graph with ONNX Runtime (CPU, one thread; Q/DQ graphs wi
 optimizations off, so INT8 is the exact fake-quantized arithmetic, as OrtBackend runs it) on
 the emulated device memory its tensors are bound to, as one operation queued on the stream.
 Addresses and input shapes are read when ``execute_async_v3`` is called, as TensorRT does.
-Rules a device has and this models (trt_rules.py; each refused in tests/test_emulator_gpu_rules.py):
+Rules a device has and this models (trt_rules.py; each refused in tests/emulator/test_emulator_gpu_rules.py):
 
 * a CUDA graph stays tied to the state of the context it was captured from: replaying it after
   the context was re-bound or re-shaped is undefined on a device, refused here (the context is

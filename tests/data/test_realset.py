@@ -20,7 +20,7 @@ import pytest
 from avgn_edge.data.realset import catalog, manifest
 from avgn_edge.errors import InputError, SourceError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ("sound-theme-freedesktop", "scratch")
 
 

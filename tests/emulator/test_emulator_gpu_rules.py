@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from avgn_edge.emulator import tensorrt as emu_trt
 
 pytest.importorskip("cuda.bindings.driver", reason="the emulator reuses cuda-bindings' types")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Log:

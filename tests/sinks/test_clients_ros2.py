@@ -34,7 +34,7 @@ def ros():
 
 
 def run_node(venv, install, args, timeout, netns=False, **extra):
-    cmd = [str(venv / "bin" / "python"), str(HERE / "ros_node.py"), *args]
+    cmd = [str(venv / "bin" / "python"), str(HERE.parent / "ros_node.py"), *args]
     if netns:                                  # as root: -n; else a user namespace too (-rn)
         flags = next((f for f in ("-n", "-rn") if shutil.which("unshare") and
                       subprocess.run(["unshare", f, "true"], capture_output=True).returncode == 0), None)

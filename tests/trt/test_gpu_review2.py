@@ -21,7 +21,7 @@ from avgn_edge.errors import AvgnError, EngineError, InputError, MissingDependen
 from avgn_edge.runtime.backend import trt_available
 from avgn_edge.runtime.compare import TOLERANCE, compare, decisions, snippet_stream
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
