@@ -19,7 +19,8 @@ from .errors import SourceError
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".ogv", ".3gp", ".flv",
+                  ".wmv", ".asf", ".mts", ".m2ts", ".vob", ".mxf"}
 
 
 @dataclass
@@ -70,6 +71,8 @@ def read_segments(path: str | os.PathLike, num_snippets: int, sample_rate: int, 
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path} is empty (0 bytes)")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -88,7 +91,7 @@ def read_segments(path: str | os.PathLike, num_snippets: int, sample_rate: int, 
             if planned is not None:
                 times, picked = _pick(frames, *_ends(planned, num_snippets, candidates))
             else:                      # no packet timestamps: decode everything, then pick
-                decoded = [(t, f.to_ndarray(format="rgb24")) for t, f in frames]
+                decoded = [(t, rgb(f)) for t, f in frames]
                 picked, times = [], np.asarray([t for t, _ in decoded], np.float64)
                 if len(times):
                     ends, guard = _ends(times, num_snippets, candidates)
@@ -115,7 +118,17 @@ def read_segments(path: str | os.PathLike, num_snippets: int, sample_rate: int, 
 
 
 def _first_line(exc) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """An FFmpeg error's own words (not its errno and path), or the exception's first line."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
+def rgb(frame) -> np.ndarray:
+    """A decoded frame as RGB uint8, turned upright where the file says how (phone videos
+    carry a display rotation; the decoder does not apply it)."""
+    img = frame.to_ndarray(format="rgb24")
+    turns = int(round((getattr(frame, "rotation", 0) or 0) / 90)) % 4
+    return np.ascontiguousarray(np.rot90(img, turns)) if turns else img
 
 
 def _decoded(frames, lo: float | None, hi: float | None):
@@ -147,9 +160,9 @@ def _pick(frames, ends: np.ndarray, guard: float):
             first = t
         while k < len(order) and t >= flat[order[k]] - guard:
             if prev is None:           # an end before the first frame: the first frame it is
-                prev, prev_img = f, f.to_ndarray(format="rgb24")
+                prev, prev_img = f, rgb(f)
             if prev_img is None:
-                prev_img = prev.to_ndarray(format="rgb24")
+                prev_img = rgb(prev)
             picked[order[k]] = prev_img
             k += 1
         if k == len(order):
@@ -159,7 +172,7 @@ def _pick(frames, ends: np.ndarray, guard: float):
         return np.zeros(1), []
     for j in order[k:]:                 # ends after the last frame: the last frame
         if prev_img is None:
-            prev_img = prev.to_ndarray(format="rgb24")
+            prev_img = rgb(prev)
         picked[j] = prev_img
     return np.concatenate([[first], flat]), picked
 

@@ -130,3 +130,35 @@ def test_csv_segments_are_seconds_for_any_t(t8_folder, tiny_cfg, tmp_path):
             frames, audio, has_audio, times = ds.segments(k)
             assert frames.shape[0] == cfg.num_snippets
             assert times[-1] == pytest.approx(it.end - it.start, abs=0.05)
+
+
+@needs_ffmpeg
+def test_phone_rotation_is_applied(numbered, tmp_path):
+    _ffmpeg("-i", numbered / "base.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=90", tmp_path / "phone.mp4")
+    plain = read_segments(numbered / "base.mp4", 4, 16000, 0.25)
+    turned = read_segments(tmp_path / "phone.mp4", 4, 16000, 0.25)
+    assert plain.frames.shape[2:4] == (16, 80) and turned.frames.shape[2:4] == (80, 16)
+    assert np.array_equal(turned.frames[:, 0], np.rot90(plain.frames[:, 0], 1, axes=(1, 2)))
+    # ffmpeg's own player turns it the same way
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", tmp_path / "phone.mp4", "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    import av
+    with av.open(str(tmp_path / "phone.mp4")) as c:
+        from avgn_edge.media import rgb
+        first = rgb(next(c.decode(video=0)))
+    assert np.abs(first.astype(int) - np.frombuffer(raw, np.uint8).reshape(80, 16, 3)).mean() < 1
+
+
+def test_empty_and_foreign_files_are_one_line(tmp_path):
+    from avgn_edge.errors import SourceError
+    from avgn_edge.media import list_videos
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "notes.mp4").write_text("not a video\n")
+    (tmp_path / "race.ogv").write_bytes(b"x")
+    for name, why in [("empty.mp4", "is empty"), ("notes.mp4", "Invalid data found when processing input$")]:
+        with pytest.raises(SourceError) as e:
+            read_segments(tmp_path / name, 4, 16000, 0.25)
+        assert len(str(e.value).splitlines()) == 1 and "Errno" not in str(e.value)
+        import re
+        assert re.search(why, str(e.value)), str(e.value)
+    assert "race.ogv" in [p.name for p in list_videos(tmp_path)]

@@ -13,7 +13,7 @@ import os
 import time
 
 from ..errors import SourceError
-from ..media import _av, read_audio
+from ..media import _av, read_audio, rgb
 from .track import TrackAudio, array_render
 from .video import VideoSource
 
@@ -89,7 +89,7 @@ class FileSource(VideoSource):
                     if now - due > self.max_lag and now - last_pub < self.max_lag:
                         self._stats["dropped"] += 1
                     else:
-                        self._publish(frame.to_ndarray(format="rgb24"), due)
+                        self._publish(rgb(frame), due)
                         last_pub = now
                     last_due, in_pass = due, in_pass + 1
                 try:
