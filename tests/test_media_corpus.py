@@ -171,3 +171,63 @@ def test_live_on_every_file(corpus, tmp_path):
     bad = {n: err[-1500:] for n, (_, err) in got.items() if "Traceback" in err}
     assert not bad, bad
     judge(corpus, {n: r for n, (r, _) in got.items()}, "live", streams=True)
+
+
+def test_serve_every_file_as_an_rtsp_camera(corpus):
+    """Each file as a local RTSP camera (tests/rtsp_camera.py FILE: GStreamer decodes it and
+    streams H.264 once, in real time), six cameras to a service at a time: every camera ends in
+    a decision or one line of why not (none stalls); the real recordings decide."""
+    pytest.importorskip("aiohttp")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from serve_rigs import SYSTEM_PYTHON, free_port, http, running_service, stop_process
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
+                            "from gi.repository import Gst; Gst.init(None); "
+                            "assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('avdec_h264')"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("RTSP cameras from files need python3-gi, gir1.2-gst-rtsp-server-1.0, "
+                    "gstreamer1.0-plugins-ugly and gstreamer1.0-libav for the system python3")
+    files = sorted(files_of(corpus))
+    seen = {}
+    for at in range(0, len(files), 6):
+        batch = files[at:at + 6]
+        cams = {}
+        try:
+            for i, n in enumerate(batch, at):
+                port = free_port()
+                proc = subprocess.Popen([SYSTEM_PYTHON, str(ROOT / "tests" / "rtsp_camera.py"), str(port), "10",
+                                         str(corpus["_dir"] / n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+                cams[f"f{i}"] = (n, port, proc)
+                assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-500:]
+            config = {"model": {"bundle": "synth", "backend": "ort"},
+                      "cameras": {k: {"source": f"rtsp://127.0.0.1:{port}/cam", "jsonl": {"enabled": False}}
+                                  for k, (n, port, _) in cams.items()}}
+            with running_service(config) as (svc, url):
+                end = time.monotonic() + 60
+                while time.monotonic() < end and not set(batch) <= set(seen):
+                    _, body = http("GET", url + "/api/streams")
+                    for s in body["streams"]:
+                        n = cams[s["name"]][0]
+                        if s["counters"]["decisions"] > 0:
+                            seen[n] = None
+                        elif s["status"] in ("offline", "failed") and s["reason"]:
+                            seen[n] = s["reason"]
+                    time.sleep(0.5)
+        finally:
+            for _, _, proc in cams.values():
+                stop_process(proc)
+    missing = sorted(set(files) - set(seen))
+    assert not missing, f"no decision and no reason within 60 s: {missing}"
+    assert not [r for r in seen.values() if r and "\n" in r]
+    # a camera has no file to refuse: what it cannot show, it cannot stream ("cannot open");
+    # a recording streamed once that is over before connect + one window may end with a reason
+    # ("no frames"); the real recordings (8 s or more) give decisions
+    import av
+    for n, e in files_of(corpus).items():
+        if e["expect"] == "refused":
+            assert seen[n] and "cannot open" in seen[n], (n, seen[n])
+        else:
+            with av.open(str(corpus["_dir"] / n)) as c:
+                long = (c.duration or 0) / 1e6 >= 8
+            assert seen[n] is None or not long, (n, seen[n])
