@@ -21,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
+from live_rigs import _unavailable  # noqa: E402
 
 
 def cli(*args, timeout=600):
@@ -32,7 +33,7 @@ def cli(*args, timeout=600):
 def corpus() -> dict:
     for tool in ("apt-get", "dpkg-deb", "ffmpeg"):
         if shutil.which(tool) is None:
-            pytest.skip(f"building the media corpus needs {tool}")
+            _unavailable(f"building the media corpus needs {tool}")
     out = os.environ.get("AVGN_MEDIA_CORPUS", os.path.expanduser("~/.cache/avgn-edge/media-corpus"))
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "media-corpus"), "--out", out], capture_output=True,
                          text=True, timeout=900)
@@ -126,7 +127,6 @@ def test_serve_every_file_as_a_camera(corpus):
     37 at once overload two cores): the good ones decide, the bad ones say why in their status,
     and none stalls the others."""
     pytest.importorskip("aiohttp")
-    sys.path.insert(0, str(Path(__file__).parent))
     from serve_rigs import http, running_service
     files = sorted(files_of(corpus))
     seen = {}
@@ -178,14 +178,13 @@ def test_serve_every_file_as_an_rtsp_camera(corpus):
     streams H.264 once, in real time), six cameras to a service at a time: every camera ends in
     a decision or one line of why not (none stalls); the real recordings decide."""
     pytest.importorskip("aiohttp")
-    sys.path.insert(0, str(Path(__file__).parent))
     from serve_rigs import SYSTEM_PYTHON, free_port, http, running_service, stop_process
     probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
                             "from gi.repository import Gst; Gst.init(None); "
                             "assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('avdec_h264')"],
                            capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip("RTSP cameras from files need python3-gi, gir1.2-gst-rtsp-server-1.0, "
+        _unavailable("RTSP cameras from files need python3-gi, gir1.2-gst-rtsp-server-1.0, "
                     "gstreamer1.0-plugins-ugly and gstreamer1.0-libav for the system python3")
     files = sorted(files_of(corpus))
     seen = {}
