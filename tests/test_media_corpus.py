@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+from live_rigs import _unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-from live_rigs import _unavailable  # noqa: E402
 
 
 def cli(*args, timeout=600):
