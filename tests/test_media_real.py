@@ -162,3 +162,21 @@ def test_empty_and_foreign_files_are_one_line(tmp_path):
         import re
         assert re.search(why, str(e.value)), str(e.value)
     assert "race.ogv" in [p.name for p in list_videos(tmp_path)]
+
+
+def test_eval_counts_an_undecodable_file_nowhere(t8_folder, tmp_path):
+    """videos.py serves the next good clip in a bad file's place (a DataLoader never sees the
+    failure); evaluation must not count that clip twice."""
+    pytest.importorskip("torch")
+    from avgn_edge.data.datasets import open_training_data
+    from avgn_edge.model.avgn import AVGN
+    from avgn_edge.train.evaluate import evaluate
+    root = tmp_path / "data"
+    shutil.copytree(t8_folder, root)
+    entries = json.loads((root / "labels.json").read_text())
+    (root / "broken.mp4").write_text("not a video\n")
+    (root / "labels.json").write_text(json.dumps(entries + [{**entries[0], "file": "broken.mp4"}]))
+    from avgn_edge.config import get_preset
+    ds, cfg = open_training_data(str(root), get_preset("synth"))       # the folder's own T
+    r = evaluate(AVGN(cfg).eval(), ds, batch_size=4, progress=False, baselines=True, workers=0, costs=False)
+    assert r["clips"] == len(entries) and ds.skipped == [str(root / "broken.mp4")]
