@@ -33,6 +33,7 @@ class Sample:
     boxes: np.ndarray | None = None         # [T, 4] in frame pixels, NaN outside the event
     has_audio: bool = True
     path: str | None = None
+    own: bool = True                        # False: the next good clip, in an undecodable file's place
 
 
 _told_no_background: set[str] = set()

@@ -71,7 +71,7 @@ class VideoClips:
                 events, boxes = snippets_of(truth, times, self.cfg.frame_size)
             rows = np.arange(T)
             return Sample(frames[rows, col], audio[rows, col], self.labels.index(item.label), events, boxes,
-                          has_audio, str(item.path))
+                          has_audio, str(item.path), own=j == 0)
         raise SourceError(f"none of the {n} videos of the data can be decoded")
 
     def segments(self, k: int):

@@ -31,10 +31,7 @@ class TorchClips(Dataset):
             events[np.asarray(s.event_snippets, int)] = True
         if s.boxes is not None:
             boxes = np.asarray(s.boxes, np.float32)
-        items = getattr(self.dataset, "items", None)
-        # False where an undecodable file's place was taken by the next good one (videos.py)
-        own = items is None or s.path is None or s.path == str(items[i].path)
-        return {"frames": torch.from_numpy(np.ascontiguousarray(s.frames)), "own": torch.tensor(own),
+        return {"frames": torch.from_numpy(np.ascontiguousarray(s.frames)), "own": torch.tensor(getattr(s, "own", True)),
                 "audio": torch.from_numpy(np.ascontiguousarray(s.audio, dtype=np.float32)),
                 "label": torch.tensor(s.label), "events": torch.from_numpy(events),
                 "boxes": torch.from_numpy(boxes)}
