@@ -23,7 +23,7 @@ EXTRAS = {
     "export": TRAIN,
     "cuda12": CUDA12,
     "cuda13": CUDA13,
-    "cuda": CUDA13,                                                    # alias of cuda13, for older instructions
+    # no "cuda" alias: older JetPack instructions said [cuda], which would now give JetPack 6 CUDA 13 wheels
     # x86 TensorRT wheels (on a Jetson TensorRT comes with JetPack, for the system Python)
     "trt-cu12": [f"tensorrt-cu12>=10.3; {X86}"] + CUDA12,
     "trt": [f"tensorrt-cu13>=10.13; {X86}"] + CUDA13,
@@ -54,7 +54,7 @@ setup(
     packages=find_packages(include=["avgn_edge", "avgn_edge.*"]),
     package_data={"avgn_edge": ["kernels/*.cu", "kernels/*.h", "export/*.json", "assets/synth/*",
                                 "assets/synth/bundle/*", "assets/synth/bundle/*/*",
-                                "sinks/*.html"]},
+                                "sinks/*.html", "data/realset/*.json"]},
     install_requires=RUNTIME,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["avgn-edge=avgn_edge.cli.main:main"]},

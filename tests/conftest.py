@@ -92,7 +92,8 @@ def _gpu_test(request):
     if request.node.get_closest_marker("gpu") is None:
         yield
         return
-    with gpu_device():
+    from gpu_census import checked                  # leaks fail the test (emulated GPU; tests/gpu_census.py)
+    with gpu_device(), checked():
         yield
 
 

@@ -23,7 +23,7 @@ def test_close_destroys_everything_and_nothing_touches_freed_memory(emulated_gpu
     from avgn_edge.config import get_preset
     from avgn_edge.data.datasets import open_dataset
     from avgn_edge.emulator.device import STATE
-    from avgn_edge.emulator.trt_engine import IExecutionContext
+    from avgn_edge.emulator.trt_engine import ContextScratch
     from avgn_edge.runtime.recognizer import Recognizer
     from avgn_edge.kernels.device import PrimaryContext
     clip = open_dataset("synth:seed=1000,clips=1", get_preset("synth"))[0]
@@ -34,7 +34,7 @@ def test_close_destroys_everything_and_nothing_touches_freed_memory(emulated_gpu
     for n in range(10):
         rec.push(clip.frames[n % 8], clip.audio[n % 8], n + 1.0)
     assert len(rec.pipeline.graphs) == 3                                    # windows 0, 1, 2 captured
-    private = [a for a in STATE.memory.device.live() if isinstance(a.owner, IExecutionContext)
+    private = [a for a in STATE.memory.device.live() if isinstance(a.owner, ContextScratch)
                and ("device", a.base) not in before]
     assert private == []                                                    # one shared USER_MANAGED scratch
     rec.close()

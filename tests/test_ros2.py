@@ -54,9 +54,8 @@ def test_decisions_and_events_reach_a_second_zenoh_session_as_ros2_cdr():
         assert msg.header.frame_id == "door" and msg.header.stamp.sec > 1_600_000_000   # epoch time
         assert [r.class_id for r in msg.results][0] == "bell" and msg.results[0].score == pytest.approx(0.7, abs=1e-6)
         assert {r.class_id for r in msg.results} == set(LABELS)
-        key, seq, key2, stamp, key3, gid = ze.z_deserialize(tuple[str, ze.Int64, str, ze.Int64, str, bytes], attachment)
-        assert (key, key2, key3) == ("sequence_number", "source_timestamp", "source_gid") and seq >= 1
-        assert len(gid) == 16 and stamp > 0
+        seq, stamp, gid = ze.z_deserialize(tuple[ze.Int64, ze.Int64, bytes], attachment)   # rmw_zenoh >= 0.2.4
+        assert seq >= 1 and len(gid) == 16 and stamp > 0
         ev = json.loads(ts.deserialize_cdr(got["events"][0][0], STRING).data)
         assert ev["type"] in ("new", "end") and ev["after"]["label"] == "bell"
         for s in subs:

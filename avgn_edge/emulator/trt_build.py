@@ -62,7 +62,8 @@ class INetworkDefinition:
         return len(self.model.graph.node) if self.model is not None else 0
 
     def get_flag(self, flag) -> bool:
-        return bool(self.flags & (1 << int(flag))) or (int(flag) == 1 and self.strongly_typed)
+        strong = int(self._lib.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        return bool(self.flags & (1 << int(flag))) or (int(flag) == strong and self.strongly_typed)
 
 
 class ParserError:
@@ -161,6 +162,9 @@ class OnnxParser:
             desc = (f"No importer registered for op: {op}. Attempting to import as plugin. ({text})"
                     if code == codes.UNSUPPORTED_NODE else text)
             return self._fail(code, desc, index, name, op)
+        from .trt_qdq import problems as qdq_problems
+        for index, name, op, text in qdq_problems(proto):       # TensorRT's explicit-quantization rules
+            return self._fail(codes.UNSUPPORTED_NODE, text, index, name, op)
         weights = {i.name for i in proto.graph.initializer}
         self.network.model = proto
         self.network.name = proto.graph.name or "network"

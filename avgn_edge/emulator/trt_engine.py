@@ -3,8 +3,18 @@
 An engine runs its ONNX graph with ONNX Runtime (CPU, one thread; Q/DQ graphs with graph
 optimizations off, so INT8 is the exact fake-quantized arithmetic, as OrtBackend runs it) on
 the emulated device memory its tensors are bound to, as one operation queued on the stream.
-Addresses and input shapes are read when ``execute_async_v3`` is called, as TensorRT does, so
-a captured graph replays with the addresses bound at capture time.
+Addresses and input shapes are read when ``execute_async_v3`` is called, as TensorRT does.
+Rules a device has and this models (trt_rules.py; each refused in tests/test_emulator_gpu_rules.py):
+
+* a CUDA graph stays tied to the state of the context it was captured from: replaying it after
+  the context was re-bound or re-shaped is undefined on a device, refused here (the context is
+  lost, as after an illegal address); so is replaying it after the context was destroyed, and
+  destroying a context while a graph uses it is recorded as a violation;
+* each context has its active optimization profile (``set_optimization_profile_async``, default
+  0); input shapes are checked against it, and two contexts of one engine on the same profile
+  must not run concurrently (work pending on two streams);
+* a failed enqueue during capture leaves cudart's per-thread last error set, and the next
+  enqueue on that thread reports it, until ``cudaGetLastError`` clears it (trtexec does).
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import weakref
 
 import numpy as np
 
-from . import streams, trt_plan
+from . import streams, trt_plan, trt_rules
 from .api import CudaError, R
 from .device import STATE
 from .trt_build import TRT_TO_NUMPY, Dims, IHostMemory, tensor_meta  # noqa: F401
@@ -91,7 +101,7 @@ class ICudaEngine:
     def get_tensor_profile_shape(self, name: str, profile_index: int) -> list:
         profiles = self._meta["profiles"]
         if not 0 <= profile_index < len(profiles) or name not in profiles[profile_index]:
-            return []
+            return [trt_rules.InvalidDims()] * 3          # as TensorRT: three invalid Dims, never []
         return [Dims(d) for d in profiles[profile_index][name]]
 
     @property
@@ -121,15 +131,24 @@ class ICudaEngine:
         strategy = strategies.STATIC if strategy is None else strategy
         ctx = STATE.cudart_current()
         context = IExecutionContext(self, strategy)
+        trt_rules.track_context(context)
         if strategy != strategies.USER_MANAGED and self.device_memory_size_v2:
-            a = STATE.memory.device.alloc(self.device_memory_size_v2, owner=context)
+            # the owner holds the context weakly: the context, once unreferenced, is destroyed and frees it
+            a = STATE.memory.device.alloc(self.device_memory_size_v2, owner=ContextScratch(ctx, context))
             if a is None:
                 self._lib.error("Error Code 2: OutOfMemory (no memory for the execution context's scratch)")
                 return None
-            a.owner = context
             context.ctx, context.scratch = ctx, (a.base, a.size)
             weakref.finalize(context, _free_scratch, a)
         return context
+
+
+class ContextScratch:
+    """The owner of an execution context's own scratch: the CUDA context (freed with it) and the
+    execution context, weakly."""
+
+    def __init__(self, ctx, context):
+        self.ctx, self.context = ctx, weakref.ref(context)
 
 
 def _free_scratch(a) -> None:
@@ -146,6 +165,14 @@ class IExecutionContext:
         self.shapes = {n: list(t["shape"]) for n, (t, is_in) in engine.io.items() if is_in and -1 not in t["shape"]}
         self._ready_for: tuple | None = None          # input shapes the last enqueue was set up for
         self.name = ""
+        self.profile, self.last_work = 0, None        # the active optimization profile; (stream, op) last enqueued
+
+    @property
+    def active_optimization_profile(self) -> int:
+        return self.profile
+
+    def set_optimization_profile_async(self, profile_index: int, stream_handle: int) -> bool:
+        return trt_rules.set_profile(self, int(profile_index), stream_handle)
 
     # -- binding
     def set_tensor_address(self, name: str, memory: int) -> bool:
@@ -171,7 +198,7 @@ class IExecutionContext:
         profiles = self.engine._meta["profiles"]
         ok = len(dims) == len(static) and all(s in (-1, d) for s, d in zip(static, dims))
         if ok and -1 in static:
-            lo, _, hi = profiles[0][name]
+            lo, _, hi = profiles[self.profile][name]
             ok = all(a <= d <= b for a, d, b in zip(lo, dims, hi))
         if not ok:
             self._lib.error(f"Error Code 3: API Usage Error (Parameter check failed: input {name} shape {dims} is "
@@ -209,6 +236,8 @@ class IExecutionContext:
     def execute_async_v3(self, stream_handle: int) -> bool:
         lib, engine = self._lib, self.engine
         STATE.cudart_current()
+        if trt_rules.stale_cudart_error(lib):
+            return False
         try:
             stream = streams.stream_of(stream_handle)
         except CudaError:
@@ -227,22 +256,31 @@ class IExecutionContext:
             lib.error("Error Code 3: API Usage Error (the context was created with USER_MANAGED memory and "
                       "setDeviceMemory was not called)")
             return False
+        if not trt_rules.enqueue_allowed(self, stream):
+            return False
         shapes = {n: list(self.get_tensor_shape(n)) for n in engine._names}
         ready_key = tuple(tuple(v) for v in shapes.values())
         if self._ready_for != ready_key:              # first enqueue for these shapes: setup work on the stream
             if stream.capture is not None:
                 streams.invalidate(stream.capture, "TensorRT's first enqueue for these shapes")
+                trt_rules.set_cudart_error("cudaErrorStreamCaptureInvalidated")
                 lib.error("Error Code 1: Cuda Runtime (operation not permitted when stream is capturing: the first "
                           "enqueueV3 after creating the context or changing an input shape must run outside capture)")
                 return False
             self._ready_for = ready_key
         bound = [(n, self.addresses[n], shapes[n], TRT_TO_NUMPY[engine.io[n][0]["dtype"]], engine.io[n][1])
                  for n in engine._names]
+        run = _runner(engine, bound, self.scratch)
+        if stream.capture is not None:                # replayed later: checked against the context then
+            run = trt_rules.captured(self, run)
         try:
-            streams.enqueue(stream, f"TensorRT engine {engine.name}", _runner(engine, bound, self.scratch))
+            op = streams.enqueue(stream, f"TensorRT engine {engine.name}", run)
         except CudaError as exc:
+            if stream.capture is not None:
+                trt_rules.set_cudart_error(exc.code.name if hasattr(exc, "code") else str(exc))
             lib.error(f"Error Code 1: Cuda Runtime ({exc})")
             return False
+        self.last_work = (stream, op) if op is not None else self.last_work
         return True
 
 

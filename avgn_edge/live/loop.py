@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 class LiveLoop:
     """``latest`` is the newest Result; every Result goes to the event tracker, the result
-    sinks and ``on_result`` and is not kept (a loop may run for months)."""
+    sinks and ``on_result`` and is not kept (a loop may run for months). ``run`` returns only once
+    the inference thread is done: the caller may close the Recognizer right after it."""
+    JOIN_TIMEOUT = 5.0                        # then the threads are waited for with a log line
 
     def __init__(self, recognizer, video, audio=None, *, frame_sinks=(), sinks=None, tracker=None,
                  camera: str = "default", detecting=None, duration: float | None = None, stats_every: float = 5.0,
@@ -178,7 +180,10 @@ class LiveLoop:
         finally:
             self._stop.set()
             for t in threads:
-                t.join(timeout=5)
+                t.join(timeout=self.JOIN_TIMEOUT)
+            if threads[1].is_alive():             # inference in flight: the caller may close the Recognizer next
+                log.info("waiting for the decision in flight")
+                threads[1].join()
         if self.error is not None:
             raise self.error
         if self.tracker is not None:              # the stream stopped: what is open ends

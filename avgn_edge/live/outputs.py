@@ -37,6 +37,8 @@ def add_arguments(p):
     g.add_argument("--ros2", nargs="?", const="", metavar="ENDPOINT",
                    help="publish ROS 2 topics over zenoh (optionally to a router, e.g. tcp/robot:7447)")
     g.add_argument("--ros2-topic", default="/avgn/classification", help="ROS 2 topic (default /avgn/classification)")
+    g.add_argument("--ros2-no-scout", action="store_true",
+                   help="no zenoh multicast scouting (reach the router only through ENDPOINT)")
 
 
 def check(args):
@@ -90,7 +92,7 @@ class LiveOutputs:
             require("zenoh")
             require("rosbags")
             from ..sinks.ros2 import Ros2Settings, Ros2Sink
-            workers.append(Worker(Ros2Sink(Ros2Settings(topic=args.ros2_topic,
+            workers.append(Worker(Ros2Sink(Ros2Settings(topic=args.ros2_topic, scout=not args.ros2_no_scout,
                                                         connect=[args.ros2] if args.ros2 else []), media=media_for)))
         if args.web is not None:
             from ..deps import require

@@ -63,6 +63,13 @@ def _accepted(cls, options: dict) -> dict:
     return {k: v for k, v in options.items() if k in names}
 
 
+def fall_back(bundle: Bundle, precision: str, why: str, **options) -> Backend:
+    """``--backend auto`` when TensorRT is present but cannot serve: ONNX Runtime, with one line saying why."""
+    from .ort import OrtBackend
+    log.warning("backend auto -> ort (%s)", str(why).splitlines()[0])
+    return OrtBackend(bundle, precision, **_accepted(OrtBackend, options))
+
+
 def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "fp32", **options) -> Backend:
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}", hint=f"choose one of {', '.join(BACKENDS)}")
@@ -79,8 +86,7 @@ def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "fp32",
                 log.info("backend auto -> trt (%s)", why)
                 return trt_backend
             except AvgnError as exc:         # e.g. an engine that does not build: still serve, on the CPU
-                why = f"TensorRT cannot run this bundle here: {exc}"
-                log.warning("backend auto -> ort (%s)", why)
+                return fall_back(bundle, precision, f"TensorRT cannot run this bundle here: {exc}", **options)
         else:
             log.info("backend auto -> ort (%s)", why)
         return OrtBackend(bundle, precision, **_accepted(OrtBackend, options))

@@ -49,10 +49,17 @@ def many_decisions(rec, streams: list, offsets: list[int]) -> list[list]:
 
 def compare(got: list, want: list, tolerance: float) -> dict:
     """Agreement of ``got`` with ``want`` (lists from ``decisions``, same stream). A top-1 that differs
-    only where ``want``'s two best scores are within ``tolerance`` counts as a tie, not a miss."""
+    only where ``want``'s two best scores are within ``tolerance`` counts as a tie, not a miss; so do
+    glance indices that differ only where ``want``'s k-th and (k+1)-th saliency are within
+    ``tolerance`` x the saliency's scale (its largest magnitude, at least 1: saliency is unbounded)."""
     assert len(got) == len(want), (len(got), len(want))
-    same, ties, diffs, sal, idx = 0, 0, [], [], []
+    same, ties, diffs, sal, idx, idx_ties = 0, 0, [], [], [], 0
+    scale = max([1.0] + [float(np.abs(b.saliency).max()) for b, _ in want])
     for (a, _), (b, _) in zip(got, want):
+        if not np.array_equal(a.indices, b.indices):
+            s = np.sort(np.asarray(b.saliency, np.float64).ravel())[::-1]
+            k = len(b.indices)
+            idx_ties += int(k < len(s) and s[k - 1] - s[k] <= tolerance * scale)
         top2 = np.sort(b.scores)[-2:]
         if a.label == b.label:
             same += 1
@@ -65,4 +72,5 @@ def compare(got: list, want: list, tolerance: float) -> dict:
     return {"decisions": n, "window_starts": sorted({s for _, s in want}),
             "top1_agreement": round(same / n, 4) if n else None, "top1_ties": ties,
             "max_abs_score": max(diffs, default=0.0), "max_abs_saliency": max(sal, default=0.0),
-            "indices_agreement": round(float(np.mean(idx)), 4) if n else None}
+            "indices_agreement": round(float(np.mean(idx)), 4) if n else None, "indices_ties": idx_ties,
+            "saliency_scale": scale}

@@ -21,14 +21,30 @@ import os
 import numpy as np
 
 from ..bundle import Bundle, load_bundle
-from ..errors import InputError
+from ..errors import AvgnError, InputError
 from ..media import read_snippets
-from .backend import open_backend
+from .backend import fall_back, open_backend
 from .pipeline import Timer, pipeline_for
 from .result import Result
 from .window import Checked, StreamWindow
 
 log = logging.getLogger(__name__)
+
+
+def open_with_pipeline(b: Bundle, backend: str = "auto", precision: str = "fp32", **options) -> tuple:
+    """(backend, its pipeline). A TensorRT pipeline that cannot start (the crop kernel cannot be compiled:
+    no NVRTC, no cuda_fp16.h, an NVRTC error) closes the backend it opened; ``auto`` then falls back to
+    ONNX Runtime with one line saying why, ``trt`` raises (one line)."""
+    be = open_backend(b, backend, precision, **options)
+    try:
+        return be, pipeline_for(b, be)
+    except BaseException as exc:
+        getattr(be, "close", lambda: None)()
+        if backend != "auto" or be.name != "trt" or not isinstance(exc, AvgnError):
+            raise
+        why = f"the TensorRT pipeline cannot start here: {exc}"
+    be = fall_back(b, precision, why, **options)
+    return be, pipeline_for(b, be)
 
 
 class Recognizer:
@@ -50,8 +66,7 @@ class Recognizer:
     def load(cls, bundle: str | os.PathLike | Bundle = "synth", backend: str = "auto", precision: str = "fp32",
              stride: int = 2, **options) -> "Recognizer":
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        be = open_backend(b, backend, precision, **options)
-        return cls(b, be, pipeline_for(b, be), stride)
+        return cls(b, *open_with_pipeline(b, backend, precision, **options), stride)
 
     @property
     def labels(self) -> tuple[str, ...]:

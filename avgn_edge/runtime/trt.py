@@ -11,6 +11,11 @@
 * Each entry point makes the CUDA context current on the calling thread (``@on_device``):
   contexts are per CPU thread, and a Recognizer is often fed from another thread than the one
   that built it (the live loop's inference thread).
+* One optimization profile (0) for every context, including the graph contexts of
+  trt_pipeline.py: TensorRT asks for a separate profile per context *in concurrent use*, and
+  these never are: every context enqueues on the one stream, one after another, and only then
+  is sharing profile 0 (and the scratch) allowed. Contexts used from several streams at once
+  would need an engine built with one profile per context and ``set_optimization_profile_async``.
 * Every ``set_tensor_address`` is checked: TensorRT refuses an unknown name or an address that
   is not 256-byte aligned by returning False and keeping the old address.
 * ``pipeline()`` is the device-resident glance pipeline (trt_pipeline.py).
@@ -79,10 +84,14 @@ class TrtBackend:
     def _profile_max(self, stage: str, engine) -> int:
         spec = self.bundle.stages[stage]
         shapes = engine.get_tensor_profile_shape(spec.inputs[0].name, 0)     # [min, opt, max] of profile 0
-        if len(shapes) != 3:
+        try:                                 # no profile: three invalid Dims (nbDims -1), not an empty list
+            batch = int(shapes[2][0])
+        except (IndexError, ValueError, TypeError):
+            batch = 0
+        if batch < 1:
             raise EngineError(f"the {stage} engine has no optimization profile for its batch ({self._said()})",
                               hint="rebuild it: avgn-edge build-engines --force")
-        return int(shapes[2][0])
+        return batch
 
     def _said(self) -> str:
         return "; ".join(self.logger.take()[-2:]) or "no details from TensorRT"

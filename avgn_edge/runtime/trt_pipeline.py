@@ -23,8 +23,14 @@ tied to the execution contexts it was captured from, input shapes included, so g
 B are captured on contexts of their own whose shapes are set once to B (``GRAPH_BATCHES``
 sizes at a time; the eager path keeps the backend's contexts, whose shapes change per call).
 A single stream has T layouts; steady streams on a shared tick grid repeat theirs every T /
-stride ticks. Graphs reading a stream whose memory is freed are destroyed with it. If a capture
-fails (a CUDA or TensorRT refusal) the step runs eagerly from then on, with a one-time warning.
+stride ticks. A single stream's windows are read in place, so its T graphs of batch 1 share one
+set of contexts bound to T different addresses: TensorRT ties a graph to the context state it
+was captured from, so before a graph is launched its layout is bound again on those contexts
+(skipped when they already hold it), as NVIDIA's TensorRT-Edge-LLM does before each replay.
+Graphs reading a stream whose memory is freed are destroyed with it. If the capture itself
+fails (a CUDA or TensorRT refusal between begin and end capture) the step runs eagerly from then
+on, with a one-time warning, and cudart's error state is cleared as trtexec does; a refused
+binding or a failed warm-up, outside the capture, is raised as what it is.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import EngineError
-from ..kernels.device import ALIGN, check, on_device
+from ..kernels.compile import KernelCompileError
+from ..kernels.device import ALIGN, check, clear_runtime_error, on_device
 from ..kernels.launch import CropKernel
 from .pipeline import Timer, boxes_xyxy
 from .trt import TrtBackend, nbytes
@@ -63,16 +70,29 @@ class TrtPipeline:
         self.max_decisions = min(limit[s] for s in DECISION_STAGES)
         self.graphs: OrderedDict[tuple, object] = OrderedDict()
         self.graph_contexts: OrderedDict[int, dict] = OrderedDict()     # batch -> decision contexts fixed at it
+        self.bound: dict[int, tuple] = {}            # batch -> the layout its graph contexts are bound to now
         self.graph_failed = not backend.cuda_graph
-        self.frame_host, self.kernel = None, None
+        self.frame_host, self.kernel, self.events = None, None, []
         with backend.cuda.current():
-            self.kernel = CropKernel()
-            mem = backend.mem
-            self.pool = StreamPool(mem, self.T, {window: self.item[one] for window, one in RINGS})
-            self.direct = {window: self.item[one] % ALIGN == 0 for window, one in RINGS}   # slots bindable in place
-            self.wave_host = mem.pinned((self.max_snippets, cfg.audio_samples), np.float32)
-            self.out_host = {n: mem.pinned(self.specs[n].at(self.max_decisions), self.specs[n].dtype) for n in OUTPUTS}
-            self.events = [check(self.driver.cuEventCreate(0)) for _ in range(4)]
+            try:
+                self.kernel = CropKernel()
+            except KernelCompileError as exc:            # NVRTC refused: a one-line error (auto falls back on it)
+                raise EngineError(f"the crop kernel cannot be compiled ({str(exc).splitlines()[0]})",
+                                  hint="check the CUDA toolkit headers / NVRTC version (python -m "
+                                       "avgn_edge.kernels.selftest)") from exc
+            try:
+                self._allocate(backend)
+            except BaseException:
+                self.close()
+                raise
+
+    def _allocate(self, backend) -> None:
+        cfg, mem = self.cfg, backend.mem
+        self.pool = StreamPool(mem, self.T, {window: self.item[one] for window, one in RINGS})
+        self.direct = {window: self.item[one] % ALIGN == 0 for window, one in RINGS}   # slots bindable in place
+        self.wave_host = mem.pinned((self.max_snippets, cfg.audio_samples), np.float32)
+        self.out_host = {n: mem.pinned(self.specs[n].at(self.max_decisions), self.specs[n].dtype) for n in OUTPUTS}
+        self.events = [check(self.driver.cuEventCreate(0)) for _ in range(4)]
 
     @property
     def cuda(self):
@@ -169,6 +189,8 @@ class TrtPipeline:
         layout = tuple((st.serial, r.start) for st, r in zip(streams, rings))   # start: the window's oldest slot
         ev0, ev1 = self.events[:2]
         graph = self._graph(layout, streams)
+        if graph is not None:                            # the graph's contexts hold this layout's bindings
+            self._bind_graph_contexts(layout, streams)
         check(driver.cuEventRecord(ev0, s))
         if graph is not None:
             check(driver.cuGraphLaunch(graph, s))
@@ -221,18 +243,26 @@ class TrtPipeline:
         for name, host in self.out_host.items():
             check(self.driver.cuMemcpyDtoHAsync(host.ctypes.data, b.buffers[name], len(layout) * self.item[name], s))
 
-    def _capture(self, layout, streams):
-        """An instantiated CUDA graph of the decision step for ``layout``."""
+    def _bind_graph_contexts(self, layout, streams) -> None:
+        n = len(layout)
+        if self.bound.get(n) != layout:
+            self.bound.pop(n, None)
+            self._bind_decision(layout, streams, self.graph_contexts[n])
+            self.bound[n] = layout
+
+    def _capture(self, layout, streams, contexts):
+        """An instantiated CUDA graph of the decision step for ``layout`` (bound and warmed up before).
+        If the body raises, a graph that the end of the capture still returned is destroyed."""
         driver, s = self.driver, self.b.stream
-        contexts = self._contexts_for(len(layout))
-        self._bind_decision(layout, streams, contexts)   # tensors bound once, outside the capture
-        self._enqueue_decision(layout, streams, contexts)   # warm-up: TensorRT's first enqueue does setup work
-        check(driver.cuStreamSynchronize(s))
         check(driver.cuStreamBeginCapture(s, driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL))
         try:
             self._enqueue_decision(layout, streams, contexts)
-        finally:
-            graph = check(driver.cuStreamEndCapture(s))
+        except BaseException:
+            err, graph = driver.cuStreamEndCapture(s)
+            if int(err) == 0 and graph is not None:
+                driver.cuGraphDestroy(graph)
+            raise
+        graph = check(driver.cuStreamEndCapture(s))
         try:
             return check(driver.cuGraphInstantiate(graph, 0))
         finally:
@@ -246,6 +276,7 @@ class TrtPipeline:
             return self.graph_contexts[n]
         if len(self.graph_contexts) == GRAPH_BATCHES:
             old, _ = self.graph_contexts.popitem(last=False)
+            self.bound.pop(old, None)
             for layout in [k for k in self.graphs if len(k) == old]:
                 check(self.driver.cuGraphExecDestroy(self.graphs.pop(layout)))
         self.graph_contexts[n] = self.b.fixed_contexts(DECISION_STAGES, n)
@@ -258,11 +289,19 @@ class TrtPipeline:
         if layout in self.graphs:
             self.graphs.move_to_end(layout)
             return self.graphs[layout]
+        contexts = self._contexts_for(len(layout))
+        self.bound.pop(len(layout), None)
+        self._bind_decision(layout, streams, contexts)   # tensors bound once, outside the capture
+        self.bound[len(layout)] = layout
+        self._enqueue_decision(layout, streams, contexts)   # warm-up: TensorRT's first enqueue does setup work
+        check(self.driver.cuStreamSynchronize(self.b.stream))
         try:
-            exe = self._capture(layout, streams)
+            exe = self._capture(layout, streams, contexts)
         except EngineError as exc:                       # CUDA errors are EngineErrors too (CudaError)
+            clear_runtime_error()                        # cudart's last error, as trtexec clears it
             check(self.driver.cuStreamSynchronize(self.b.stream))   # nothing pending before the eager path
-            log.warning("CUDA graph capture failed (%s): running the decision step without a graph", exc)
+            # str: a record holding the exception would keep its frames, and the contexts in them, alive
+            log.warning("CUDA graph capture failed (%s): running the decision step without a graph", str(exc))
             self.graph_failed = True
             self._drop_graphs()
             return None
@@ -276,6 +315,7 @@ class TrtPipeline:
             check(self.driver.cuGraphExecDestroy(exe))
         self.graphs.clear()
         self.graph_contexts.clear()
+        self.bound.clear()
 
     def close(self) -> None:
         """Destroy the graphs, events and kernel module; drop every view of pinned memory (the backend

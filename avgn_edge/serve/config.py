@@ -157,11 +157,12 @@ class RecordConfig(Section):
 
 class Ros2Config(Section):
     topic: str = "/avgn/classification"
-    domain: int = Field(0, ge=0, le=232)
+    domain: Optional[int] = Field(None, ge=0, le=232)   # None: $ROS_DOMAIN_ID, else 0
     connect: list[str] = []                   # zenoh endpoints of the robot's router, e.g. tcp/robot:7447
     listen: list[str] = []
     node: str = "avgn_edge"
     rclpy: Literal["auto", "never", "always"] = "auto"
+    scout: bool = True                        # zenoh's multicast scouting (finds a router on the LAN)
 
 
 # sections a camera may override (global section = defaults); OPTIONAL ones are off unless given

@@ -61,13 +61,11 @@ class Service:
     # -- lifecycle
     def load_model(self):
         from ..bundle import load_bundle
-        from ..runtime.backend import open_backend
-        from ..runtime.pipeline import pipeline_for
-        from ..runtime.recognizer import Recognizer
+        from ..runtime.recognizer import Recognizer, open_with_pipeline
         m = self.cfg.model
         bundle = load_bundle(m.bundle)
-        backend = open_backend(bundle, m.backend, m.precision, **m.backend_options())
-        self.rec = Recognizer(bundle, backend, pipeline_for(bundle, backend))   # batched on every backend
+        # batched on every backend; auto falls back to ONNX Runtime if the TensorRT pipeline cannot start
+        self.rec = Recognizer(bundle, *open_with_pipeline(bundle, m.backend, m.precision, **m.backend_options()))
         self._check_labels("detect", self.cfg.detect)
         for name, cam in self.cfg.cameras.items():
             self._check_labels(f"cameras.{name}.detect", cam.detect)
@@ -240,6 +238,9 @@ class Service:
             st.close()
             if self.web is not None:                # after the stream's last events, in the web view's order
                 self.web.submit(self.web.sink.forget, name)
+            for w in self.shared:                   # MQTT: its retained states and discovery go
+                if hasattr(w.sink, "remove_camera"):
+                    w.submit(w.sink.remove_camera, name)
             log.info("camera %s: removed", name)
 
     def note_event(self, camera: str, record: dict):

@@ -44,6 +44,7 @@ class Stream:
         self._source_reconnects = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._track = threading.Lock()            # the tracker: the scheduler's results vs detection off
 
     # -- lifecycle (service thread)
     def start(self):
@@ -77,6 +78,12 @@ class Stream:
         self.window.stride = cam.detect.stride
         if old.enabled and not cam.enabled:
             self.stop_capture()
+            scheduler = getattr(self.service, "scheduler", None)
+            if scheduler is not None:
+                scheduler.forget(self)
+            with self._track:
+                for tr in self.tracker.close():   # detection off ends what was open (end, label OFF)
+                    self._event(tr)
             self.status = "disabled"
         elif cam.enabled and not old.enabled:
             self.start()
@@ -162,13 +169,16 @@ class Stream:
 
     # -- the scheduler's side
     def on_result(self, r, latency_s: float):
-        self.stats.decision({}, 1e3 * latency_s)
-        transitions = self.tracker.update(r)
-        self.last_result = r
-        for out in (self.sinks, self.service.shared):
-            out.decision(self.name, r)
-        for tr in transitions:
-            self._event(tr)
+        with self._track:
+            if not self.cam.enabled:              # a step that was under way when detection went off
+                return
+            self.stats.decision({}, 1e3 * latency_s)
+            transitions = self.tracker.update(r)
+            self.last_result = r
+            for out in (self.sinks, self.service.shared):
+                out.decision(self.name, r)
+            for tr in transitions:
+                self._event(tr)
 
     # -- into the outputs (each behind its own bounded worker: none of this waits)
     def _event(self, tr):

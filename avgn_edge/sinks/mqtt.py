@@ -2,7 +2,10 @@
 
     <prefix>/available                 online | offline (retained; offline is the last will: a crash reads offline)
     <prefix>/events                    {"type": new|update|end, "before", "after"} (records.py)
-    <prefix>/<camera>/<label>          ON | OFF while an event of that label is open (retained)
+    <prefix>/<camera>/<label>          ON | OFF while an event of that label is open (retained); the label's
+                                       topic-safe form: characters other than A-Z a-z 0-9 _ . - become _
+    <prefix>/<camera>/events           {"event_type": <label>, "id", "score", "start_time"} when an event
+                                       starts (Home Assistant's event entity)
     <prefix>/<camera>/audio/dBFS       audio level of the last second (and .../audio/rms, int16 scale)
     <prefix>/<camera>/detect/set       ON | OFF switches detection at run time; echoed on .../detect/state
     <prefix>/stats                     every ``stats_interval`` s: the service's counters (JSON)
@@ -30,7 +33,7 @@ import numpy as np
 from ..config import BACKGROUND
 from ..errors import ConfigError
 from .base import Sink
-from .records import Media, message
+from .records import Media, message, safe
 
 log = logging.getLogger("avgn_edge.sinks.mqtt")
 FEATURES = ("detect",)          # <prefix>/<camera>/<feature>/set
@@ -85,6 +88,11 @@ class MqttSink(Sink):
         import paho.mqtt.client as mqtt
         self.s, self.p = settings, settings.topic_prefix.rstrip("/")
         self.labels = [l for l in labels if l != BACKGROUND]
+        self.topics = {l: safe(l) for l in self.labels}       # '#', '+' and '/' cannot be in a label's topic
+        clash = [l for l in self.labels if list(self.topics.values()).count(self.topics[l]) > 1]
+        if clash:
+            raise ConfigError(f"mqtt: labels {', '.join(map(repr, clash))} share the topic "
+                              f"{self.p}/<camera>/{self.topics[clash[0]]}; rename them in the bundle")
         self.on_set, self.stats_fn, self.media, self.state_fn = on_set, stats, media, state
         self.cameras: list[str] = []
         self.published = self.lost = self.connects = 0
@@ -201,18 +209,37 @@ class MqttSink(Sink):
             on = True if self.state_fn is None else self.state_fn(cam, f)
             self._publish(f"{self.p}/{cam}/{f}/state", "ON" if on else "OFF", qos=1, retain=True)
         for label in self.labels:
-            self._publish(f"{self.p}/{cam}/{label}", "OFF", qos=1, retain=True)
+            self._publish(f"{self.p}/{cam}/{self.topics[label]}", "OFF", qos=1, retain=True)
         if self.s.discovery:
             from .mqtt_discovery import discovery_messages
             for topic, payload in discovery_messages(self.s, cam, self.labels):
                 self._publish(topic, payload, qos=1, retain=True)
 
+    def remove_camera(self, camera: str):
+        """A deleted stream: its retained states and discovery go (empty retained payloads; Home
+        Assistant removes the entities), and a reconnect does not announce it again."""
+        if camera in self.cameras:
+            self.cameras.remove(camera)
+        topics = [f"{self.p}/{camera}/{f}/state" for f in FEATURES]
+        topics += [f"{self.p}/{camera}/{self.topics[label]}" for label in self.labels]
+        if self.s.discovery:
+            from .mqtt_discovery import discovery_messages
+            topics += [t for t, _ in discovery_messages(self.s, camera, self.labels)]
+        for topic in topics:
+            self._publish(topic, "", qos=1, retain=True)
+
     def event(self, camera, tr):
         self.add_camera(camera)
         media = self.media(camera) if self.media is not None else None
-        self._publish(f"{self.p}/events", message(tr, media), qos=1)
+        msg = message(tr, media)
+        self._publish(f"{self.p}/events", msg, qos=1)
         if tr.type in ("new", "end"):
-            self._publish(f"{self.p}/{camera}/{tr.label}", "ON" if tr.type == "new" else "OFF", qos=1, retain=True)
+            self._publish(f"{self.p}/{camera}/{self.topics.get(tr.label) or safe(tr.label)}",
+                          "ON" if tr.type == "new" else "OFF", qos=1, retain=True)
+        if tr.type == "new":
+            a = msg["after"]
+            self._publish(f"{self.p}/{camera}/events", {"event_type": a["label"], "id": a["id"], "score": a["score"],
+                                                         "start_time": a["start_time"]}, qos=1)
 
     def frame(self, camera, _frame, audio, t):
         if audio is None:
