@@ -19,7 +19,8 @@ from .errors import SourceError
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".ogv", ".3gp", ".flv",
+                  ".wmv", ".asf", ".mts", ".m2ts", ".vob", ".mxf"}
 
 
 @dataclass
@@ -60,14 +61,18 @@ def read_segments(path: str | os.PathLike, num_snippets: int, sample_rate: int, 
                   candidates: int = 1, start: float | None = None, end: float | None = None) -> Segments:
     """Decode ``path`` (or its part from ``start`` to ``end`` seconds) cut into T segments.
 
-    The frame timestamps are read first from the packets (no decoding), so only the chosen
-    frames are kept while decoding: memory does not grow with the length of the file, and a
-    segment of a long recording is reached by seeking, not by decoding what precedes it.
+    The segment ends are planned from the packets' timestamps (demuxing, no decoding); frames
+    are then picked by their *decoded* timestamps - the last frame before each end - as they
+    come, so memory does not grow with the length of the file, a part of a long recording is
+    reached by seeking, and packets that never become frames (edit lists, stream-copy cuts,
+    B-frames whose references were cut away) cannot leave a segment without a frame.
     """
     av = _av()
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path} is empty (0 bytes)")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -76,79 +81,131 @@ def read_segments(path: str | os.PathLike, num_snippets: int, sample_rate: int, 
             t0 = (container.start_time or 0) / 1e6
             lo = None if start is None else t0 + start
             hi = None if end is None else t0 + end
-            pts = _packet_pts(container, vstream, lo, hi)
+            planned = _packet_times(container, vstream, lo, hi)
         with av.open(str(path)) as container:
             vstream = container.streams.video[0]
             vstream.thread_type = "AUTO"
-            tb = float(vstream.time_base or 0)
-            if pts and None not in pts:
-                pts = sorted(pts)
-                times = np.asarray(pts, np.float64) * tb
-                pick, ends = _plan(times, num_snippets, candidates)
-                wanted = {pts[j] for j in pick.flat}
-                if lo:
-                    container.seek(int(lo / tb), stream=vstream)
-                kept = {}
-                for f in container.decode(vstream):
-                    if f.pts in wanted:
-                        kept[f.pts] = f.to_ndarray(format="rgb24")
-                        if len(kept) == len(wanted):
-                            break
-                frames = [kept.get(pts[j]) for j in pick.flat]
+            if lo:
+                container.seek(int(lo / float(vstream.time_base)), stream=vstream)
+            frames = _decoded(container.decode(vstream), lo, hi)
+            if planned is not None:
+                times, picked = _pick(frames, *_ends(planned, num_snippets, candidates))
             else:                      # no packet timestamps: decode everything, then pick
-                decoded = [(f.time, f.to_ndarray(format="rgb24")) for f in container.decode(vstream)
-                           if f.time is not None and (lo is None or f.time >= lo) and (hi is None or f.time < hi)]
-                times = np.asarray([t for t, _ in decoded], np.float64)
-                pick, ends = _plan(times, num_snippets, candidates) if len(times) else (np.zeros(0, int), None)
-                frames = [decoded[j][1] for j in pick.flat]
-        audio, audio_start = read_audio(path, sample_rate, start=None if lo is None else lo - window, end=hi)
+                decoded = [(t, rgb(f)) for t, f in frames]
+                picked, times = [], np.asarray([t for t, _ in decoded], np.float64)
+                if len(times):
+                    ends, guard = _ends(times, num_snippets, candidates)
+                    pick = np.clip(np.searchsorted(times, ends - guard, side="left") - 1, 0, len(times) - 1)
+                    picked = [decoded[j][1] for j in pick.flat]
+                    times = np.concatenate([times[:1], ends.ravel()])
+            audio, audio_start = read_audio(path, sample_rate, start=None if lo is None else lo - window, end=hi)
     except SourceError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise SourceError(f"cannot decode {path}: {exc}") from None
-    if not frames or any(f is None for f in frames):
+        raise SourceError(f"cannot decode {path}: {_first_line(exc)}") from None
+    if not picked:
         what = "" if start is None else f" between {start:g} and {end:g} s"
         raise SourceError(f"{path} has no decodable video frames{what}")
+    first, ends = times[0], times[1:].reshape(num_snippets, candidates)
     n = int(round(window * sample_rate))
     windows = np.zeros((*ends.shape, n), np.float32)
     if audio is not None:
         for i, stop in np.ndenumerate(np.round((ends - audio_start) * sample_rate).astype(np.int64)):
             seg = audio[max(stop - n, 0):max(stop, 0)]
             windows[i][n - len(seg):] = seg
-    stacked = np.stack(frames).reshape(*ends.shape, *frames[0].shape)
-    return Segments(stacked, windows, ends - times[0], audio is not None)
+    stacked = np.stack(picked).reshape(*ends.shape, *picked[0].shape)
+    return Segments(stacked, windows, ends - first, audio is not None)
 
 
-def _packet_pts(container, vstream, lo: float | None, hi: float | None) -> list:
-    """Presentation timestamps of the video packets whose time is in [lo, hi)."""
+def _first_line(exc) -> str:
+    """An FFmpeg error's own words (not its errno and path), or the exception's first line."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
+def rgb(frame) -> np.ndarray:
+    """A decoded frame as RGB uint8, turned upright where the file says how (phone videos
+    carry a display rotation; the decoder does not apply it)."""
+    img = frame.to_ndarray(format="rgb24")
+    turns = int(round((getattr(frame, "rotation", 0) or 0) / 90)) % 4
+    return np.ascontiguousarray(np.rot90(img, turns)) if turns else img
+
+
+def _decoded(frames, lo: float | None, hi: float | None):
+    """(time, frame) of the decoded frames in [lo, hi); a frame without a timestamp (some AVI
+    and raw streams) gets the previous one's plus the smallest step seen so far."""
+    last, step = None, None
+    for f in frames:
+        t = f.time
+        if t is None:
+            t = 0.0 if last is None else last + (step or 1 / 30)
+        elif last is not None and t - last > 1e-6:
+            step = t - last if step is None else min(step, t - last)
+        if hi is not None and t >= hi:
+            return
+        if lo is None or t >= lo:
+            last = t
+            yield t, f
+
+
+def _pick(frames, ends: np.ndarray, guard: float):
+    """(first frame time followed by the flat ends, picked RGB frames): for each end, the last
+    decoded frame strictly before it (less ``guard``); ends before the first frame take the first."""
+    flat = ends.ravel()
+    order = np.argsort(flat, kind="stable")
+    picked: list = [None] * len(flat)
+    first, prev, prev_img, k = None, None, None, 0
+    for t, f in frames:
+        if first is None:
+            first = t
+        while k < len(order) and t >= flat[order[k]] - guard:
+            if prev is None:           # an end before the first frame: the first frame it is
+                prev, prev_img = f, rgb(f)
+            if prev_img is None:
+                prev_img = rgb(prev)
+            picked[order[k]] = prev_img
+            k += 1
+        if k == len(order):
+            break
+        prev, prev_img = f, None
+    if prev is None:
+        return np.zeros(1), []
+    for j in order[k:]:                 # ends after the last frame: the last frame
+        if prev_img is None:
+            prev_img = rgb(prev)
+        picked[j] = prev_img
+    return np.concatenate([[first], flat]), picked
+
+
+def _packet_times(container, vstream, lo: float | None, hi: float | None) -> np.ndarray | None:
+    """Sorted presentation times (s) of the video packets in [lo, hi) that become frames (not
+    the ones an edit list discards), or None when packets carry no timestamps."""
     tb = float(vstream.time_base or 0)
-    if lo is None and hi is None:
-        return [p.pts for p in container.demux(vstream) if p.size]
-    if lo and tb:
+    if not tb:
+        return None
+    if lo:
         container.seek(int(lo / tb), stream=vstream)
     out = []
     for p in container.demux(vstream):
-        if not p.size:
+        if not p.size or p.is_discard or p.is_corrupt:
             continue
         if p.dts is not None and hi is not None and p.dts * tb >= hi:
             break                      # decode order: every later packet is later still
         if p.pts is None:
-            return [None]
-        if (lo is None or p.pts * tb >= lo) and (hi is None or p.pts * tb < hi):
-            out.append(p.pts)
-    return out
+            return None
+        t = p.pts * tb
+        if (lo is None or t >= lo) and (hi is None or t < hi):
+            out.append(t)
+    return np.sort(np.asarray(out, np.float64)) if out else None
 
 
-def _plan(times: np.ndarray, num_snippets: int, candidates: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """The file cut into T equal segments, each into C equal parts: (index of the last frame
-    strictly before each part's end [T, C], the part ends in seconds [T, C])."""
+def _ends(times: np.ndarray, num_snippets: int, candidates: int = 1) -> tuple[np.ndarray, float]:
+    """The file cut into T equal segments, each into C equal parts: (the part ends in seconds
+    [T, C], last column the segment ends; a quarter-frame guard for timestamp rounding)."""
     period = float(np.median(np.diff(times))) if len(times) > 1 else 0.04
     duration = times[-1] - times[0] + period
     parts = np.arange(num_snippets)[:, None] + (np.arange(candidates)[None] + 1) / candidates
-    ends = times[0] + duration * parts / num_snippets        # last column: the segment ends
-    # a quarter-frame guard for pts rounding
-    pick = np.clip(np.searchsorted(times, ends - 0.25 * period, side="left") - 1, 0, len(times) - 1)
-    return pick, ends
+    return times[0] + duration * parts / num_snippets, 0.25 * period
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int, start: float | None = None,
@@ -175,6 +232,17 @@ def read_audio(path: str | os.PathLike, sample_rate: int, start: float | None = 
     if not chunks:
         return None, 0.0
     return np.concatenate(chunks).astype(np.float32), float(t0)
+
+
+def video_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) of the first video stream, or None when it cannot be read."""
+    av = _av()
+    try:
+        with av.open(str(path)) as c:
+            vs = c.streams.video[0] if c.streams.video else None
+            return (vs.width, vs.height) if vs is not None and vs.width else None
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
 
 
 def write_video(path: str | os.PathLike, frames, fps: float, audio: np.ndarray | None = None,

@@ -65,6 +65,10 @@ def run(args) -> int:
             if audio is not None:
                 audio.close()
     log.info("summary: %s", json.dumps({k: v for k, v in summary.items() if k != "stages_ms"}, default=float))
+    if not summary.get("decisions") and getattr(video, "path", None):
+        window = rec.config.num_snippets * rec.config.snippet_period
+        log.warning("%s ended before a full window (%g s of video): no decision (avgn-edge run classifies "
+                    "short clips; --loop plays it again)", video.path, window)
     if args.summary:
         write_summary(args.summary, summary)
     return 0

@@ -1,4 +1,8 @@
-"""avgn-edge synth --out DIR --clips N --seed S: the benchmark as MP4 files + labels.json."""
+"""avgn-edge synth --out DIR --clips N --seed S: the benchmark as MP4 files + labels.json.
+
+Each entry's ``events`` are spans in seconds with boxes as fractions of the frame, so a model
+of any T or frame size reads them; ``event_snippets``/``boxes``/``snippet_times`` (this
+preset's snippets, pixels) stay for older readers."""
 
 from __future__ import annotations
 
@@ -43,8 +47,13 @@ def run(args) -> int:
         frames, audio = clip_video(spec, i)
         name = f"clip_{i:05d}.mp4"
         write_video(out / name, frames, spec.fps, audio, spec.sample_rate)
+        ev, period = clip.event_snippets, spec.snippet_period
+        events = [] if not len(ev) else [{      # times: any model's T maps them (data/spans.py)
+            "start": round(float(ev[0]) * period, 6), "end": round(float(ev[-1] + 1) * period, 6),
+            "box": [round(float(v) / spec.frame_size, 6) for v in clip.boxes[ev[0]]]}]
         entries.append({
-            "file": name, "label": CLASSES[clip.label], "label_index": clip.label,
+            "file": name, "label": CLASSES[clip.label], "label_index": clip.label, "events": events,
+            "duration": round(spec.num_snippets * period, 6),
             "event_snippets": clip.event_snippets.tolist(),
             "boxes": [None if b != b else [float(v) for v in box] for box, b in zip(clip.boxes, clip.boxes[:, 0])],
             "snippet_times": [round((j + 1) * spec.snippet_period, 6) for j in range(spec.num_snippets)],

@@ -2,6 +2,7 @@
 
     CACHE/<geometry>-<key>/frames.npy  [N, T, C, S, S, 3] uint8
                            audio.npy   [N, T, C, n] float32
+                           times.npy   [N, T] float32: snippet times, s from the first frame
                            state.npy   [N] uint8: 0 empty, 1 filled, 2 filled (no audio track), 3 undecodable
                            meta.json   what it was made from
 
@@ -39,7 +40,8 @@ class SnippetCache:
         T, S = cfg.num_snippets, cfg.frame_size
         self.frame_shape = (T, candidates, S, S, 3)
         self.audio_shape = (T, candidates, cfg.audio_samples)
-        geometry = {"T": T, "frame": S, "rate": cfg.sample_rate, "window": cfg.audio_window, "C": candidates}
+        geometry = {"T": T, "frame": S, "rate": cfg.sample_rate, "window": cfg.audio_window, "C": candidates,
+                    "times": 1}
         h = hashlib.sha256(json.dumps(geometry, sort_keys=True).encode())
         for it in items:
             st = it.path.stat()
@@ -69,6 +71,7 @@ class SnippetCache:
         tmp.mkdir()
         np.lib.format.open_memmap(tmp / "frames.npy", "w+", np.uint8, (self.n, *self.frame_shape))
         np.lib.format.open_memmap(tmp / "audio.npy", "w+", np.float32, (self.n, *self.audio_shape))
+        np.lib.format.open_memmap(tmp / "times.npy", "w+", np.float32, (self.n, self.frame_shape[0]))
         np.save(tmp / "state.npy", np.zeros(self.n, np.uint8))
         (tmp / "meta.json").write_text(json.dumps(self.meta))
         try:
@@ -79,7 +82,8 @@ class SnippetCache:
 
     def _open(self):
         if self._arrays is None or self._pid != os.getpid():     # memory maps do not cross a fork safely
-            self._arrays = tuple(np.load(self.dir / f, mmap_mode="r+") for f in ("frames.npy", "audio.npy", "state.npy"))
+            self._arrays = tuple(np.load(self.dir / f, mmap_mode="r+")
+                                 for f in ("frames.npy", "audio.npy", "times.npy", "state.npy"))
             self._pid = os.getpid()
         return self._arrays
 
@@ -87,25 +91,25 @@ class SnippetCache:
         return {k: v for k, v in self.__dict__.items() if k not in ("_arrays", "_pid")} | {"_arrays": None, "_pid": None}
 
     def state(self) -> np.ndarray:
-        return np.array(self._open()[2])
+        return np.array(self._open()[3])
 
     def get(self, k: int):
-        """None (not yet decoded), False (undecodable) or (frames, audio, has_audio)."""
-        frames, audio, state = self._open()
+        """None (not yet decoded), False (undecodable) or (frames, audio, has_audio, times)."""
+        frames, audio, times, state = self._open()
         s = int(state[k])
         if s == EMPTY:
             return None
         if s == BAD:
             return False
-        return np.array(frames[k]), np.array(audio[k]), s == FILLED
+        return np.array(frames[k]), np.array(audio[k]), s == FILLED, np.array(times[k], np.float64)
 
-    def put(self, k: int, frames: np.ndarray, audio: np.ndarray, has_audio: bool):
-        f, a, state = self._open()
-        f[k], a[k] = frames, audio
+    def put(self, k: int, frames: np.ndarray, audio: np.ndarray, has_audio: bool, times: np.ndarray):
+        f, a, t, state = self._open()
+        f[k], a[k], t[k] = frames, audio, times
         state[k] = FILLED if has_audio else SILENT
 
     def put_bad(self, k: int):
-        self._open()[2][k] = BAD
+        self._open()[3][k] = BAD
 
     def flush(self):
         for arr in self._open():

@@ -2,7 +2,8 @@
 
 Three layouts, as Kinetics/AVE-style tools use them:
 
-* ``DIR/labels.json`` - what ``avgn-edge synth`` writes (files + ground truth);
+* ``DIR/labels.json`` - what ``avgn-edge synth`` writes (files + ground truth: event spans in
+  seconds, read by spans.py onto any model's snippets);
 * ``DIR/<class>/*.mp4`` - one sub-folder per class (``background/`` is a class like any other);
 * a manifest ``list.csv`` / ``list.json``: ``path,label[,start,end]`` per row, paths relative
   to the manifest's folder, ``start``/``end`` in seconds for labelled segments of long
@@ -12,7 +13,8 @@ Three layouts, as Kinetics/AVE-style tools use them:
   is looked up as ``<id>.mp4`` (or another video suffix) beside the list. (Kinetics' CSVs
   give YouTube ids and offsets of clips that downloaders have already cut: list the files.)
 
-Every mistake in an index is an ``InputError`` naming it; files are only checked to exist
+Every time in an index is in seconds, never in snippets, so one folder or list serves models
+of any T and snippet period. Every mistake in an index is an ``InputError`` naming it; files are only checked to exist
 here (decoding is the dataset's business).
 """
 

@@ -16,3 +16,4 @@ class Sample:
     boxes: np.ndarray | None = None         # [T, 4] in frame pixels, NaN outside the event
     has_audio: bool = True
     path: str | None = None
+    own: bool = True                        # False: the next good clip, in an undecodable file's place

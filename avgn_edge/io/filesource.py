@@ -13,7 +13,7 @@ import os
 import time
 
 from ..errors import SourceError
-from ..media import _av, read_audio
+from ..media import _av, _first_line, read_audio, rgb
 from .track import TrackAudio, array_render
 from .video import VideoSource
 
@@ -26,6 +26,8 @@ class FileSource(VideoSource):
         super().__init__()
         self.path, self.name, self.loop, self.max_lag = str(path), os.path.basename(str(path)), loop, max_lag
         av = self._av = _av()
+        if os.path.isfile(self.path) and os.path.getsize(self.path) == 0:
+            raise SourceError(f"{self.path} is empty (0 bytes)")
         try:
             container = av.open(self.path)
             if not container.streams.video:
@@ -43,7 +45,7 @@ class FileSource(VideoSource):
             # looping needs the exact duration up front: the audio track repeats with it
             self.duration = self._scan_duration() if loop else None
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise SourceError(f"cannot decode {self.path}: {exc}") from None
+            raise SourceError(f"cannot decode {self.path}: {_first_line(exc)}") from None
         self.t_start = time.monotonic() + start_delay
         self._video_end: float | None = None
         self._audio: dict[int, TrackAudio | None] = {}
@@ -89,7 +91,7 @@ class FileSource(VideoSource):
                     if now - due > self.max_lag and now - last_pub < self.max_lag:
                         self._stats["dropped"] += 1
                     else:
-                        self._publish(frame.to_ndarray(format="rgb24"), due)
+                        self._publish(rgb(frame), due)
                         last_pub = now
                     last_due, in_pass = due, in_pass + 1
                 try:
@@ -110,7 +112,7 @@ class FileSource(VideoSource):
             try:
                 samples, start = read_audio(self.path, rate)
             except (self._av.error.FFmpegError, OSError, ValueError) as exc:
-                raise SourceError(f"cannot decode the audio of {self.path}: {exc}") from None
+                raise SourceError(f"cannot decode the audio of {self.path}: {_first_line(exc)}") from None
             if samples is None:
                 self._audio[rate] = None
             else:

@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def open_audio(video, mic: str | None, no_mic: bool, rate: int):
-    """The microphone if asked for; else the source's own track (file, synth://); else the
-    default microphone; None (silence) only with --no-mic."""
+    """The microphone if asked for; else the source's own track (file, synth://); else, for a
+    file without sound, None (silence); else the default microphone; None with --no-mic."""
     from ..io import Microphone
     if no_mic:
         return None
@@ -26,6 +26,9 @@ def open_audio(video, mic: str | None, no_mic: bool, rate: int):
         own = video.audio(rate)
         if own is not None:
             return own
+        if getattr(video, "path", None):       # a file without sound: silence, as `run` does, not the room's
+            log.warning("%s has no audio track: classifying with silence", video.path)
+            return None
     device = int(mic) if mic is not None and mic.isdigit() else mic
     try:
         return Microphone(device, rate=rate)

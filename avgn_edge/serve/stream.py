@@ -142,7 +142,9 @@ class Stream:
                 if mic is not None:
                     mic.close()
             if ended:
-                self._set("ended", "the file ended")
+                window = svc.rec.config.num_snippets * svc.period
+                self._set("ended", "the file ended" if self.stats.summary()["decisions"] else
+                          f"the file ended before a full window ({window:g} s of video): no decision")
                 return
 
     def _capture(self, video, audio, svc) -> bool:

@@ -31,7 +31,7 @@ class TorchClips(Dataset):
             events[np.asarray(s.event_snippets, int)] = True
         if s.boxes is not None:
             boxes = np.asarray(s.boxes, np.float32)
-        return {"frames": torch.from_numpy(np.ascontiguousarray(s.frames)),
+        return {"frames": torch.from_numpy(np.ascontiguousarray(s.frames)), "own": torch.tensor(getattr(s, "own", True)),
                 "audio": torch.from_numpy(np.ascontiguousarray(s.audio, dtype=np.float32)),
                 "label": torch.tensor(s.label), "events": torch.from_numpy(events),
                 "boxes": torch.from_numpy(boxes)}

@@ -67,32 +67,33 @@ def evaluate(model, dataset, batch_size: int = 16, seed: int = 0, progress: bool
                       disable=not progress, dynamic_ncols=True):
         batch = {k: v.to(device) for k, v in batch.items()}
         frames, audio, y = batch["frames"], batch["audio"], batch["label"]
-        b = y.shape[0]
+        b, own = y.shape[0], batch["own"]           # an undecodable file counts nowhere
+        mine = lambda t: t[own]                     # noqa: E731
         gmap, gvec = model.encode_glance(model.glance_input(frames))
         avec = model.encode_audio(audio)
         images = model.full_input(frames)
         d = model.decide(gmap, gvec, avec)
         lvec = model.focus(images, d.indices, d.centres)
-        scores["avgn"].append(model.classify(gvec, avec, lvec, d.saliency, d.indices).softmax(-1))
-        labels.append(y)
+        scores["avgn"].append(mine(model.classify(gvec, avec, lvec, d.saliency, d.indices).softmax(-1)))
+        labels.append(mine(y))
         if has_gt:
             ev = take(batch["events"][..., None], d.indices)[..., 0]              # [B,k]
-            precision.append(ev.float().mean(1))
+            precision.append(mine(ev.float().mean(1)))
             sel_boxes = take(batch["boxes"], d.indices)                           # [B,k,4]
             h = patch_hits(d.centres.flatten(0, 1), sel_boxes.flatten(0, 1), cfg.patch_size, cfg.frame_size)
-            hits.append(h[ev.flatten()])
+            hits.append(h[(ev & own[:, None]).flatten()])
         if not baselines:
             continue
-        scores["dense"].append(model.dense_logits(gvec, avec, model.dense_maps(images)).softmax(-1))
-        scores["glance_only"].append(model.glance_head(gvec).softmax(-1))
-        scores["audio_only"].append(model.audio_head(avec).softmax(-1))
+        scores["dense"].append(mine(model.dense_logits(gvec, avec, model.dense_maps(images)).softmax(-1)))
+        scores["glance_only"].append(mine(model.glance_head(gvec).softmax(-1)))
+        scores["audio_only"].append(mine(model.audio_head(avec).softmax(-1)))
         rand_idx = torch.stack([torch.randperm(cfg.num_snippets, generator=gen)[:cfg.top_k] for _ in range(b)]).to(device)
         dr = model.decide(gmap, gvec, avec, indices=rand_idx)
         lr_ = model.focus(images, rand_idx, dr.centres)
-        scores["random_frames"].append(model.classify(gvec, avec, lr_, d.saliency, rand_idx).softmax(-1))
+        scores["random_frames"].append(mine(model.classify(gvec, avec, lr_, d.saliency, rand_idx).softmax(-1)))
         rand_c = torch.rand(d.centres.shape, generator=gen).to(device)
         lp = model.focus(images, d.indices, rand_c)
-        scores["random_patches"].append(model.classify(gvec, avec, lp, d.saliency, d.indices).softmax(-1))
+        scores["random_patches"].append(mine(model.classify(gvec, avec, lp, d.saliency, d.indices).softmax(-1)))
     y = join(torch.cat(labels)).numpy()
     flops = stage_gflops(model) if costs else {}
     result = {}
