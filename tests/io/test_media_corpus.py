@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from live_rigs import _unavailable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
