@@ -47,7 +47,7 @@ def env(out: Path) -> int:
         info["torch_error"] = str(exc).splitlines()[0][:200]
     try:
         from avgn_edge.kernels.compile import cuda_include_dir, nvrtc_version
-        from avgn_edge.kernels.device import check, driver
+        from avgn_edge.kernels.cuda_driver import check, driver
         d = driver()
         check(d.cuInit(0))
         dev = check(d.cuDeviceGet(0))
@@ -69,7 +69,7 @@ def train(out: Path) -> int:
     from avgn_edge.config import get_preset
     from avgn_edge.model import build_model
     from avgn_edge.train.cost import _batch
-    from avgn_edge.train.device import Precision, prepare_model, resolve_device, to_device
+    from avgn_edge.train.torch_device import Precision, prepare_model, resolve_device, to_device
     from avgn_edge.train.recipe import RECIPES, STAGE_LOSSES, STAGE_LR, set_modes, trainable
     preset = os.environ.get("GPU_PROOF_TRAIN_PRESET", "paper")
     cuda = torch.cuda.is_available()
@@ -119,7 +119,7 @@ def crop(out: Path) -> int:
 
     from avgn_edge import emulator
     from avgn_edge.config import get_preset
-    from avgn_edge.kernels.device import DeviceMemory, PrimaryContext, check
+    from avgn_edge.kernels.cuda_driver import DeviceMemory, PrimaryContext, check
     from avgn_edge.kernels.launch import CropKernel
     cfg = get_preset(os.environ.get("GPU_PROOF_CROP_PRESET", "paper"))
     T, k, P, (H, W) = cfg.num_snippets, cfg.top_k, cfg.patch_size, (480, 640)
@@ -205,4 +205,6 @@ def summary(out: Path) -> int:
 if __name__ == "__main__":
     what, folder = sys.argv[1], Path(sys.argv[2])
     folder.mkdir(parents=True, exist_ok=True)
+    from avgn_edge import deps
+    deps.start_requested()                               # $AVGN_EMULATE_GPU: the emulated GPU, as the CLI does
     sys.exit({"env": env, "train": train, "crop": crop, "summary": summary}[what](folder))

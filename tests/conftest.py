@@ -90,10 +90,10 @@ def real_gpu() -> bool:
 @contextlib.contextmanager
 def gpu_device():
     from avgn_edge import emulator
-    if real_gpu() or emulator.requested():
+    if real_gpu():
         yield
         return
-    with emulator.emulated():
+    with emulator.emulated():                     # also under $AVGN_EMULATE_GPU: importing avgn_edge starts nothing
         yield
 
 

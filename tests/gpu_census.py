@@ -49,7 +49,7 @@ def checked():
     if not emulator.active():
         yield
         return
-    from avgn_edge.kernels.device import PrimaryContext
+    from avgn_edge.kernels.cuda_driver import PrimaryContext
     keeper = PrimaryContext()
     before = census()
     yield

@@ -4,8 +4,8 @@
 
 A plugin standing above the product: no product module imports it. With ``AVGN_EMULATE_GPU=1``
 the command-line entry installs it (``deps.start_requested``; a library calls ``activate()``):
-``import tensorrt``, ``from cuda.bindings import driver`` and ``require("cuda.bindings.driver")``
-then resolve to it, while ``cuda.bindings.nvrtc`` stays the real NVRTC (it needs no GPU), so
+``import tensorrt``, ``from cuda.bindings import driver`` (and cudart's ``runtime``) and
+``require("cuda.bindings.driver")`` then resolve to it, while ``cuda.bindings.nvrtc`` stays the real NVRTC (it needs no GPU), so
 the crop kernel is a real cubin. It is a strict stand-in for exactly the parts of the driver
 API and TensorRT that avgn-edge uses, following their documented rules (each rule has a test
 in tests/emulator/test_emulator*.py that shows it refusing what a device refuses):
@@ -37,7 +37,8 @@ ENV = "AVGN_EMULATE_GPU"
 LABEL = EMULATED_GPU_NAME   # the product's seam (deps.py) names the stand-in
 log = logging.getLogger(__name__)
 _saved: dict[str, object] = {}
-_TARGETS = ("cuda.bindings.driver", "tensorrt")
+_TARGETS = ("cuda.bindings.driver", "cuda.bindings.runtime", "tensorrt")
+_ATTRS = ("driver", "runtime")              # cuda.bindings' attributes for the two modules
 
 
 def requested() -> bool:
@@ -52,14 +53,15 @@ def active() -> bool:
 
 def activate(trt_version: str | None = None) -> None:
     """Make ``tensorrt`` and ``cuda.bindings.driver`` the emulator (idempotent)."""
-    from . import driver, tensorrt
+    from . import cudart, driver, tensorrt
     trt = tensorrt.module(trt_version)
     if not active():
         for name in _TARGETS:
             _saved[name] = sys.modules.get(name)
-        _saved["attr"] = getattr(sys.modules.get("cuda.bindings"), "driver", None)
-    sys.modules["cuda.bindings.driver"] = driver
-    sys.modules["cuda.bindings"].driver = driver
+        for attr in _ATTRS:
+            _saved["attr." + attr] = getattr(sys.modules.get("cuda.bindings"), attr, None)
+    sys.modules["cuda.bindings.driver"] = sys.modules["cuda.bindings"].driver = driver
+    sys.modules["cuda.bindings.runtime"] = sys.modules["cuda.bindings"].runtime = cudart
     sys.modules["tensorrt"] = trt
 
 
@@ -83,10 +85,11 @@ def deactivate() -> None:
             sys.modules[name] = _saved[name]
     package = sys.modules.get("cuda.bindings")
     if package is not None:
-        if _saved.get("attr") is None:
-            package.__dict__.pop("driver", None)
-        else:
-            package.driver = _saved["attr"]
+        for attr in _ATTRS:
+            if _saved.get("attr." + attr) is None:
+                package.__dict__.pop(attr, None)
+            else:
+                setattr(package, attr, _saved["attr." + attr])
     _saved.clear()
 
 

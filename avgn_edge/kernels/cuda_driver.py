@@ -38,15 +38,11 @@ def check(result):
 
 def clear_runtime_error() -> None:
     """``cudaGetLastError``: clear cudart's per-thread error, which TensorRT's cudart calls leave set after
-    a failed stream capture (trtexec does this after ``endCaptureOnError``). The emulated GPU swaps only
-    the driver and TensorRT, so its cudart state lives with its TensorRT."""
-    if getattr(driver(), "EMULATED", False):
-        from ..emulator.trt_rules import cudaGetLastError
-    else:
-        try:
-            from cuda.bindings.runtime import cudaGetLastError
-        except Exception:                      # no cudart in these bindings: nothing to clear
-            return
+    a failed stream capture (trtexec does this after ``endCaptureOnError``)."""
+    try:
+        from cuda.bindings.runtime import cudaGetLastError
+    except Exception:                          # no cudart in these bindings: nothing to clear
+        return
     cudaGetLastError()
 
 

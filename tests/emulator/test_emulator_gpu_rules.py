@@ -92,7 +92,7 @@ def _run(script: str) -> list[str]:
         ctx.execute_async_v3(int(s))
         g = d.cuStreamEndCapture(s)[1]; exe = d.cuGraphInstantiate(g, 0)[1]
     """)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests' / 'emulator'}"}
     env.pop("AVGN_EMULATE_GPU", None)
     res = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(script)], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=300)
@@ -228,7 +228,7 @@ def test_strongly_typed_flag_on_11_is_bit_0(trt, emulated_gpu):
 
 
 def test_a_capture_failure_inside_tensorrt_leaves_cudart_error_until_cleared(trt, cuda):
-    from avgn_edge.kernels.device import clear_runtime_error
+    from avgn_edge.kernels.cuda_driver import clear_runtime_error
     log = Log(trt)
     engine = _engine(trt, log, _model(2))
     s = cuda.cuStreamCreate(1)[1]

@@ -171,7 +171,7 @@ def test_engines_run_in_stream_order_and_capture_after_a_warm_up(trt, cuda):
     cuda.cuStreamBeginCapture(s, cuda.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
     assert context.execute_async_v3(int(s)) is False                    # first enqueue: setup work, not capturable
     assert cuda.cuStreamEndCapture(s)[0] == cuda.CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED
-    from avgn_edge.kernels.device import clear_runtime_error
+    from avgn_edge.kernels.cuda_driver import clear_runtime_error
     clear_runtime_error()                                               # cudart's error, as trtexec clears it
     cuda.cuMemcpyHtoD(x, np.arange(-4, 4, dtype=np.float32), 32)
     assert context.execute_async_v3(int(s)) is True                     # warm-up

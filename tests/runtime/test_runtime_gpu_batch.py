@@ -64,12 +64,14 @@ def test_many_streams_match_ort_at_batch_min_opt_max(tiny_bundle, tmp_path_facto
     trt_rec = _load(bundle, "trt", "fp32", tmp_path_factory.mktemp("engines"), cuda_graph=graph)
     seen: dict[str, set] = {}                     # stage -> batch sizes its engine ran at
     shapes: dict[int, list] = {}                  # context -> the batch sizes it was set to, in order
+    keep = []                                     # every context seen stays alive: no id() is reused
     backend = trt_rec.backend
     set_shapes = backend._set_shapes
 
     def record(context, stage, n):
         seen.setdefault(stage, set()).add(n)
         shapes.setdefault(id(context), []).append(n)
+        keep.append(context)
         set_shapes(context, stage, n)
     backend._set_shapes = record
     try:
@@ -88,7 +90,7 @@ def test_many_streams_match_ort_at_batch_min_opt_max(tiny_bundle, tmp_path_facto
             # graphs of batch n are captured on contexts of their own, set to n once and never changed
             assert 0 < len(p.graph_contexts) <= GRAPH_BATCHES and {len(k) for k in p.graphs} <= set(p.graph_contexts)
             for n, contexts in p.graph_contexts.items():
-                assert all(shapes[id(c)] == [n] for c in contexts.values()), n
+                assert all(shapes[id(c)] == [n] for c in contexts.values()), (n, [shapes[id(c)] for c in contexts.values()])
             assert any(len(v) > 1 for k, v in shapes.items())     # the eager contexts' shapes do change
         else:
             assert not p.graphs

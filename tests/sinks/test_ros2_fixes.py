@@ -147,7 +147,7 @@ def test_missing_vision_msgs_is_said_clearly(monkeypatch, caplog):
 
 
 def test_scouting_is_a_setting_of_serve_and_live():
-    from avgn_edge.live.outputs import add_arguments
+    from avgn_edge.cli.args import add_output_arguments, output_sections
     from avgn_edge.serve.config import parse_config
     cfg = parse_config({"ros2": {"scout": False, "domain": 5}, "cameras": {}})
     s = Ros2Settings(**cfg.ros2.model_dump())
@@ -156,5 +156,6 @@ def test_scouting_is_a_setting_of_serve_and_live():
     assert json.loads(ros2.zenoh_config(Ros2Settings()).get_json("scouting/multicast/enabled")) is True
     import argparse
     p = argparse.ArgumentParser()
-    add_arguments(p)
-    assert p.parse_args(["--ros2", "--ros2-no-scout"]).ros2_no_scout is True
+    add_output_arguments(p)
+    args = p.parse_args(["--ros2", "--ros2-no-scout"])
+    assert args.ros2_no_scout is True and output_sections(args)["ros2"]["scout"] is False

@@ -244,19 +244,19 @@ def test_run_waits_for_the_decision_in_flight():
     from avgn_edge.runtime.recognizer import Recognizer
     rec = Recognizer.load("synth", backend="ort", precision="fp32")
     state = {"in": threading.Event(), "done": False}
-    real_push = rec.push
+    real_encode = rec.encode_many
 
-    def push(*a, **k):
+    def encode_many(*a, **k):                         # live's inference runs on serve's scheduler
         if not state["in"].is_set():
             state["in"].set()
             time.sleep(6.5)                           # longer than run()'s thread-join timeout (5 s)
             state["done"] = True
-        return real_push(*a, **k)
-    rec.push = push
+        return real_encode(*a, **k)
+    rec.encode_many = encode_many
     with SynthStream(SynthSpec.for_model(rec.config)) as video:
         loop = LiveLoop(rec, video, video.audio(rec.config.sample_rate), duration=0.6, stats_every=1e9)
         loop.run()
-    assert state["in"].is_set() and state["done"], "run() returned while a push was in flight"
+    assert state["in"].is_set() and state["done"], "run() returned while a decision was in flight"
     rec.close()
 
 
