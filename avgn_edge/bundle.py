@@ -177,9 +177,9 @@ def _spec(d: dict) -> TensorSpec:
 
 
 def resolve_bundle_path(path: str | os.PathLike) -> Path:
-    if str(path) == "synth":
-        from .assets import shipped_bundle
-        return shipped_bundle()
+    from .assets import is_shipped, shipped_bundle
+    if is_shipped(path):
+        return shipped_bundle(str(path))
     return Path(path)
 
 

@@ -59,6 +59,10 @@ class ModelConfig:
     local_depth: int = 10
     local_stages: int = 3
     head_hidden: int = 128
+    # "lite0": the three encoders are ImageNet EfficientNet-Lite0 trunks (model/lite.py) of these
+    # many blocks, replacing the MobileNetV2 / CNN / ResNet settings above
+    encoder: str = "torchvision"
+    lite_blocks: tuple[int, int, int] = (8, 8, 11)   # glance, audio, local
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -70,6 +74,10 @@ class ModelConfig:
             problems.append(f"patch_size {self.patch_size} exceeds frame_size {self.frame_size}")
         if self.audio_samples < self.n_fft:
             problems.append(f"audio window ({self.audio_samples} samples) is shorter than n_fft {self.n_fft}")
+        if self.encoder not in ("torchvision", "lite0"):
+            problems.append(f"encoder must be torchvision or lite0, got {self.encoder!r}")
+        elif self.encoder == "lite0" and not all(1 <= b <= 16 for b in self.lite_blocks):
+            problems.append(f"lite_blocks must each keep 1..16 Lite0 blocks, got {self.lite_blocks}")
         if self.local_depth not in (10, 18, 34, 50, 101) or not 1 <= self.local_stages <= 4:
             problems.append(f"local encoder resnet{self.local_depth} with {self.local_stages} stages is not supported")
         if len(self.labels) < 2:
@@ -155,6 +163,20 @@ def tiny() -> ModelConfig:
 def synth() -> ModelConfig:
     """The shipped demo model, trained on the synthetic benchmark on a CPU."""
     return ModelConfig(name="synth", labels=_synth_labels())
+
+
+HOME_LABELS = ("alarm", "dog", "glass_break", "speech", "vehicle", BACKGROUND)
+
+
+@register_preset
+def home() -> ModelConfig:
+    """Real events (dog, glass_break, alarm, vehicle, speech): ImageNet EfficientNet-Lite0 trunks from
+    a PyPI wheel as glance, audio (on log-mel) and local encoders; 4 s windows of 8 snippets."""
+    return ModelConfig(
+        name="home", labels=HOME_LABELS, num_snippets=8, top_k=2, frame_size=128, glance_size=64,
+        patch_size=64, snippet_period=0.5, audio_window=0.5, n_fft=400, hop=160, n_mels=64,
+        encoder="lite0", lite_blocks=(8, 8, 11), audio_dim=128, d_model=64, heads=4, layers=2,
+        aespa_dim=32, head_hidden=128, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 
 @register_preset

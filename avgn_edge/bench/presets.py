@@ -31,6 +31,13 @@ def synth_uri(cfg, seed: int, clips: int) -> str:
     return f"synth:seed={seed},clips={clips}" + ("" if fits else ",geometry=any")
 
 
+def drive_config(cfg):
+    """The config synthetic clips are made for: ``cfg`` itself, or (a model of other labels, e.g. home)
+    the same shapes with the benchmark's labels - for timing, where a clip's label plays no part."""
+    from ..data.synth import CLASSES, LABELS
+    return cfg if all(n in cfg.labels for n in LABELS) else cfg.replace(labels=CLASSES)
+
+
 def bench_config(preset: str):
     """The preset, its labels led by the synthetic benchmark's (same class count, same shapes), so
     synthetic clips can drive it."""

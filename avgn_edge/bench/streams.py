@@ -109,7 +109,8 @@ def clip_throughput(bundle: str, reps: int) -> dict:
     batched = Recognizer.load(bundle, backend="ort")
     single = Recognizer.load(bundle, backend="ort")
     single.pipeline.limit = {s: 1 for s in single.pipeline.limit}
-    clip = open_dataset("synth:seed=1000,clips=1", batched.config)[0]
+    from .presets import drive_config
+    clip = open_dataset("synth:seed=1000,clips=1", drive_config(batched.config))[0]
     t = interleaved({"batched": lambda: batched.classify_snippets(clip.frames, clip.audio),
                      "one_per_call": lambda: single.classify_snippets(clip.frames, clip.audio)}, reps)
     return {"clip_ms": {k: percentiles(v) for k, v in t.items()},

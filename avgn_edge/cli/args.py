@@ -12,7 +12,8 @@ MQTT_PASSWORD_ENV, TOKEN_ENV = "AVGN_MQTT_PASSWORD", "AVGN_API_TOKEN"
 
 def add_runtime_arguments(p, default_precision: str = "fp32"):
     g = p.add_argument_group("model and backend")
-    g.add_argument("--bundle", default="synth", help="model bundle folder, or 'synth' (the shipped one; default)")
+    g.add_argument("--bundle", default="synth", help="model bundle folder, or 'synth' (the shipped demo model; "
+                                                     "default) or 'home' (the shipped real-events model)")
     g.add_argument("--backend", default="auto", choices=["auto", "ort", "trt", "triton"],
                    help="auto: TensorRT when it and a GPU are present, else ONNX Runtime (default auto); "
                         "triton: a Triton Inference Server at --triton-url")

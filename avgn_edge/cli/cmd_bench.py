@@ -15,7 +15,8 @@ import json
 
 def add_arguments(p):
     p.add_argument("--bundle", default="synth", help="bundle (default: the shipped one)")
-    p.add_argument("--checkpoint", default="synth", help="its PyTorch checkpoint, for the eager and dense comparisons")
+    p.add_argument("--checkpoint", help="its PyTorch checkpoint, for the eager and dense comparisons (default: the "
+                                        "shipped bundle's own, e.g. home for --bundle home; else synth)")
     p.add_argument("--preset", help="time a random-weight bundle of this preset (speed only) instead of --bundle")
     p.add_argument("--backend", default="auto", choices=["auto", "ort", "trt"],
                    help="auto: ONNX Runtime, plus TensorRT when it and a GPU are present")
@@ -44,7 +45,9 @@ def run(args) -> int:
     if args.preset:
         from ..config import get_preset
         get_preset(args.preset)                          # an unknown preset: a one-line error first
-    res = measure(args.bundle, args.checkpoint, fast=args.fast, backends=backends[args.backend], stride=args.stride,
+    from ..assets import is_shipped
+    checkpoint = args.checkpoint or (args.bundle if is_shipped(args.bundle) else "synth")
+    res = measure(args.bundle, checkpoint, fast=args.fast, backends=backends[args.backend], stride=args.stride,
                   preset=args.preset)
     if args.note:
         res["note"] = args.note

@@ -18,7 +18,10 @@ from ..deps import gpu_emulated
 
 def add_arguments(p):
     p.add_argument("--bundle", default="synth", help="bundle (default: the shipped one)")
-    p.add_argument("--checkpoint", default="synth", help="the PyTorch checkpoint it came from (default synth)")
+    p.add_argument("--checkpoint", help="the PyTorch checkpoint it came from (default: the shipped bundle's own, "
+                                        "e.g. home for --bundle home; else synth)")
+    p.add_argument("--data", help="a folder of videos (class sub-folders) instead of the synthetic test split: "
+                                  "the files are the MP4 round trip (e.g. the real set's test split for home)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--seed", type=int, default=1000, help="benchmark seed (default 1000, the test split)")
     p.add_argument("--clips", type=int, default=300)
@@ -62,10 +65,14 @@ def run(args) -> int:
     from ..runtime.recognizer import Recognizer
     from ..train.checkpoint import load_checkpoint
 
+    from ..assets import is_shipped
     bundle = load_bundle(args.bundle)
-    model, _ = load_checkpoint(args.checkpoint)
-    data = f"synth:seed={args.seed},clips={args.clips}"
+    model, _ = load_checkpoint(args.checkpoint or (args.bundle if is_shipped(args.bundle) else "synth"))
+    data = args.data or f"synth:seed={args.seed},clips={args.clips}"
     dataset = open_dataset(data, bundle.config)
+    if args.data:                     # every n-th file, so that --clips spreads over the classes
+        dataset.items = dataset.items[::max(1, len(dataset.items) // args.clips)][:args.clips]
+    args.clips = min(args.clips, len(dataset))
     parity = end_to_end_parity(bundle, model, dataset, args.precision)
     options = {"engines_dir": args.engines} if args.backend == "trt" and args.engines else {}
     rec = Recognizer.load(bundle, backend=args.backend, precision=args.precision, **options)
@@ -73,13 +80,16 @@ def run(args) -> int:
     if device["emulated"] and not args.json:
         print("EMULATED GPU (AVGN_EMULATE_GPU=1): TensorRT ran on avgn-edge's emulated device; these are not GPU "
               "figures")
-    spec = SynthSpec.for_model(bundle.config, seed=args.seed, clips=args.clips)
+    spec = None if args.data else SynthSpec.for_model(bundle.config, seed=args.seed, clips=args.clips)
     mem, disk = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in tqdm(range(args.clips), desc="mp4 round trip", disable=args.json, dynamic_ncols=True):
             s = dataset[i]
-            frames, audio = clip_video(spec, i)
-            path = write_video(Path(tmp) / "clip.mp4", frames, spec.fps, audio, spec.sample_rate)
+            if args.data:
+                path = dataset.items[i].path
+            else:
+                frames, audio = clip_video(spec, i)
+                path = write_video(Path(tmp) / "clip.mp4", frames, spec.fps, audio, spec.sample_rate)
             mem.append(np.argmax(rec.classify_snippets(s.frames, s.audio).scores) == s.label)
             disk.append(np.argmax(rec.classify_clip(path).scores) == s.label)
     out = {"data": data, "precision": args.precision, "device": device,

@@ -27,6 +27,8 @@ def add_arguments(p):
     p.add_argument("--duration", type=float, default=60.0, help="seconds of stream (default 60)")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic stream (default 7)")
     p.add_argument("--quiet", type=float, help="share of the stream's time with no event (default 0.9)")
+    p.add_argument("--stream", metavar="DIR", help="with --bundle home: a folder holding the real-material "
+                                                   "stream.mp4 + stream.json (default: the realset module's cache)")
     add_runtime_arguments(p)
     p.add_argument("--stride", type=int, default=2, help="a decision every N snippets (default 2)")
     add_event_arguments(p)
@@ -46,6 +48,9 @@ def run(args) -> int:
     rec = open_recognizer(args, stride=args.stride)
     settings = event_settings(args, rec.labels)
     cfg = rec.config
+    if cfg.name == "home":                      # real events: a real-material stream, not synth://
+        from .demo_home import run_home
+        return run_home(args, rec, settings, out)
     video = SynthStream(SynthSpec.for_model(cfg, seed=args.seed), quiet=args.quiet)
     log.info("demo: %.0f s of synth:// (quiet %.0f%% of the time) with %s on %s (%s); writing %s", args.duration,
              100 * video.timeline.quiet, cfg.name, rec.backend.name, args.precision, out)

@@ -34,6 +34,8 @@ def add_arguments(p):
     s.add_argument("--phase", type=float, default=0.0,
                    help="snippet clock offset from the stream's segments, in snippet periods [0, 1) (default 0)")
     s.add_argument("--stride", type=int, default=2, help="a decision every N snippets (default 2)")
+    s.add_argument("--real-stream", metavar="DIR", help="with --bundle home: a folder holding the real-material "
+                                                         "stream.mp4 + stream.json (default: the realset module's)")
     add_runtime_arguments(p)
     add_event_arguments(p)
 
@@ -62,6 +64,11 @@ def run_stream(args) -> dict:
     event_settings(args)
     rec = open_recognizer(args, stride=args.stride)
     settings = event_settings(args, rec.labels)
+    if rec.config.name == "home":           # real events: the real-material test stream, not synth://
+        from .demo_home import real_stream, stream_figures
+        path, truth = real_stream(getattr(args, "real_stream", None))
+        return {**stream_figures(rec, path, truth, settings, args.stride), "precision": args.precision,
+                "events_settings": settings.to_dict(), "phase": 0.0}
     snippet_count(rec.config, args.hours)
     knobs = dict(seed=args.seed, quiet=args.quiet, noise=args.noise, distractors=args.distractors)
     timeline = open_stream(rec.config, **knobs)

@@ -22,7 +22,7 @@ def add_arguments(p):
 def run(args) -> int:
     from ..precision.quantize import add_variant
 
-    if args.bundle == "synth":
+    if args.bundle in ("synth", "home"):
         from ..errors import InputError
         raise InputError("the shipped bundle is read-only", hint="export a copy first: avgn-edge export synth --out B")
     bundle = add_variant(args.bundle, args.precision, args.calib, args.eval_data, args.eval_clips,

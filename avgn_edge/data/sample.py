@@ -17,3 +17,4 @@ class Sample:
     has_audio: bool = True
     path: str | None = None
     own: bool = True                        # False: the next good clip, in an undecodable file's place
+    features: dict | None = None            # frozen encoders' outputs, precomputed (train/features.py)

@@ -44,6 +44,7 @@ class Event:
     evidence: list[dict] = field(default_factory=list)   # ... and its chosen snippets
     last_heard: float = 0.0
     published: bool = False
+    carried: str | None = None       # heard / seen / both at top_score (runtime/modality.py); None: unknown
 
     @property
     def duration(self) -> float:
@@ -74,10 +75,11 @@ class Transition:
         e = self.event
         if self.type == "new":
             return {"type": "onset", "label": e["label"], "t": round(e["start_time"], 4), "score": round(e["score"], 4),
-                    "id": e["id"], "camera": e["camera"], "evidence": e["evidence"]}
+                    "id": e["id"], "camera": e["camera"], "evidence": e["evidence"], "carried": e.get("carried")}
         if self.type == "update":
             return {"type": "update", "label": e["label"], "t": round(self.t, 4), "score": round(e["score"], 4),
-                    "top_score": round(e["top_score"], 4), "id": e["id"], "evidence": e["evidence"]}
+                    "top_score": round(e["top_score"], 4), "id": e["id"], "evidence": e["evidence"],
+                    "carried": e.get("carried")}
         return {"type": "offset", "label": e["label"], "t": round(e["end_time"], 4), "onset": round(e["start_time"], 4),
                 "duration": round(e["end_time"] - e["start_time"], 4), "peak": round(e["top_score"], 4), "id": e["id"]}
 
@@ -86,6 +88,11 @@ def evidence(result) -> list[dict]:
     """The snippets a decision looked at closely: time, saliency and patch box (frame pixels)."""
     return [{"t": round(float(result.timestamps[int(i)]), 4), "saliency": round(float(result.saliency[int(i)]), 4),
              "box": [round(float(v), 1) for v in box]} for i, box in zip(result.indices, result.boxes)]
+
+
+def _carried(result, index: int) -> str | None:
+    from ..runtime.modality import carried_for
+    return carried_for(result, index) if hasattr(result, "heard") else None
 
 
 def wall_time(t: float) -> float:
@@ -134,7 +141,8 @@ class EventTracker:
             if ev is None:
                 if score >= onset:
                     ev = self._open[label] = Event(self._id(label, t), self.camera, label, score, score, t,
-                                                   top_score_time=t, evidence=evidence(result), last_heard=t)
+                                                   top_score_time=t, evidence=evidence(result), last_heard=t,
+                                                   carried=_carried(result, i))
                     if s_.min_duration <= 0:
                         out.append(self._publish(ev, t))
                 continue
@@ -144,6 +152,7 @@ class EventTracker:
                 better = score > ev.top_score
                 if better:
                     ev.top_score, ev.top_score_time, ev.evidence = score, t, evidence(result)
+                    ev.carried = _carried(result, i)
                 if not ev.published:
                     if t - ev.start_time >= s_.min_duration - _EPS:
                         out.append(self._publish(ev, t))

@@ -17,10 +17,8 @@ must have exactly the I/O the bundle's stage contract says.
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import logging
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,57 +30,11 @@ from ..deps import require
 from ..errors import BundleError
 from ..train.checkpoint import load_checkpoint, resolve_checkpoint
 from ..model.flops import stage_gflops
+from .onnx_graph import OPSET, export_stage
 from .parity import batches, collect_stage_inputs, end_to_end_parity, stage_parity
 from .stages import specs_for, stage_modules
 
 log = logging.getLogger(__name__)
-OPSET = 17
-
-
-def export_stage(module: torch.nn.Module, spec, example: dict[str, np.ndarray], path: Path):
-    """``example``: real inputs with a leading batch (traced as is; the batch axis is made dynamic)."""
-    onnx = require("onnx")
-    onnxslim = require("onnxslim")
-    args = tuple(torch.from_numpy(example[t.name]) for t in spec.inputs)
-    dynamic = {t.name: {0: "batch"} for t in spec.inputs + spec.outputs}
-    buf = io.BytesIO()
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)   # the fused encoder-layer kernel has no ONNX form
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, buf, dynamo=False, opset_version=OPSET, do_constant_folding=True,
-                          input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
-                          dynamic_axes=dynamic)
-    torch.backends.mha.set_fastpath_enabled(fastpath)
-    model = onnxslim.slim(onnx.load_from_string(buf.getvalue()))
-    model.producer_name, model.producer_version = "avgn-edge", __version__
-    model.doc_string = f"avgn-edge stage {spec.name}"
-    onnx.checker.check_model(model, full_check=True)
-    check_io(model, spec)
-    onnx.save(model, str(path))
-    return model
-
-
-_DTYPES = {1: "float32", 10: "float16", 6: "int32", 7: "int64", 3: "int8", 9: "bool"}
-
-
-def graph_io(model) -> tuple[list, list]:
-    def desc(vi):           # a symbolic dim (dim_param) reads -1, as in the manifest
-        t = vi.type.tensor_type
-        dims = tuple(-1 if d.dim_param or not d.HasField("dim_value") else d.dim_value for d in t.shape.dim)
-        return vi.name, dims, _DTYPES.get(t.elem_type, str(t.elem_type))
-    inits = {i.name for i in model.graph.initializer}
-    return [desc(v) for v in model.graph.input if v.name not in inits], [desc(v) for v in model.graph.output]
-
-
-def check_io(model, spec):
-    """The graph's inputs/outputs must be exactly the stage contract (names, shapes with the dynamic
-    batch, dtypes)."""
-    ins, outs = graph_io(model)
-    want_in = [(t.name, t.shape, t.dtype) for t in spec.inputs]
-    want_out = [(t.name, t.shape, t.dtype) for t in spec.outputs]
-    if ins != want_in or outs != want_out:
-        raise BundleError(f"stage {spec.name} exported with I/O {ins} -> {outs}, expected {want_in} -> {want_out}")
 
 
 def export_bundle(checkpoint, out: str | Path, parity_data: str = "synth:seed=1000,clips=16",
@@ -116,11 +68,26 @@ def export_bundle(checkpoint, out: str | Path, parity_data: str = "synth:seed=10
                     {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256(ckpt_path),
                      "training": prov, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                      "avgn_edge": __version__, "torch": torch.__version__, "onnx": onnx.__version__, "opset": OPSET,
-                     "parity_data": parity_data, "gflops_per_clip": stage_gflops(model)})
+                     "parity_data": parity_data, "gflops_per_clip": stage_gflops(model),
+                     **_pretrained(cfg)})
     for s in STAGES:
         bundle.add_file(f"fp32/{s}.onnx")
+    if cfg.encoder == "lite0":            # heard / seen / both (runtime/modality.py)
+        from .modality import export_modality
+        heads = samples["head"]
+        bundle.variants["fp32"]["modality_parity"] = export_modality(
+            model, bundle, np.concatenate([h["gvecs"] for h in heads]), np.concatenate([h["avecs"] for h in heads]))
     bundle.variants["fp32"]["parity"] = {
         **stage_parity(bundle, modules, samples),
         "end_to_end": end_to_end_parity(bundle, model, open_dataset(parity_data, cfg))}
     bundle.save()
     return bundle
+
+
+def _pretrained(cfg) -> dict:
+    """Where pretrained weights in the graphs came from, and their licence."""
+    if cfg.encoder != "lite0":
+        return {}
+    from ..model.lite import LITE0_LICENSE, LITE0_SOURCE
+    return {"pretrained": {"weights": "ImageNet EfficientNet-Lite0 (glance, audio and local trunks' initialisation)",
+                           "source": LITE0_SOURCE, "license": LITE0_LICENSE}}

@@ -62,6 +62,12 @@ class AudioEncoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.frontend = LogMel(cfg.sample_rate, cfg.n_fft, cfg.hop, cfg.n_mels)
+        self.dim = cfg.audio_dim
+        if cfg.encoder == "lite0":         # ImageNet initialisation on the log-mel "image" (as PSLA, AST)
+            from .lite import LiteTrunk
+            self.cnn = nn.Sequential(nn.BatchNorm2d(1), LiteTrunk(cfg.lite_blocks[1], in_channels=1))
+            self.proj = nn.Linear(2 * self.cnn[1].channels, cfg.audio_dim)
+            return
         layers: list[nn.Module] = [nn.BatchNorm2d(1)]
         cin = 1
         for i, c in enumerate(cfg.audio_channels):
@@ -73,7 +79,10 @@ class AudioEncoder(nn.Module):
         self.proj = nn.Linear(2 * cin, cfg.audio_dim)
         self.dim = cfg.audio_dim
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def pooled(self, wave: torch.Tensor) -> torch.Tensor:
+        """[N, samples] -> [N, 2C]: the CNN's map, mean ++ max (what ``proj`` reads)."""
         x = self.cnn(self.frontend(wave))
-        x = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
-        return F.relu(self.proj(x))
+        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.proj(self.pooled(wave)))

@@ -17,9 +17,13 @@ class GlanceEncoder(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        net = MobileNetV2(width_mult=cfg.glance_width,
-                          inverted_residual_setting=[list(b) for b in cfg.glance_blocks])
-        self.features = net.features[:-1]
+        if cfg.encoder == "lite0":
+            from .lite import LiteTrunk
+            self.features = LiteTrunk(cfg.lite_blocks[0])
+        else:
+            net = MobileNetV2(width_mult=cfg.glance_width,
+                              inverted_residual_setting=[list(b) for b in cfg.glance_blocks])
+            self.features = net.features[:-1]
         with torch.no_grad():
             probe = self.features(torch.zeros(1, 3, cfg.glance_size, cfg.glance_size))
         self.channels = probe.shape[1]

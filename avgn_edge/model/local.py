@@ -21,6 +21,11 @@ class LocalEncoder(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
+        if cfg.encoder == "lite0":
+            from .lite import LiteTrunk
+            self.body = LiteTrunk(cfg.lite_blocks[2])
+            self.dim = self.body.channels
+            return
         block, layers = _LAYOUTS[cfg.local_depth]
         net = ResNet(block, layers)
         stages = [net.layer1, net.layer2, net.layer3, net.layer4][:cfg.local_stages]

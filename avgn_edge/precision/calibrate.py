@@ -53,13 +53,13 @@ def load_recipe(calib: str | None) -> dict:
     return {"data": calib, "clips": 64, "max_samples_per_stage": 512, "method": "minmax"}
 
 
-def capture(bundle: Bundle, recipe: dict) -> dict[str, list[dict[str, np.ndarray]]]:
+def capture(bundle: Bundle, recipe: dict, data_cfg=None) -> dict[str, list[dict[str, np.ndarray]]]:
     from ..data.datasets import open_dataset
     from ..runtime.ort import OrtBackend
     from ..runtime.pipeline import HostPipeline
     from ..runtime.recognizer import Recognizer
 
-    dataset = open_dataset(recipe["data"], bundle.config)
+    dataset = open_dataset(recipe["data"], data_cfg or bundle.config)
     rec_backend = RecordingBackend(OrtBackend(bundle, "fp32"), recipe.get("max_samples_per_stage", 512))
     rec = Recognizer(bundle, rec_backend, HostPipeline(bundle, rec_backend))
     n = min(recipe.get("clips", 64), len(dataset))

@@ -96,6 +96,8 @@ class HostPipeline:
         self.limit = {s: min(bundle.stages[s].batch.max, own.get(s) or bundle.stages[s].batch.max) for s in STAGES}
         self.fused = set(getattr(backend, "chains", ())) & set(CHAINS)
         self.one_blas_thread = OneBlasThread()
+        from .modality import for_bundle
+        self.modality = for_bundle(bundle)          # heard / seen / both, when the bundle has its graph
 
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return _split(lambda f: self.backend.run(stage, f), feeds, self.limit[stage])
@@ -136,8 +138,13 @@ class HostPipeline:
                                          d["centres"], box_frac, cfg.patch_size, cfg.mean, cfg.std)
         scores = self.run_chain("focus_head", {"patches": patches, "gvecs": gvecs, "avecs": avecs,
                                                "saliency": d["saliency"], "indices": d["indices"]}, timer)["scores"]
+        heard = seen = None
+        if self.modality is not None:
+            with timer("modality"):
+                heard, seen = self.modality(gvecs, avecs)
         return [{"saliency": d["saliency"][i], "indices": d["indices"][i], "centres": d["centres"][i],
-                 "scores": scores[i], "boxes": boxes_xyxy(d["centres"][i], box_frac, *r.frames[int(o[0])].shape[:2])}
+                 "scores": scores[i], "boxes": boxes_xyxy(d["centres"][i], box_frac, *r.frames[int(o[0])].shape[:2]),
+                 "heard": None if heard is None else heard[i], "seen": None if seen is None else seen[i]}
                 for i, (r, o) in enumerate(zip(rings, orders))]
 
 

@@ -129,7 +129,8 @@ class Recognizer:
             results.append(Result(scores=out["scores"], labels=self.labels, saliency=out["saliency"],
                                   timestamps=ring.times[order].copy(), indices=out["indices"].astype(np.int64),
                                   boxes=out["boxes"], timings=dict(timer.ms),
-                                  audio_ok=bool(ring.audio_ok[order].all())))
+                                  audio_ok=bool(ring.audio_ok[order].all()),
+                                  heard=out.get("heard"), seen=out.get("seen")))
         return results
 
     def classify_clip(self, path: str | os.PathLike) -> Result:

@@ -17,6 +17,8 @@ class Result:
     boxes: np.ndarray           # [k, 4] patch boxes (x0, y0, x1, y1) in frame pixels
     timings: dict[str, float] = field(default_factory=dict)   # milliseconds per stage
     audio_ok: bool = True       # False when a snippet's audio was replaced (NaN, gap)
+    heard: np.ndarray | None = None   # [C] the sound alone (the model's audio-only head), if the bundle has it
+    seen: np.ndarray | None = None    # [C] the picture alone (its glance-only head)
 
     @property
     def t(self) -> float:
@@ -31,6 +33,12 @@ class Result:
     def score(self) -> float:
         return float(np.max(self.scores))
 
+    @property
+    def carried(self) -> str | None:
+        """What carried the decided label: heard, seen or both (runtime/modality.py); None if unknown."""
+        from .modality import carried_for
+        return carried_for(self, int(np.argmax(self.scores)))
+
     def top(self, n: int = 5) -> list[tuple[str, float]]:
         order = np.argsort(-self.scores, kind="stable")[:n]
         return [(self.labels[i], float(self.scores[i])) for i in order]
@@ -41,4 +49,5 @@ class Result:
                 "timestamps": [round(float(x), 4) for x in self.timestamps],
                 "selected": [int(i) for i in self.indices],
                 "boxes": [[round(float(v), 1) for v in b] for b in self.boxes],
-                "timings_ms": {k: round(v, 3) for k, v in self.timings.items()}, "audio_ok": self.audio_ok}
+                "timings_ms": {k: round(v, 3) for k, v in self.timings.items()}, "audio_ok": self.audio_ok,
+                "carried": self.carried}

@@ -4,7 +4,8 @@
     record: id, camera, label, sub_label, score, top_score, start_time, end_time (seconds since
             the epoch), box (the best decision's first patch, frame pixels), has_clip,
             has_snapshot, clip, snapshot (paths, or None), and ``evidence``: the chosen
-            snippets of the best decision, each {t (epoch), saliency, box}
+            snippets of the best decision, each {t (epoch), saliency, box}; ``carried``: heard, seen
+            or both (what carried the best decision: runtime/modality.py), None when the model can't say
 
 ``Media`` names an event's clip and snapshot files before they exist, so that a record
 published at the event's start already carries its paths (the clip appears once the event
@@ -57,7 +58,8 @@ def record(event: dict | None, media: Media | None = None, *, wall=wall_time) ->
             "start_time": round(wall(event["start_time"]), 3), "end_time": None if end is None else round(wall(end), 3),
             "box": ev[0]["box"] if ev else None, "has_clip": clip is not None, "has_snapshot": snap is not None,
             "clip": None if clip is None else str(clip), "snapshot": None if snap is None else str(snap),
-            "evidence": [{"t": round(wall(e["t"]), 3), "saliency": e["saliency"], "box": e["box"]} for e in ev]}
+            "evidence": [{"t": round(wall(e["t"]), 3), "saliency": e["saliency"], "box": e["box"]} for e in ev],
+            "carried": event.get("carried")}
 
 
 def message(transition, media: Media | None = None, *, wall=wall_time) -> dict:

@@ -122,7 +122,8 @@ class WebView(Sink):
             out.update(top=[{"label": l, "score": round(s, 4)} for l, s in r.top(self.top)],
                        saliency=[round(float(x), 4) for x in sal / sal.sum()],
                        snippet_ages=[round(float(r.t - x), 3) for x in r.timestamps],
-                       selected=[int(i) for i in r.indices], boxes=[[round(float(v), 1) for v in b] for b in r.boxes])
+                       selected=[int(i) for i in r.indices], boxes=[[round(float(v), 1) for v in b] for b in r.boxes],
+                       carried=getattr(r, "carried", None))
         return out
 
     @staticmethod

@@ -34,7 +34,8 @@ class TorchClips(Dataset):
         return {"frames": torch.from_numpy(np.ascontiguousarray(s.frames)), "own": torch.tensor(getattr(s, "own", True)),
                 "audio": torch.from_numpy(np.ascontiguousarray(s.audio, dtype=np.float32)),
                 "label": torch.tensor(s.label), "events": torch.from_numpy(events),
-                "boxes": torch.from_numpy(boxes)}
+                "boxes": torch.from_numpy(boxes),
+                **{k: torch.from_numpy(v) for k, v in (getattr(s, "features", None) or {}).items()}}
 
 
 class RankSlice(Sampler):

@@ -60,9 +60,9 @@ def load_checkpoint(path: str | os.PathLike):
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A path, or the name ``synth`` for the checkpoint shipped with the package. A run folder
     means its best checkpoint when validation chose one, else its last."""
-    if str(path) == "synth":
-        from ..assets import shipped_checkpoint
-        return shipped_checkpoint()
+    from ..assets import is_shipped, shipped_checkpoint
+    if is_shipped(path):
+        return shipped_checkpoint(str(path))
     p = Path(path)
     if p.is_dir():
         p = p / "best.safetensors" if (p / "best.safetensors").is_file() else p / "model.safetensors"

@@ -27,7 +27,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from ..config import ModelConfig
 from ..errors import InputError, SourceError
 from ..model import build_model
-from . import distributed
+from . import distributed, features, fewshot
 from .batches import loader
 from .checkpoint import read_checkpoint, save_checkpoint
 from .curves import Curves
@@ -82,6 +82,7 @@ def train(cfg, dataset, out: str | Path, recipe: Recipe, seed: int = 0, resume: 
     model = build_model(cfg)
     if init_state:
         model.load_state_dict(init_state, strict=False)
+    fewshot.mask_rows(model, recipe.train_rows)
     st = _read_state(out / "train_state.pt", out / "model.safetensors", cfg) if resume else {}
     if st:
         model.load_state_dict(st["model"])
@@ -92,6 +93,10 @@ def train(cfg, dataset, out: str | Path, recipe: Recipe, seed: int = 0, resume: 
     if d.rank:                    # each process its own dropout and random-patch draws
         torch.manual_seed(seed + 1_000_003 * d.rank)
     fill_caches([dataset] + ([validation.dataset] if validation else []), workers, d, progress)
+    if features.applies(recipe):      # frozen pretrained glance + local encoders: run them once per clip
+        if getattr(dataset, "train_view", None):
+            log.warning("frozen-feature training reads each clip once: --augment is not applied")
+        dataset = features.FrozenFeatures(dataset, model, recipe, progress=progress and d.main)
     prepare_model(model, dev, channels_last, compile)
     log.debug("memory estimate %s", memory)
     if not resume and d.main:
@@ -130,7 +135,7 @@ class _Run:
 
     def stage(self, si: int, stage: str, steps: int):
         model, recipe, d, dev = self.model, self.recipe, self.d, self.dev
-        params = trainable(model, stage)
+        params = trainable(model, stage, recipe.frozen)
         opt = torch.optim.AdamW(params, lr=recipe.lr * STAGE_LR[stage], weight_decay=recipe.weight_decay)
         first = self.start[1] if si == self.start[0] else 0
         if si == self.start[0] and self.st.get("optimizer") is not None:
@@ -152,7 +157,7 @@ class _Run:
         speed = _Speed(recipe.batch_size)
         for step in bar:
             tick = time.perf_counter()
-            set_modes(model, stage)
+            set_modes(model, stage, recipe.frozen)
             batch = to_device(next(batches), dev)
             fetched = time.perf_counter()
             named = self.step(runner, batch, opt, params)

@@ -71,6 +71,8 @@ class Recipe:
     teacher_temperature: float = 1.0
     data: str = TRAIN_DATA                # what ``avgn-edge train`` uses without --data ...
     warmup_data: str = WARMUP_DATA        # ... for the warm-up ("": the same as data)
+    frozen: tuple[str, ...] = ()          # modules kept at their (pretrained) weights in every stage
+    train_rows: tuple[int, ...] = ()      # only these labels' class rows learn (fewshot.py; empty: all)
 
     def phases(self, data: str | None = None) -> list[tuple["Recipe", str]]:
         """(recipe, data) runs of the training loop: the warm-up on ``warmup_data``, then the rest
@@ -89,28 +91,44 @@ RECIPES = {
     "synth": Recipe(batch_size=16, warmup_steps=350, glance_steps=150, finetune_steps=100),
     "paper": Recipe(batch_size=32, warmup_steps=20000, glance_steps=10000, finetune_steps=5000, lr=1e-3, data="",
                     warmup_data=""),
+    # the pretrained Lite0 trunks stay frozen (ImageNet features; their outputs are computed once per clip,
+    # features.py: what makes training fit a 2-core CPU); the audio projection, AV-TeST, AESPA, the policy,
+    # the evidence map and the heads train. FINETUNE_AUDIO below trains the audio trunk as well.
+    "home": Recipe(batch_size=16, warmup_steps=300, glance_steps=300, finetune_steps=150, data="", warmup_data="",
+                   frozen=("glance", "local", "audio.cnn")),
 }
 
 STAGE_LR = {"warmup": 1.0, "glance": 0.5, "finetune": 0.15}
 
 
-def trainable(model: AVGN, stage: str) -> list[torch.nn.Parameter]:
+def trainable(model: AVGN, stage: str, frozen_encoders: tuple[str, ...] = ()) -> list[torch.nn.Parameter]:
     frozen = stage != "warmup"
     for p in list(model.local.parameters()) + list(model.evidence.parameters()):
         p.requires_grad_(not frozen)
+    for name in frozen_encoders:
+        for p in model.get_submodule(name).parameters():
+            p.requires_grad_(False)
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def set_modes(model: AVGN, stage: str):
+def set_modes(model: AVGN, stage: str, frozen_encoders: tuple[str, ...] = ()):
     model.train()
     if stage != "warmup":
         model.local.eval()       # frozen: keep its batch-norm statistics
+    for name in frozen_encoders:
+        model.get_submodule(name).eval()
 
 
 def _inputs(model: AVGN, batch):
     frames, audio, y = batch["frames"], batch["audio"], batch["label"]
-    gmap, gvec = model.encode_glance(model.glance_input(frames))
-    avec = model.encode_audio(audio)
+    if "gvec" in batch:          # a frozen glance encoder's features, computed once (features.py)
+        gmap, gvec = batch["gmap"].float(), batch["gvec"].float()
+    else:
+        gmap, gvec = model.encode_glance(model.glance_input(frames))
+    if "apool" in batch:         # a frozen audio CNN's pooled output: only its projection trains
+        avec = F.relu(model.audio.proj(batch["apool"].float()))
+    else:
+        avec = model.encode_audio(audio)
     return frames, y, gmap, gvec, avec
 
 
@@ -138,7 +156,7 @@ def _evidence_loss(z: torch.Tensor, y: torch.Tensor, background: int | None) -> 
 
 def warmup_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
     frames, y, gmap, gvec, avec = _inputs(model, batch)
-    dmaps = model.dense_maps(model.full_input(frames))                       # [B,T,D,h,w]
+    dmaps = _dense_maps(model, batch)                                        # [B,T,D,h,w]
     b, t = dmaps.shape[:2]
     z = model.evidence(dmaps.flatten(0, 1)).view(b, t, -1, *dmaps.shape[-2:])  # [B,T,C,h,w]
     return {"dense": F.cross_entropy(model.dense_logits(gvec, avec, dmaps), y),
@@ -147,12 +165,18 @@ def warmup_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
             "audio_only": F.cross_entropy(model.audio_head(avec), y)}
 
 
+def _dense_maps(model: AVGN, batch) -> torch.Tensor:
+    if "dmaps" in batch:         # a frozen local encoder's dense maps, computed once (features.py)
+        return batch["dmaps"].float()
+    return model.dense_maps(model.full_input(batch["frames"]))
+
+
 @torch.no_grad()
-def teacher(model: AVGN, frames, y, temperature: float):
+def teacher(model: AVGN, frames, y, temperature: float, batch=None):
     """The frozen local encoder's evidence for the true class: per frame [B,T] and per glance
     cell [B,T,hw]; for a background clip, the strongest evidence for any event (its hardest
     negatives). Also its pooled vectors [B,T,Dl] (the dense baseline's input)."""
-    dmaps = model.dense_maps(model.full_input(frames))
+    dmaps = _dense_maps(model, batch) if batch is not None else model.dense_maps(model.full_input(frames))
     b, t = dmaps.shape[:2]
     z = model.evidence(dmaps.flatten(0, 1))                                  # [BT,C,h,w]
     yt = y.repeat_interleave(t)
@@ -175,7 +199,7 @@ def _random_centres(like: torch.Tensor) -> torch.Tensor:
 
 def glance_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
     frames, y, gmap, gvec, avec = _inputs(model, batch)
-    frame_ev, cell_ev, dvec = teacher(model, frames, y, recipe.teacher_temperature)
+    frame_ev, cell_ev, dvec = teacher(model, frames, y, recipe.teacher_temperature, batch)
     idx = torch.topk(frame_ev, model.cfg.top_k, dim=1).indices
     d = model.decide(gmap, gvec, avec, indices=idx)
     images = model.full_input(frames)
@@ -193,7 +217,7 @@ def glance_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
 
 def finetune_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:
     frames, y, gmap, gvec, avec = _inputs(model, batch)
-    frame_ev, cell_ev, dvec = teacher(model, frames, y, recipe.teacher_temperature)
+    frame_ev, cell_ev, dvec = teacher(model, frames, y, recipe.teacher_temperature, batch)
     d = model.decide(gmap, gvec, avec)
     images = model.full_input(frames)
     lvec = model.focus(images, d.indices, d.centres)                         # differentiable crop
