@@ -6,8 +6,10 @@ The smallest config:
     cameras:
       front: {source: rtsp://user:pass@192.168.1.20/stream}
 
-See avgn_edge/serve/config.py for every key (and README "Serve many cameras"). SIGTERM or
-Ctrl-C stops it cleanly: capture stops, active events end, outputs are flushed and closed.
+See avgn_edge/serve/config.py for every key (and README "Serve many cameras"). SIGTERM, SIGHUP
+(a closed terminal) or Ctrl-C stop it cleanly: capture stops, active events end, clips are finished,
+outputs are flushed and closed, MQTT says ``offline``. SIGHUP is a clean stop, not a reload (restart
+the service to apply a changed config; streams change at run time through the API).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def run(args) -> int:
         print(f"{args.config}: ok, {len(cfg.cameras)} camera(s)")
         return 0
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     svc = Service(cfg)
     try:
