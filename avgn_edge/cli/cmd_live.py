@@ -59,6 +59,8 @@ def stop_on_signals():
 def run(args) -> int:
     from ..io import open_video, parse_video_uri
     stop_on_signals()
+    from .args import quiet_native_logs
+    quiet_native_logs()
     from ..live.outputs import LiveOutputs
     from ..live.session import open_audio, run_session, write_summary
 

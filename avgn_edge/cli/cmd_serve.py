@@ -35,6 +35,8 @@ def run(args) -> int:
     from ..serve.config import load_config, parse_config
     from ..serve.service import Service
 
+    from .args import quiet_native_logs
+    quiet_native_logs()
     cfg = load_config(args.config)
     if args.port is not None or args.host is not None:
         data = cfg.model_dump(exclude_unset=True)
@@ -44,7 +46,9 @@ def run(args) -> int:
         if args.host is not None:
             data["api"]["host"] = args.host
         cfg = parse_config(data, args.config)
-    if args.check:
+    if args.check:                               # what start would refuse (but a taken port, an unreachable source)
+        from ..serve.check import check_config
+        check_config(cfg, args.config)
         print(f"{args.config}: ok, {len(cfg.cameras)} camera(s)")
         return 0
     stop = threading.Event()

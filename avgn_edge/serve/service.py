@@ -18,7 +18,7 @@ from collections import deque
 
 from ..deps import gpu_emulated
 from ..version import __version__
-from ..errors import ConfigError, InputError
+from ..errors import BundleError, ConfigError, InputError
 from .config import CameraConfig, ServeConfig, camera_from_request, patched_camera
 from ..sinks.base import Fanout
 from ..sinks.records import Media
@@ -69,7 +69,10 @@ class Service:
         from ..bundle import load_bundle
         from ..runtime.recognizer import Recognizer, open_with_pipeline
         m = self.cfg.model
-        bundle = load_bundle(m.bundle)
+        try:
+            bundle = load_bundle(m.bundle)
+        except BundleError as exc:
+            raise ConfigError(f"model.bundle: {exc}", hint=exc.hint) from None
         # batched on every backend; auto falls back to ONNX Runtime if the TensorRT pipeline cannot start
         self.rec = Recognizer(bundle, *open_with_pipeline(bundle, m.backend, m.precision, **m.backend_options()))
         self._check_labels("detect", self.cfg.detect)
@@ -77,16 +80,8 @@ class Service:
             self._check_labels(f"cameras.{name}.detect", cam.detect)
 
     def _check_labels(self, where: str, detect):
-        """The detect section against the model's labels (unknown filter labels, an offset
-        above an onset threshold): ConfigError naming the key."""
-        bad = [k for k in detect.filters if k not in self.rec.labels]
-        if bad:
-            raise ConfigError(f"{where}.filters.{bad[0]}: not a label of this model",
-                              hint="labels: " + ", ".join(self.rec.labels))
-        try:
-            detect.settings().check(self.rec.labels)
-        except InputError as exc:
-            raise ConfigError(f"{where}: {exc}", hint=exc.hint) from None
+        from .check import check_labels
+        check_labels(where, detect, self.rec.labels)
 
     def start(self, api: bool = True):
         if api and self.cfg.api.port is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..deps import require
+from ..errors import AvgnError, ConfigError
 from .base import FRAME_QUEUE, Worker
 
 
@@ -83,10 +84,10 @@ def camera_outputs(sections: dict, host: Host, camera: str) -> list[Worker]:
             continue
         try:
             out.append(build(sections[name], host, camera))
-        except OSError as exc:                   # an uncreatable folder, an unwritable file: one line
+        except (OSError, AvgnError) as exc:      # an uncreatable folder, an unwritable file: one line
             for w in out:
                 w.close()
-            from ..errors import ConfigError
-            raise ConfigError(f"{camera}: {name}.path: cannot write there ({exc.strerror or exc})",
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"cameras.{camera}.{name}.path: cannot write there ({why})",
                               hint=f"choose a {name}.path the service can create and write") from None
     return out
