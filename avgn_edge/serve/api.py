@@ -12,7 +12,10 @@
 
     GET    /  and /web/...         the live web view (avgn_edge/sinks/web.py)
 
-Every error is JSON ``{"error": "..."}`` with a 4xx status (5xx only for a bug, logged).
+Every error is JSON ``{"error": "..."}`` with a 4xx status (5xx only for a bug, logged); every
+answer is standard JSON (no NaN/Infinity). Bodies must be ``Content-Type: application/json`` (415),
+at most 64 KiB and 32 levels deep; the Host must be the bound address (or ``api.allowed_hosts``)
+and a changing request's Origin our own (403): no cross-site or DNS-rebinding use.
 With a token (always when bound off loopback) every request but the health probes needs
 ``Authorization: Bearer TOKEN``, or ``?token=TOKEN`` (what a browser can send for the web
 view's page, images and stream). The server and that guard are sinks/httphost.py's, which

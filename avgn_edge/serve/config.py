@@ -1,6 +1,7 @@
 """``avgn-edge serve`` configuration: YAML in the spirit of Frigate's, validated strictly.
 
-    api: {host: 127.0.0.1, port: 8080}        # token: ... (or AVGN_API_TOKEN); required off loopback
+    api: {host: 127.0.0.1, port: 8080}        # token: ... (or AVGN_API_TOKEN); required off loopback (16+ chars)
+                                              # allowed_hosts: [cam.lan], max_streams: 64
     model: {bundle: synth, backend: auto, precision: fp32}   # backend: triton + triton_url: grpc://HOST:8001
     scheduler: {max_batch: 64, max_wait_ms: 30, deadline_ms: 250}
     detect: {stride: 2, threshold: 0.5, filters: {bell-checker: {threshold: 0.7}},   # every camera's defaults
@@ -19,7 +20,9 @@ the same name (Frigate's rule). A new output or feature adds one section model h
 cameras may override it, its name to ``CAMERA_SECTIONS``; ``mqtt``, ``record`` (clips and
 snapshots) and ``ros2`` are off unless present, ``record`` overridable per camera.
 Every mistake fails at start with one line naming the key: unknown keys, bad values, bad
-source URIs, duplicate keys (YAML itself keeps the last one silently; we refuse).
+source URIs, duplicate keys (YAML itself keeps the last one silently; we refuse). Numbers are
+finite and bounded (no .inf/.nan); output paths (``record.path``, ``jsonl.path``) come only from
+here, never from an API client (``camera_from_request`` refuses them).
 """
 
 from __future__ import annotations
