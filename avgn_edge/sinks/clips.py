@@ -81,6 +81,22 @@ class ClipIndex:
         os.replace(tmp, self.path)
 
 
+def _hold(folder: Path):
+    """An exclusive lock on ``folder/.avgn-lock`` for the sink's life: a second instance (or stream)
+    writing the same camera's folder is refused in one line instead of sharing its files."""
+    import fcntl
+
+    from ..errors import InputError
+    f = open(folder / ".avgn-lock", "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise InputError(f"{folder} is in use by another running instance (the same record path and camera)",
+                         hint="give each instance its own record.path") from None
+    return f
+
+
 class ClipWriter:
     """One MP4 (H.264 + AAC) written frame by frame into ``path.part``; ``finish`` renames it."""
 
@@ -157,6 +173,7 @@ class ClipSink(Sink):
         self._pruned_at = 0.0
         self.folder = media.root / safe(camera)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._held = _hold(self.folder)                  # one writer per camera folder, across processes
         self.index = ClipIndex(self.folder)
         for rel in self.index.entries():                 # what a crash left of ours: never a clip
             f = self.folder / rel
@@ -276,4 +293,7 @@ class ClipSink(Sink):
             self._finish(eid)
 
     def close(self):
-        self.finish_open()
+        try:
+            self.finish_open()
+        finally:
+            self._held.close()                           # the folder's lock goes with the file

@@ -13,6 +13,8 @@ import pytest
 pytest.importorskip("aiohttp")
 from serve_rigs import free_port, http, running_service, wait_for  # noqa: E402
 
+from avgn_edge.errors import ConfigError  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -95,3 +97,18 @@ def test_d15_opencv_and_ffmpeg_lines_stay_out_of_the_log(tmp_path):
         _, err = proc.communicate(timeout=20)
     noise = [l for l in err.splitlines() if l.startswith("[") and ("@" in l or "WARN" in l or "ERROR" in l)]
     assert noise == [], noise[:5]
+
+
+def test_d1_a_second_instance_on_the_same_record_path_is_refused(tmp_path):
+    cfg = {"record": {"path": str(tmp_path / "clips")}, "cameras": {"cam": {"source": "synth://?seed=1"}}}
+    from avgn_edge.serve.config import parse_config
+    from avgn_edge.serve.service import Service
+    with running_service(cfg):
+        second = Service(parse_config({**cfg, "api": {"port": 0}}))
+        try:
+            with pytest.raises(ConfigError, match="in use by another running instance"):
+                second.start()
+        finally:
+            second.stop()
+    with running_service(cfg):                     # the first one stopped: its lock went with it
+        pass

@@ -75,8 +75,10 @@ def test_closing_finishes_open_clips_and_a_crash_leaves_no_clip(tmp_path):
     clip = media.clip(trs[0].event)
     part = clip.with_name(clip.name + ".part")
     assert part.exists() and not clip.exists()
-    # a crash: the process dies with the .part there; the next start removes it and never shows it as a clip
-    ClipSink(media, camera="door", fps=FPS, sample_rate=RATE)
+    # a crash: the process dies with the .part there (and its folder lock with it); the next start
+    # removes the .part and never shows it as a clip
+    sink._held.close()
+    ClipSink(media, camera="door", fps=FPS, sample_rate=RATE).close()
     assert not part.exists() and not clip.exists()
     sink2 = ClipSink(media, camera="door", fps=FPS, sample_rate=RATE, pre_capture=1.0, post_capture=5.0)
     trs = stream(sink2, 3.0, [(1.5, 10)])
