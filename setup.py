@@ -43,7 +43,7 @@ EXTRAS = {
     # ROS 2 without a ROS installation (rmw_zenoh's key layout over zenoh, CDR from rosbags)
     "mqtt": ["paho-mqtt>=2.0"],
     "ros2": ["eclipse-zenoh>=1.0", "rosbags>=0.10"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8", "hypothesis>=6.100"],
 }
 
 setup(

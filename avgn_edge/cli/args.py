@@ -120,3 +120,18 @@ def _loopback(host: str) -> bool:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def quiet_native_logs():
+    """OpenCV's and its FFmpeg's own log lines (``[ WARN:0@..] global cap.cpp``, ``[tcp @ 0x..]
+    Connection refused``) stay out of the service log: each outage is said once, by us.
+    ``OPENCV_LOG_LEVEL`` / ``OPENCV_FFMPEG_LOGLEVEL`` set by the user win."""
+    import os
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")           # AV_LOG_QUIET
+    try:
+        import cv2
+        cv2.setLogLevel({"SILENT": 0, "FATAL": 1, "ERROR": 2, "WARNING": 3, "INFO": 4}.get(
+            os.environ["OPENCV_LOG_LEVEL"].upper(), 2))
+    except (ImportError, AttributeError):
+        pass

@@ -4,12 +4,16 @@ Sources are URIs: 0 (camera index), /dev/video0, csi://0, rtsp://..., http://...
 file (paced at its own rate; --loop), synth:// (the built-in audio-visual generator).
 Audio: --mic (sounddevice name or index), else the source's own track (files, synth://),
 else the default microphone.
+
+SIGTERM, SIGHUP and SIGINT (Ctrl-C) stop it cleanly, like ``serve``: open events end, clips are
+finished, MQTT says ``offline``. A second signal during that stop is ignored.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 
 from .args import (add_event_arguments, add_output_arguments, add_runtime_arguments, event_settings, open_recognizer,
                    output_sections)
@@ -36,8 +40,27 @@ def add_arguments(p):
     add_output_arguments(p)
 
 
+def stop_on_signals():
+    """SIGTERM, SIGHUP and SIGINT (even where a launching script set SIGINT to ignored) end the run
+    the way Ctrl-C does: KeyboardInterrupt in the main thread, once."""
+    fired = []
+
+    def handler(signum, _frame):
+        if fired:
+            return
+        fired.append(signum)
+        log.info("%s: stopping", signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
 def run(args) -> int:
     from ..io import open_video, parse_video_uri
+    stop_on_signals()
+    from .args import quiet_native_logs
+    quiet_native_logs()
     from ..live.outputs import LiveOutputs
     from ..live.session import open_audio, run_session, write_summary
 

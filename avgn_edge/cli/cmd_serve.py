@@ -6,8 +6,10 @@ The smallest config:
     cameras:
       front: {source: rtsp://user:pass@192.168.1.20/stream}
 
-See avgn_edge/serve/config.py for every key (and README "Serve many cameras"). SIGTERM or
-Ctrl-C stops it cleanly: capture stops, active events end, outputs are flushed and closed.
+See avgn_edge/serve/config.py for every key (and README "Serve many cameras"). SIGTERM, SIGHUP
+(a closed terminal) or Ctrl-C stop it cleanly: capture stops, active events end, clips are finished,
+outputs are flushed and closed, MQTT says ``offline``. SIGHUP is a clean stop, not a reload (restart
+the service to apply a changed config; streams change at run time through the API).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ def run(args) -> int:
     from ..serve.config import load_config, parse_config
     from ..serve.service import Service
 
+    from .args import quiet_native_logs
+    quiet_native_logs()
     cfg = load_config(args.config)
     if args.port is not None or args.host is not None:
         data = cfg.model_dump(exclude_unset=True)
@@ -42,11 +46,13 @@ def run(args) -> int:
         if args.host is not None:
             data["api"]["host"] = args.host
         cfg = parse_config(data, args.config)
-    if args.check:
+    if args.check:                               # what start would refuse (but a taken port, an unreachable source)
+        from ..serve.check import check_config
+        check_config(cfg, args.config)
         print(f"{args.config}: ok, {len(cfg.cameras)} camera(s)")
         return 0
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     svc = Service(cfg)
     try:

@@ -41,10 +41,14 @@ def redact_uri(uri: str) -> str:
     if "://" not in uri:
         return uri
     scheme, rest = uri.split("://", 1)
-    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    head = rest[:min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))]
+    at = head.rfind("@")                      # user info ends at the last '@' (a password may hold a '/')
+    start = at + 1 if at >= 0 else 0
+    cut = min((i for i in (rest.find("/", start), rest.find("?", start), rest.find("#", start)) if i >= 0),
+              default=len(rest))
     netloc, tail = rest[:cut], rest[cut:]
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
+    if at >= 0:
+        netloc = "***@" + netloc[start:]
     path, q, query = tail.partition("?")
     if q:
         parts = []

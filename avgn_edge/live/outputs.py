@@ -17,14 +17,15 @@ class LiveOutputs:
         cfg = rec.config
         host = Host(rec.labels, [camera], cfg.snippet_period, cfg.sample_rate, lambda cam: self.media,
                     on_set=self._switch, state=lambda cam, feature: self.detect, stats=self.stats)
-        shared = shared_outputs(wanted, host)
-        self.sinks = Fanout(camera_outputs(wanted, host, camera) + list(shared.values()))
-        if "web" in shared:
+        if wanted.get("web") is not None:            # the port first: a taken one fails before any output opens
             from ..sinks.httphost import ApiServer
             from ..sinks.web import web_app
-            view, web = shared["web"].sink, wanted["web"]
-            self.web_server = ApiServer(lambda: web_app(view, web["token"]), web["host"], web["port"],
-                                        setting="--web PORT", alternative="")
+            web = wanted["web"]
+            self.web_server = ApiServer(lambda: web_app(shared["web"].sink, web["token"], web["host"]), web["host"],
+                                        web["port"], setting="--web PORT", alternative="")
+            self.web_server.claim()
+        shared = shared_outputs(wanted, host)
+        self.sinks = Fanout(camera_outputs(wanted, host, camera) + list(shared.values()))
 
     def start(self):
         if self.web_server is not None:

@@ -1,6 +1,7 @@
 """``avgn-edge serve`` configuration: YAML in the spirit of Frigate's, validated strictly.
 
-    api: {host: 127.0.0.1, port: 8080}        # token: ... (or AVGN_API_TOKEN); required off loopback
+    api: {host: 127.0.0.1, port: 8080}        # token: ... (or AVGN_API_TOKEN); required off loopback (16+ chars)
+                                              # allowed_hosts: [cam.lan], max_streams: 64
     model: {bundle: synth, backend: auto, precision: fp32}   # backend: triton + triton_url: grpc://HOST:8001
     scheduler: {max_batch: 64, max_wait_ms: 30, deadline_ms: 250}
     detect: {stride: 2, threshold: 0.5, filters: {bell-checker: {threshold: 0.7}},   # every camera's defaults
@@ -19,7 +20,9 @@ the same name (Frigate's rule). A new output or feature adds one section model h
 cameras may override it, its name to ``CAMERA_SECTIONS``; ``mqtt``, ``record`` (clips and
 snapshots) and ``ros2`` are off unless present, ``record`` overridable per camera.
 Every mistake fails at start with one line naming the key: unknown keys, bad values, bad
-source URIs, duplicate keys (YAML itself keeps the last one silently; we refuse).
+source URIs, duplicate keys (YAML itself keeps the last one silently; we refuse). Numbers are
+finite and bounded (no .inf/.nan); output paths (``record.path``, ``jsonl.path``) come only from
+here, never from an API client (``camera_from_request`` refuses them).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -36,17 +39,21 @@ from ..errors import ConfigError, SourceError
 from ..io.uri import parse_video_uri, redact_uri
 
 TOKEN_ENV = "AVGN_API_TOKEN"
+MIN_TOKEN = 16                                # characters of an API token off loopback
+OPERATOR_KEYS = ("record", "jsonl")          # sections whose ``path`` only the config may set
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)   # finite numbers only
 
 
 class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: Optional[int] = Field(None, ge=0, le=65535)      # 0: any free port (tests)
     token: Optional[str] = None
+    allowed_hosts: list[str] = []             # Host header names accepted besides the bound address (DNS rebinding)
+    max_streams: int = Field(64, ge=1, le=4096)   # streams at most (config and POST); more -> 409
 
     @property
     def loopback(self) -> bool:
@@ -64,7 +71,7 @@ class ModelSection(Section):
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
     engines: Optional[str] = None
     triton_url: Optional[str] = None          # backend triton: http://HOST:8000 or grpc://HOST:8001
-    triton_timeout: float = Field(10.0, gt=0)
+    triton_timeout: float = Field(10.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _triton(self):
@@ -81,9 +88,9 @@ class ModelSection(Section):
 
 
 class SchedulerConfig(Section):
-    max_batch: int = Field(64, ge=1)          # snippets (or decisions) per stage call
-    max_wait_ms: float = Field(30.0, ge=0)    # how long a batch waits for the rest of a tick
-    deadline_ms: float = Field(250.0, gt=0)   # a snippet older than this when its turn comes is dropped
+    max_batch: int = Field(64, ge=1, le=4096)          # snippets (or decisions) per stage call
+    max_wait_ms: float = Field(30.0, ge=0, le=10_000)    # how long a batch waits for the rest of a tick
+    deadline_ms: float = Field(250.0, gt=0, le=600_000)   # a snippet older than this when its turn comes is dropped
 
 
 class LabelFilter(Section):
@@ -94,12 +101,12 @@ class DetectConfig(Section):
     """When decisions make events: the settings of the event tracker (avgn_edge/events), in
     Frigate's words where it has them (``filters``, ``max_not_heard``)."""
 
-    stride: int = Field(2, ge=1)              # a decision every N snippets
+    stride: int = Field(2, ge=1, le=1000)              # a decision every N snippets
     threshold: float = Field(0.5, ge=0.0, le=1.0)       # onset: a label's score that opens an event
     filters: dict[str, LabelFilter] = {}      # per label, Frigate's audio.filters form
     offset_threshold: Optional[float] = Field(None, ge=0.0, le=1.0)   # heard while >= (default: half the onset)
-    max_not_heard: float = Field(1.0, ge=0.0)           # seconds not heard before an event ends
-    min_duration: float = Field(0.0, ge=0.0)            # seconds heard before an event is published
+    max_not_heard: float = Field(1.0, ge=0.0, le=86_400)           # seconds not heard before an event ends
+    min_duration: float = Field(0.0, ge=0.0, le=86_400)            # seconds heard before an event is published
 
     def settings(self):
         from ..events import EventSettings
@@ -126,10 +133,10 @@ class MqttConfig(Section):
     password: Optional[str] = None
     tls_ca_certs: Optional[str] = None
     tls_insecure: bool = False
-    stats_interval: float = Field(60.0, ge=0)
+    stats_interval: float = Field(60.0, ge=0, le=86_400)
     discovery: bool = False                   # Home Assistant MQTT discovery
     discovery_prefix: str = "homeassistant"
-    outbox: int = Field(1000, ge=1)           # messages kept while the broker is away
+    outbox: int = Field(1000, ge=1, le=1_000_000)           # messages kept while the broker is away
 
     @field_validator("topic_prefix")
     @classmethod
@@ -138,10 +145,17 @@ class MqttConfig(Section):
             raise ValueError("a topic prefix without '#' or '+', e.g. avgn")
         return v.strip("/")
 
+    @field_validator("tls_ca_certs")
+    @classmethod
+    def _ca(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not Path(v).is_file():
+            raise ValueError(f"{v}: no such CA file")
+        return v
+
 
 class RetainConfig(Section):
-    days: Optional[float] = Field(10.0, ge=0)        # None: keep forever
-    labels: dict[str, float] = {}                    # a label's own days
+    days: Optional[float] = Field(10.0, ge=0, le=36_500)        # None: keep forever
+    labels: dict[str, Annotated[float, Field(ge=0, le=36_500)]] = {}   # a label's own days
 
 
 class RecordConfig(Section):
@@ -150,7 +164,7 @@ class RecordConfig(Section):
     path: str = "clips"                       # "{camera}" allowed; files: PATH/<camera>/<label>/<event id>.mp4|.jpg
     pre_capture: float = Field(5.0, ge=0, le=60)
     post_capture: float = Field(5.0, ge=0, le=300)
-    max_seconds: float = Field(300.0, gt=0)
+    max_seconds: float = Field(300.0, gt=0, le=3600)
     snapshots: bool = True
     retain: RetainConfig = RetainConfig()
 
@@ -308,6 +322,13 @@ def parse_config(data, source: str = "config") -> ServeConfig:
     if not cfg.api.loopback and not cfg.api.token:
         raise ConfigError(f"{source}: api.host {cfg.api.host} is not a loopback address, so an API token is required",
                           hint=f"set api.token or the {TOKEN_ENV} environment variable")
+    t = cfg.api.token
+    if not cfg.api.loopback and (len(t) < MIN_TOKEN or t.strip() != t or len(set(t)) < 8):
+        raise ConfigError(f"{source}: api.token is too weak (at least {MIN_TOKEN} characters, no surrounding "
+                              "spaces, 8 different ones)", hint="e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))'")
+    if len(cfg.cameras) > cfg.api.max_streams:
+        raise ConfigError(f"{source}: cameras: {len(cfg.cameras)} cameras, more than api.max_streams "
+                          f"({cfg.api.max_streams})", hint="raise api.max_streams")
     return cfg
 
 
@@ -317,7 +338,13 @@ def load_config(path: str | os.PathLike) -> ServeConfig:
         raise ConfigError(f"config file {p} not found")
     yaml, Loader = _yaml_loader()
     try:
-        data = yaml.load(p.read_text(), Loader=Loader)
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=Loader)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}", hint=exc.hint) from None
     except yaml.YAMLError as exc:
@@ -333,10 +360,17 @@ def camera_from_request(cfg: ServeConfig, body: dict) -> tuple[str, CameraConfig
     name = body.pop("name", None)
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ConfigError("name: required, letters, digits, '-' and '_' (at most 64)")
+    for section in OPERATOR_KEYS:                   # where outputs go belongs to the operator, not to API clients
+        if isinstance(body.get(section), dict) and "path" in body[section]:
+            raise ConfigError(f"{section}.path: cannot be set through the API (output locations are the "
+                              "operator's: the config file or the command line)",
+                              hint=f"omit {section}.path: the stream uses the configured one")
     try:
         cam = CameraConfig.model_validate(body)
     except ValidationError as exc:
         line, hint = describe(exc, CameraConfig)
+        if line.startswith("source: video source") and line.endswith(("does not exist", "is not a file")):
+            line = "source: not a readable video file"     # the same words whether the path exists or not
         raise ConfigError(line, hint=hint) from None
     return name, resolve_sections(cfg, cam)
 

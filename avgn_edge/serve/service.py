@@ -18,7 +18,7 @@ from collections import deque
 
 from ..deps import gpu_emulated
 from ..version import __version__
-from ..errors import ConfigError, InputError
+from ..errors import BundleError, ConfigError, InputError
 from .config import CameraConfig, ServeConfig, camera_from_request, patched_camera
 from ..sinks.base import Fanout
 from ..sinks.records import Media
@@ -26,6 +26,10 @@ from .scheduler import Scheduler
 from .stream import Stream
 
 log = logging.getLogger("avgn_edge.serve")
+
+
+class NoStream(InputError, LookupError):
+    """A stream name that is not (or no longer) there: the API answers 404."""
 
 
 class Service:
@@ -36,6 +40,7 @@ class Service:
         self.shared = Fanout()                   # outputs of all streams: web view, MQTT, ROS 2
         self._streams: dict[str, Stream] = {}
         self._lock = threading.RLock()
+        self._changes = threading.Lock()         # one POST/PATCH/DELETE at a time (of any name)
         self._events: deque = deque(maxlen=200)
         self.started = self.stopping = False
 
@@ -64,7 +69,10 @@ class Service:
         from ..bundle import load_bundle
         from ..runtime.recognizer import Recognizer, open_with_pipeline
         m = self.cfg.model
-        bundle = load_bundle(m.bundle)
+        try:
+            bundle = load_bundle(m.bundle)
+        except BundleError as exc:
+            raise ConfigError(f"model.bundle: {exc}", hint=exc.hint) from None
         # batched on every backend; auto falls back to ONNX Runtime if the TensorRT pipeline cannot start
         self.rec = Recognizer(bundle, *open_with_pipeline(bundle, m.backend, m.precision, **m.backend_options()))
         self._check_labels("detect", self.cfg.detect)
@@ -72,18 +80,17 @@ class Service:
             self._check_labels(f"cameras.{name}.detect", cam.detect)
 
     def _check_labels(self, where: str, detect):
-        """The detect section against the model's labels (unknown filter labels, an offset
-        above an onset threshold): ConfigError naming the key."""
-        bad = [k for k in detect.filters if k not in self.rec.labels]
-        if bad:
-            raise ConfigError(f"{where}.filters.{bad[0]}: not a label of this model",
-                              hint="labels: " + ", ".join(self.rec.labels))
-        try:
-            detect.settings().check(self.rec.labels)
-        except InputError as exc:
-            raise ConfigError(f"{where}: {exc}", hint=exc.hint) from None
+        from .check import check_labels
+        check_labels(where, detect, self.rec.labels)
 
     def start(self, api: bool = True):
+        if api and self.cfg.api.port is None:
+            raise ConfigError("api.port: required (or pass --port)")
+        if api:                                   # the port first: a taken one fails before any output opens
+            from .api import ApiServer, build_app
+            a = self.cfg.api
+            self.api = ApiServer(lambda: build_app(self, a.token, a.host, a.allowed_hosts), a.host, a.port)
+            self.api.claim()
         if self.rec is None:
             self.load_model()
         self.epoch = time.monotonic()
@@ -91,15 +98,11 @@ class Service:
         self.scheduler = Scheduler(self.rec, self.cfg.scheduler, self.stream_list)
         self.registry = registry_for(self)
         self.scheduler.start()
-        if api and self.cfg.api.port is None:
-            raise ConfigError("api.port: required (or pass --port)")
         self._open_shared(api)
         for name, cam in self.cfg.cameras.items():
             self._add(name, cam)
         if api:
-            from .api import ApiServer, build_app
             a = self.cfg.api
-            self.api = ApiServer(lambda: build_app(self, a.token), a.host, a.port)
             self.api.start()
             log.info("API on http://%s:%d (token %s)", a.host, self.api.port, "required" if a.token else "off")
         self.started = True
@@ -196,6 +199,9 @@ class Service:
         with self._lock:
             if name in self._streams:
                 raise InputError(f"a stream named {name!r} exists already")
+            if len(self._streams) >= self.cfg.api.max_streams:
+                raise InputError(f"{name}: the service has {len(self._streams)} streams, its limit "
+                                 f"(api.max_streams)", hint="DELETE a stream, or raise api.max_streams")
             self._check_labels(f"cameras.{name}.detect", cam.detect)
             st = Stream(name, cam, self)
             self._media_of[name] = self._media(name, cam)
@@ -210,28 +216,39 @@ class Service:
 
     def add_stream_from_request(self, body: dict) -> Stream:
         name, cam = camera_from_request(self.cfg, body)
-        return self._add(name, cam)
+        with self._changes:
+            return self._add(name, cam)
 
     def patch_stream(self, name: str, body: dict) -> Stream:
+        with self._changes:
+            return self._patch(name, body)
+
+    def _patch(self, name: str, body: dict) -> Stream:
         with self._lock:
-            st = self._streams[name]
+            st = self._streams.get(name)
+            if st is None:
+                raise NoStream(f"no stream named {name!r}")
             new = patched_camera(st.cam, body)
             self._check_labels(f"{name}.detect", new.detect)
         st.update(new)
         return st
 
     def remove_stream(self, name: str):
-        with self._lock:
-            st = self._streams.pop(name, None)
-        if st is not None:
-            self.scheduler.forget(st)
-            st.close()
-            if self.web is not None:                # after the stream's last events, in the web view's order
-                self.web.submit(self.web.sink.forget, name)
-            for w in self.shared:                   # MQTT: its retained states and discovery go
-                if hasattr(w.sink, "remove_camera"):
-                    w.submit(w.sink.remove_camera, name)
-            log.info("camera %s: removed", name)
+        with self._changes:
+            with self._lock:
+                st = self._streams.pop(name, None)
+            if st is None:
+                raise NoStream(f"no stream named {name!r}")
+            try:
+                self.scheduler.forget(st)
+                st.close()
+            finally:                                # the cleanup runs whatever the close did
+                if self.web is not None:            # after the stream's last events, in the web view's order
+                    self.web.submit(self.web.sink.forget, name)
+                for w in self.shared:               # MQTT: its retained states and discovery go
+                    if hasattr(w.sink, "remove_camera"):
+                        w.submit(w.sink.remove_camera, name)
+                log.info("camera %s: removed", name)
 
     def note_event(self, camera: str, record: dict):
         """A stream's event transition (records.message), for /api/events (the last 200 of all streams)."""

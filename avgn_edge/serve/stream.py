@@ -81,12 +81,23 @@ class Stream:
             scheduler = getattr(self.service, "scheduler", None)
             if scheduler is not None:
                 scheduler.forget(self)
-            with self._track:
-                for tr in self.tracker.close():   # detection off ends what was open (end, label OFF)
-                    self._event(tr)
+            self._end_open()                      # detection off ends what was open (end, label OFF, clip)
             self.status = "disabled"
         elif cam.enabled and not old.enabled:
             self.start()
+
+    def _end_open(self):
+        """No more decisions will come (detection off, the file ended): open events end now and
+        their clips are finished with what they have (no frame will come to close them)."""
+        scheduler = getattr(self.service, "scheduler", None)
+        if scheduler is not None:
+            scheduler.forget(self)
+        with self._track:
+            for tr in self.tracker.close():
+                self._event(tr)
+        for w in self.sinks:
+            if hasattr(w.sink, "finish_open"):
+                w.submit(w.sink.finish_open)
 
     # -- the stream's own thread
     def _set(self, status: str, reason: str = ""):
@@ -142,6 +153,7 @@ class Stream:
                 if mic is not None:
                     mic.close()
             if ended:
+                self._end_open()
                 window = svc.rec.config.num_snippets * svc.period
                 self._set("ended", "the file ended" if self.stats.summary()["decisions"] else
                           f"the file ended before a full window ({window:g} s of video): no decision")

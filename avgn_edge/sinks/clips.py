@@ -10,10 +10,15 @@
 
 Retention: files older than ``retain_days`` (or the label's own ``retain_labels[label]``) are
 deleted at start and then at most once a minute. Frames are raw (the snapshot is annotated).
+Retention and the crash cleanup touch only what this camera's sink wrote: the files listed in
+its index, ``root/<camera>/.avgn-index.jsonl`` (one ``{"f": "<label>/<file>"}`` a line), never a
+``.part`` of a writer still open, never another camera's folder, never a file the service did not
+name (a record path pointed at a folder of your own videos loses none of them).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -33,6 +38,63 @@ def write_atomic(path: Path, data: bytes):
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+INDEX = ".avgn-index.jsonl"
+
+
+class ClipIndex:
+    """The files one camera's sink wrote, relative to its folder (``<label>/<name>.mp4|.jpg``)."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.path = folder, folder / INDEX
+
+    @staticmethod
+    def _ours(rel: str) -> bool:
+        parts = Path(rel).parts
+        return (len(parts) == 2 and all(p == safe(p) and p not in (".", "..") for p in parts)
+                and parts[1].endswith((".mp4", ".jpg")))
+
+    def add(self, path: Path):
+        rel = path.relative_to(self.folder).as_posix()
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"f": rel}) + "\n")
+
+    def entries(self) -> list[str]:
+        try:
+            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                rel = json.loads(line).get("f")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(rel, str) and self._ours(rel) and rel not in out:
+                out.append(rel)
+        return out
+
+    def keep(self, rels: list[str]):
+        tmp = self.path.with_name(INDEX + ".tmp")
+        tmp.write_text("".join(json.dumps({"f": r}) + "\n" for r in rels), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def _hold(folder: Path):
+    """An exclusive lock on ``folder/.avgn-lock`` for the sink's life: a second instance (or stream)
+    writing the same camera's folder is refused in one line instead of sharing its files."""
+    import fcntl
+
+    from ..errors import InputError
+    f = open(folder / ".avgn-lock", "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise InputError(f"{folder} is in use by another running instance (the same record path and camera)",
+                         hint="give each instance its own record.path") from None
+    return f
 
 
 class ClipWriter:
@@ -98,7 +160,7 @@ class ClipSink(Sink):
     name = "clips"
     wants_frames = True
 
-    def __init__(self, media: Media, *, fps: float, sample_rate: int, pre_capture: float = 5.0,
+    def __init__(self, media: Media, *, camera: str, fps: float, sample_rate: int, pre_capture: float = 5.0,
                  post_capture: float = 5.0, max_seconds: float = 300.0, retain_days: float | None = 10.0,
                  retain_labels: dict[str, float] | None = None):
         self.media, self.fps, self.sample_rate = media, fps, sample_rate
@@ -109,9 +171,15 @@ class ClipSink(Sink):
         self.open: dict[str, tuple[ClipWriter, dict, float | None]] = {}   # id -> (writer, event, stop at)
         self.clips = self.snapshots = self.deleted = self.failed = 0
         self._pruned_at = 0.0
-        media.root.mkdir(parents=True, exist_ok=True)
-        for part in media.root.rglob("*.part"):          # what a crash left: never a clip
-            part.unlink(missing_ok=True)
+        self.folder = media.root / safe(camera)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._held = _hold(self.folder)                  # one writer per camera folder, across processes
+        self.index = ClipIndex(self.folder)
+        for rel in self.index.entries():                 # what a crash left of ours: never a clip
+            f = self.folder / rel
+            part = f.with_name(f.name + ".part")
+            if part.is_file() and not part.is_symlink():
+                part.unlink(missing_ok=True)
         self.prune()
 
     # -- frames
@@ -145,7 +213,10 @@ class ClipSink(Sink):
         first = [x for x in self.ring if x[0] >= t0 - 1e-6] or [self.ring[-1]]
         h, w = first[0][1].shape[:2]
         try:
-            writer = ClipWriter(self.media.clip(ev), self.fps, self.sample_rate, (w, h), first[0][0])
+            path = self.media.clip(ev)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.index.add(path)                         # before the .part exists: a crash's is ours to remove
+            writer = ClipWriter(path, self.fps, self.sample_rate, (w, h), first[0][0])
         except Exception as exc:
             self.failed += 1
             log.warning("clip %s: cannot start (%s)", ev["id"], exc)
@@ -164,6 +235,8 @@ class ClipSink(Sink):
         from .overlay import annotate_snapshot
         ok, jpg = cv2.imencode(".jpg", annotate_snapshot(near[1], ev)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])
         if ok:
+            if not path.exists():
+                self.index.add(path)
             write_atomic(path, jpg.tobytes())
             self.snapshots += 1
 
@@ -183,24 +256,44 @@ class ClipSink(Sink):
 
     # -- retention
     def prune(self, now: float | None = None):
-        """Delete clips and snapshots past their retention (by the file's age)."""
+        """Delete this camera's clips and snapshots past their retention (by the file's age); only
+        files its index lists, never one being written."""
         self._pruned_at = time.monotonic()
         now = time.time() if now is None else now
-        for cam in (p for p in self.media.root.iterdir() if p.is_dir()):
-            for label_dir in (p for p in cam.iterdir() if p.is_dir()):
-                days = self.retain_labels.get(label_dir.name, self.retain_days)
-                if days is None:
-                    continue
-                for f in label_dir.iterdir():
-                    if f.suffix in (".mp4", ".jpg") and now - f.stat().st_mtime > days * 86400:
-                        f.unlink(missing_ok=True)
-                        self.deleted += 1
+        writing = {w.path for w, _, _ in self.open.values()}
+        keep = []
+        for rel in self.index.entries():
+            f = self.folder / rel
+            if f in writing:
+                keep.append(rel)
+                continue
+            try:
+                st = f.lstat()
+            except FileNotFoundError:
+                continue                                  # gone (or never finished): dropped from the index
+            days = self.retain_labels.get(rel.split("/")[0], self.retain_days)
+            if days is not None and now - st.st_mtime > days * 86400 and not f.is_symlink():
+                f.unlink(missing_ok=True)
+                self.deleted += 1
+            else:
+                keep.append(rel)
+        try:
+            self.index.keep(keep)
+        except OSError as exc:
+            log.warning("clips: cannot rewrite the index %s (%s)", self.index.path, exc)
 
     def counters(self) -> dict[str, int]:
         return {"clips": self.clips, "snapshots": self.snapshots, "clips_deleted": self.deleted,
                 "clips_failed": self.failed}
 
-    def close(self):
-        """Finish the open clips with what they have (the stream stopped)."""
+    def finish_open(self):
+        """Finish the open clips with what they have (no frames will come: the stream stopped,
+        ended or was disabled); the sink stays usable."""
         for eid in list(self.open):
             self._finish(eid)
+
+    def close(self):
+        try:
+            self.finish_open()
+        finally:
+            self._held.close()                           # the folder's lock goes with the file

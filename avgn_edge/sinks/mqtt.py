@@ -95,6 +95,7 @@ class MqttSink(Sink):
                               f"{self.p}/<camera>/{self.topics[clash[0]]}; rename them in the bundle")
         self.on_set, self.stats_fn, self.media, self.state_fn = on_set, stats, media, state
         self.cameras: list[str] = []
+        self._open: dict[tuple[str, str], int] = {}   # (camera, label topic) -> open events: ON on a reconnect
         self.published = self.lost = self.connects = 0
         self._outbox: deque = deque()
         self._lock = threading.Lock()
@@ -208,8 +209,9 @@ class MqttSink(Sink):
         for f in FEATURES:
             on = True if self.state_fn is None else self.state_fn(cam, f)
             self._publish(f"{self.p}/{cam}/{f}/state", "ON" if on else "OFF", qos=1, retain=True)
-        for label in self.labels:
-            self._publish(f"{self.p}/{cam}/{self.topics[label]}", "OFF", qos=1, retain=True)
+        for label in self.labels:                      # as they are: an event open across a reconnect stays ON
+            on = self._open.get((cam, self.topics[label]), 0) > 0
+            self._publish(f"{self.p}/{cam}/{self.topics[label]}", "ON" if on else "OFF", qos=1, retain=True)
         if self.s.discovery:
             from .mqtt_discovery import discovery_messages
             for topic, payload in discovery_messages(self.s, cam, self.labels):
@@ -220,6 +222,8 @@ class MqttSink(Sink):
         Assistant removes the entities), and a reconnect does not announce it again."""
         if camera in self.cameras:
             self.cameras.remove(camera)
+        for key in [k for k in self._open if k[0] == camera]:
+            del self._open[key]
         topics = [f"{self.p}/{camera}/{f}/state" for f in FEATURES]
         topics += [f"{self.p}/{camera}/{self.topics[label]}" for label in self.labels]
         if self.s.discovery:
@@ -234,8 +238,10 @@ class MqttSink(Sink):
         msg = message(tr, media)
         self._publish(f"{self.p}/events", msg, qos=1)
         if tr.type in ("new", "end"):
-            self._publish(f"{self.p}/{camera}/{self.topics.get(tr.label) or safe(tr.label)}",
-                          "ON" if tr.type == "new" else "OFF", qos=1, retain=True)
+            topic = self.topics.get(tr.label) or safe(tr.label)
+            n = max(0, self._open.get((camera, topic), 0) + (1 if tr.type == "new" else -1))
+            self._open[(camera, topic)] = n
+            self._publish(f"{self.p}/{camera}/{topic}", "ON" if n else "OFF", qos=1, retain=True)
         if tr.type == "new":
             a = msg["after"]
             self._publish(f"{self.p}/{camera}/events", {"event_type": a["label"], "id": a["id"], "score": a["score"],

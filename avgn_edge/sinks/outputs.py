@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..deps import require
+from ..errors import AvgnError, ConfigError
 from .base import FRAME_QUEUE, Worker
 
 
@@ -62,7 +63,7 @@ def _record(section: dict, host: Host, camera: str) -> Worker:
     retain = section.get("retain") or {}
     kw = {k: section[k] for k in ("pre_capture", "post_capture", "max_seconds") if section.get(k) is not None}
     kw.update({f"retain_{k}": retain[k] for k in ("days", "labels") if k in retain})
-    return Worker(ClipSink(host.media_for(camera), fps=1.0 / host.period, sample_rate=host.sample_rate, **kw),
+    return Worker(ClipSink(host.media_for(camera), camera=camera, fps=1.0 / host.period, sample_rate=host.sample_rate, **kw),
                   maxsize=FRAME_QUEUE)
 
 
@@ -77,5 +78,16 @@ def shared_outputs(sections: dict, host: Host) -> dict[str, Worker]:
 
 def camera_outputs(sections: dict, host: Host, camera: str) -> list[Worker]:
     """The workers of one camera's own outputs that ``sections`` switch on."""
-    return [build(sections[name], host, camera) for name, build in PER_CAMERA.items()
-            if sections.get(name) is not None]
+    out = []
+    for name, build in PER_CAMERA.items():
+        if sections.get(name) is None:
+            continue
+        try:
+            out.append(build(sections[name], host, camera))
+        except (OSError, AvgnError) as exc:      # an uncreatable folder, an unwritable file: one line
+            for w in out:
+                w.close()
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"cameras.{camera}.{name}.path: cannot write there ({why})",
+                              hint=f"choose a {name}.path the service can create and write") from None
+    return out

@@ -71,11 +71,12 @@ class WebView(Sink):
     def event(self, camera, tr):
         c = self._cam(camera)
         rec = message(tr, self.media(camera))["after"]
-        if tr.type == "end":
-            c.active.pop(tr.label, None)
-        else:
-            c.active[tr.label] = rec
-        c.events.appendleft({"type": tr.type, **rec})
+        with self._lock:                              # the HTTP threads copy these under the same lock
+            if tr.type == "end":
+                c.active.pop(tr.label, None)
+            else:
+                c.active[tr.label] = rec
+            c.events.appendleft({"type": tr.type, **rec})
 
     def add_camera(self, camera: str):
         """Listed before its first frame (serve adds each stream's camera at once)."""
@@ -102,7 +103,9 @@ class WebView(Sink):
         if cached is not None and cached[0] == c.version:
             return cached
         version, frame, result = c.version, c.frame, c.result
-        img = draw(frame, result, events=list(c.active))
+        with self._lock:
+            active = list(c.active)
+        img = draw(frame, result, events=active)
         ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 80])
         c.jpeg = (version, buf.tobytes()) if ok else None
         return c.jpeg
@@ -112,9 +115,10 @@ class WebView(Sink):
         if c is None:
             return None
         r = c.result
+        with self._lock:                              # a copy: the sink's thread appends meanwhile
+            active, events = list(c.active.values()), list(c.events)
         out = {"camera": camera, "t": round(c.t, 3), "frames": c.version, "top": [], "saliency": [], "selected": [],
-               "boxes": [], "audio": None, "active": list(c.active.values()),
-               "events": [self._links(camera, e) for e in c.events]}
+               "boxes": [], "audio": None, "active": active, "events": [self._links(camera, e) for e in events]}
         if c.level is not None:
             out["audio"] = {"rms": round(c.level[0], 1), "dBFS": round(c.level[1], 1)}
         if r is not None:
@@ -144,12 +148,12 @@ def page() -> bytes:
     return resources.files("avgn_edge.sinks").joinpath("web_page.html").read_bytes()
 
 
-def web_app(view: WebView, token: str | None = None):
-    """An app with only the web view (``live --web``), under the API's token rule."""
+def web_app(view: WebView, token: str | None = None, host: str | None = None):
+    """An app with only the web view (``live --web``), under the API's token rule and Host check."""
     from aiohttp import web
 
-    from .httphost import guard_for
-    app = web.Application(middlewares=[guard_for(token)])
+    from .httphost import guard_for, harden
+    app = harden(web.Application(middlewares=[guard_for(token, host)]))
     add_routes(app, view)
     return app
 

@@ -14,7 +14,7 @@ import pytest
 from output_rigs import LABELS, decision
 
 from avgn_edge.events import EventSettings, EventTracker
-from avgn_edge.sinks.clips import ClipSink
+from avgn_edge.sinks.clips import ClipIndex, ClipSink
 from avgn_edge.sinks.records import Media
 
 FPS, RATE = 4.0, 16000
@@ -49,7 +49,7 @@ def stream(sink, seconds, events_at, t0=100.0):
 
 
 def test_a_clip_has_sound_the_pre_roll_and_post_capture_and_starts_on_a_keyframe(tmp_path):
-    sink = ClipSink(Media(tmp_path / "clips"), fps=FPS, sample_rate=RATE, pre_capture=2.0, post_capture=2.0)
+    sink = ClipSink(Media(tmp_path / "clips"), camera="door", fps=FPS, sample_rate=RATE, pre_capture=2.0, post_capture=2.0)
     trs = stream(sink, 5.0, [(3.0, 3.75)])
     new, end = trs[0].event, trs[-1].event
     clip, snap = sink.media.clip(new), sink.media.snapshot(new)
@@ -70,15 +70,17 @@ def test_a_clip_has_sound_the_pre_roll_and_post_capture_and_starts_on_a_keyframe
 
 def test_closing_finishes_open_clips_and_a_crash_leaves_no_clip(tmp_path):
     media = Media(tmp_path / "clips")
-    sink = ClipSink(media, fps=FPS, sample_rate=RATE, pre_capture=1.0, post_capture=5.0)
+    sink = ClipSink(media, camera="door", fps=FPS, sample_rate=RATE, pre_capture=1.0, post_capture=5.0)
     trs = stream(sink, 3.0, [(1.5, 10)])
     clip = media.clip(trs[0].event)
     part = clip.with_name(clip.name + ".part")
     assert part.exists() and not clip.exists()
-    # a crash: the process dies with the .part there; the next start removes it and never shows it as a clip
-    ClipSink(media, fps=FPS, sample_rate=RATE)
+    # a crash: the process dies with the .part there (and its folder lock with it); the next start
+    # removes the .part and never shows it as a clip
+    sink._held.close()
+    ClipSink(media, camera="door", fps=FPS, sample_rate=RATE).close()
     assert not part.exists() and not clip.exists()
-    sink2 = ClipSink(media, fps=FPS, sample_rate=RATE, pre_capture=1.0, post_capture=5.0)
+    sink2 = ClipSink(media, camera="door", fps=FPS, sample_rate=RATE, pre_capture=1.0, post_capture=5.0)
     trs = stream(sink2, 3.0, [(1.5, 10)])
     sink2.close()                                                   # a clean stop: the clip is finished
     assert media.clip(trs[0].event).exists() and ffprobe(media.clip(trs[0].event))["first"]["key_frame"] == 1
@@ -95,8 +97,10 @@ def test_retention_by_days_and_per_label(tmp_path):
             (d / name).write_bytes(b"x")
         for name in ("old.mp4", "old.jpg"):
             os.utime(d / name, (old, old))
+        for name in ("old.mp4", "old.jpg", "new.mp4"):        # as the sink wrote them: in its index
+            ClipIndex(media.root / "door").add(d / name)
         files[label] = d
-    sink = ClipSink(media, fps=FPS, sample_rate=RATE, retain_days=5, retain_labels={"buzz": 1})
+    sink = ClipSink(media, camera="door", fps=FPS, sample_rate=RATE, retain_days=5, retain_labels={"buzz": 1})
     assert sorted(p.name for p in files["bell"].iterdir()) == ["new.mp4", "old.jpg", "old.mp4"]   # 5 days
     assert sorted(p.name for p in files["buzz"].iterdir()) == ["new.mp4"]                         # buzz: 1 day
     assert sink.counters()["clips_deleted"] == 2
