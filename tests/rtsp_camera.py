@@ -33,8 +33,7 @@ RATE = {"pcmu": 8000, "pcma": 8000, "aac": 44100, "opus": 48000, "mp3": 44100}
 
 def audio_branch(codec: str, head: str, delay: float) -> str:
     enc = PAY[codec].format(aac="avenc_aac" if Gst.ElementFactory.find("avenc_aac") else "voaacenc")
-    late = f"queue min-threshold-time={int(delay * 1e9)} max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! " \
-        if delay > 0 else ""
+    late = "valve name=late drop=true ! " if delay > 0 else ""     # opened after `delay` s (main)
     return (f"{head} ! audioconvert ! audioresample ! audio/x-raw,rate={RATE[codec]},channels=1 ! {late}"
             f"{enc} name=pay1 pt=97")
 
@@ -67,17 +66,21 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch("( " + " ".join(parts) + " )")
     factory.set_shared(True)
+    if a.audio != "none" and a.audio_delay > 0:
+        def configure(_factory, media):
+            valve = media.get_element().get_by_name("late")
+            GLib.timeout_add(int(a.audio_delay * 1000), lambda: valve.set_property("drop", False) or False)
+        factory.connect("media-configure", configure)
     if a.auth:
         user, _, password = a.auth.partition(":")
         auth = GstRtspServer.RTSPAuth()
-        token = GstRtspServer.RTSPToken.new_empty()
-        token.get_structure().set_value(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
         server.set_auth(auth)
         perms = GstRtspServer.RTSPPermissions()
-        perms.add_role_empty("user")
-        perms.add_permission_for_role("user", "media.factory.access", True)
-        perms.add_permission_for_role("user", "media.factory.construct", True)
+        perms.add_role_from_structure(Gst.Structure.new_from_string(
+            "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
         factory.set_permissions(perms)
     server.get_mount_points().add_factory("/cam", factory)
     if server.attach(None) == 0:

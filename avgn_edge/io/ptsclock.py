@@ -14,7 +14,9 @@ plus the drift of the audio clock against the video clock, measured as the chang
 audio's first ``settle`` seconds, of the difference between their two offsets; the drift
 is corrected (it is added) and reported (``drift_ms``, ``drift_ppm``). A packet more than
 ``jump`` seconds off its mapping (a camera reboot, an RTP timestamp wrap, a stream whose
-timestamps restart) re-anchors that stream's mapping and counts a jump.
+timestamps restart) re-anchors that stream's mapping and counts a jump; while the audio's and the video's mappings
+disagree by more than that (the tracks' timestamps not aligned yet), the audio is placed by
+its own.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class StreamClocks:
         self._skew0: float | None = None     # audio offset - video offset once the audio settled
         self._anchor = (0, 0)                # the jump counts _skew0 was measured under
         self.drift = 0.0                     # s: how far the audio clock has moved against the video's
+        self.unaligned = 0                   # audio packets placed by their own arrival (streams not aligned)
         self._drift_since: float | None = None
 
     def video_time(self, pts: float, arrival: float) -> float:
@@ -69,7 +72,11 @@ class StreamClocks:
         """The monotonic time of an audio packet's first sample (``duration``: the packet's length,
         which has to be captured before it can be sent, so it is not counted as network delay)."""
         self.audio.observe(pts + duration, arrival)
-        if self.video.offset is None:        # no picture yet: the audio's own mapping
+        if self.video.offset is None or abs(self.audio.offset - self.video.offset) > self.video.jump:
+            # no picture yet, or the two streams' timestamps are not aligned (yet): FFmpeg's RTSP
+            # demuxer counts each track from its own first packet until the RTCP sender reports
+            # come; a track that started late is then seconds off. The audio's own mapping
+            self.unaligned += 1
             return pts + self.audio.offset
         anchor = (self.video.jumps, self.audio.jumps)
         if anchor != self._anchor:
