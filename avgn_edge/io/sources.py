@@ -3,9 +3,14 @@ which import video.py's VideoSource)."""
 
 from __future__ import annotations
 
+import threading
+
 from ..errors import SourceError
 from .uri import parse_video_uri
 from .video import CaptureSource, VideoSource, gstreamer_available
+
+
+_AV_IMPORT = threading.Lock()
 
 
 def open_video(uri, *, loop: bool = False, read_timeout: float = 2.0, open_timeout: float = 5.0,
@@ -17,6 +22,9 @@ def open_video(uri, *, loop: bool = False, read_timeout: float = 2.0, open_timeo
     (demux.py); ``transport`` is RTSP's (tcp or udp); ``hwaccel`` (auto, none, jetson, nvdec,
     vaapi) picks the decoder (hwaccel.py); ``camera`` names the source in warnings."""
     u = parse_video_uri(uri)
+    if u.kind in ("file", "rtsp", "http", "rtmp"):
+        with _AV_IMPORT:            # streams open on their own threads: PyAV's first import is not thread-safe
+            import av  # noqa: F401
     if u.kind == "synth":                           # the sources load when asked for (cv2, av, numpy)
         from .synthstream import SynthStream
         return SynthStream(synth_spec, **u.options)
