@@ -81,7 +81,15 @@ class DemuxSource(VideoSource):
             c = av.open(self.uri.target, options=dict(self._opts), timeout=self._timeout, **kw)
         except Exception as exc:                  # av.error.*: refused, timed out, 401, not found, ...
             self._last_error = redact_text(exc, self.uri.target)
-            return None
+            if not kw:
+                return None
+            self._hwaccel = None                  # the device could not be made (no GPU, no permission)
+            c = self._open()
+            if c is not None:
+                self.hw_used = "software fallback"
+                self._once("hw", "camera %s: hardware decode failed (%s): software decode", self.camera,
+                           self._last_error)
+            return c
         if not c.streams.video:
             c.close()
             self._last_error = "no video track"

@@ -79,4 +79,4 @@ def jetson_pipeline(url: str, codec: str = "h264", latency_ms: int = 200, softwa
         dec = ("nvjpegdec" if codec == "mjpeg" else "nvv4l2decoder") + \
             " ! nvvidconv ! video/x-raw, format=BGRx ! videoconvert"
     return (f"rtspsrc location={url} latency={latency_ms} protocols=tcp ! {depay} ! {dec} ! "
-            "video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false")
+            "video/x-raw, format=BGR ! appsink name=sink drop=true max-buffers=1 sync=false")

@@ -7,7 +7,7 @@ import threading
 
 from ..errors import SourceError
 from .uri import parse_video_uri
-from .video import CaptureSource, VideoSource, gstreamer_available
+from .video import CaptureSource, VideoSource, gstreamer_available, opencv_line
 
 
 _AV_IMPORT = threading.Lock()
@@ -32,7 +32,7 @@ def open_video(uri, *, loop: bool = False, read_timeout: float = 2.0, open_timeo
         from .filesource import FileSource
         return FileSource(u.target, loop=loop)
     if u.kind == "csi" and not gstreamer_available():
-        raise SourceError("OpenCV here has no GStreamer: install JetPack's OpenCV or use /dev/videoN",
+        raise SourceError(f"csi:// needs OpenCV with GStreamer: {opencv_line()}",
                           hint="python3 -c \"import cv2; print(cv2.getBuildInformation())\" | grep GStreamer")
     if u.kind in ("rtsp", "http", "rtmp"):
         from .demux import DemuxSource
