@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import SourceError
 from .ptsclock import StreamClocks
 from .streamaudio import StreamAudio
-from .uri import VideoURI, redact_uri
+from .uri import _SECRET, VideoURI, redact_uri
 from .video import VideoSource
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,20 @@ _USERINFO = re.compile(r"(\w+://)[^/@\s'\"]*@")
 
 
 def redact_text(text: str, raw: str) -> str:
-    """An error message with the URL's credentials (anywhere in it) redacted."""
-    return _USERINFO.sub(r"\1***@", str(text).replace(raw, redact_uri(raw)))
+    """An error message with the URL's credentials redacted: the URL itself, any user info, and every
+    secret the URL holds (user, password, secret-looking query values) wherever else it appears."""
+    from urllib.parse import unquote, urlsplit
+    text = str(text).replace(raw, redact_uri(raw))
+    try:
+        parts = urlsplit(raw)
+        secrets = [parts.username, parts.password]
+    except ValueError:
+        parts, secrets = None, []
+    if parts is not None and parts.query:
+        secrets += [v for k, _, v in (i.partition("=") for i in parts.query.split("&")) if _SECRET.search(k)]
+    for secret in sorted({x for x in secrets if x} | {unquote(x) for x in secrets if x}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def open_options(uri: VideoURI, transport: str = "tcp") -> dict:

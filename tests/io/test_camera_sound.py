@@ -103,3 +103,21 @@ def test_credentials_never_reach_a_log_or_an_error(caplog, capfd):
             open_video(good.replace(secret, secret + "x"), camera="gate")
     text = str(bad.value) + (bad.value.hint or "") + caplog.text + "".join(capfd.readouterr())
     assert secret not in text and "viewer" not in text
+
+
+def test_error_text_loses_every_secret_of_the_url():
+    from avgn_edge.io.demux import redact_text
+    raw = "rtsp://admin:S3cr%40t@127.0.0.1:9/stream?password=XYZ123&a=1"
+    text = redact_text("Connection refused: 'rtsp://admin:S3cr@t@127.0.0.1:9/stream' (XYZ123, S3cr%40t); " + raw, raw)
+    assert not any(s in text for s in ("S3cr", "XYZ123", "admin", "%40t")), text
+
+
+def test_a_sound_codec_that_cannot_be_decoded_is_said_once_and_the_picture_goes_on(caplog, monkeypatch):
+    from avgn_edge.io import demux, open_video
+    monkeypatch.setattr(demux, "_decodable", lambda av, codec: codec != "opus")   # as if FFmpeg had no Opus
+    caplog.set_level(logging.INFO)
+    with camera("--audio", "opus") as cam, open_video(cam.url, camera="porch") as src:
+        assert src.audio(RATE) is None and "opus cannot be decoded" in src.audio_note
+        assert src.latest(timeout=5.0) is not None
+    said = [r.getMessage() for r in caplog.records if "cannot be decoded" in r.getMessage()]
+    assert said == ["camera porch: audio codec opus cannot be decoded: running on the picture alone"]
