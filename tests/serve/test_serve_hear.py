@@ -47,6 +47,9 @@ def test_serve_hears_its_cameras_and_says_which_audio_each_has(tmp_path):
                      what="all cameras online and deciding")
             info = {s["name"]: s for s in http("GET", url + "/api/streams")[1]["streams"]}
             m = metrics(url)
+            web = {n: http("GET", f"{url}/web/{n}/state")[1] for n in ("talk", "mute")}
+    assert web["talk"]["audio_source"]["kind"] == "camera:pcm_mulaw" and web["talk"]["audio"]["dBFS"] > -30
+    assert web["mute"]["audio_source"]["kind"] == "none" and web["mute"]["audio"] is None
     assert info["talk"]["audio"] == "camera:pcm_mulaw" and info["auto"]["audio"] == "camera:pcm_mulaw"
     assert info["talk"]["audio_detail"]["codec"] == "pcm_mulaw" and info["talk"]["audio_detail"]["gaps"] == 0
     assert info["mute"]["audio"] == "none" and "no audio track" in info["mute"]["audio_detail"]["note"]
