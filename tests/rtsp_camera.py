@@ -53,8 +53,8 @@ def main():
     audio = "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
     if a.file:
         uri = Gst.filename_to_uri(a.file)
-        video = (f"uridecodebin uri={uri} name=d d. ! queue ! videoconvert ! videoscale ! videorate ! "
-                 f"video/x-raw,format=I420,width=640,height=480,framerate={fps}/1")
+        video = (f"uridecodebin uri={uri} name=d ! videoconvert ! videoscale ! videorate ! "
+                 f"video/x-raw,format=I420,framerate={fps}/1")
         audio = "d. ! queue"
     parts = [f"{video} ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=500 "
              "! rtph264pay name=pay0 pt=96 config-interval=1"]
