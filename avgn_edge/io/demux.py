@@ -52,7 +52,7 @@ def redact_text(text: str, raw: str) -> str:
 
 
 def open_options(uri: VideoURI, transport: str = "tcp") -> dict:
-    opts = {"analyzeduration": "1000000", "probesize": "1000000"}
+    opts = {"analyzeduration": "1000000"}
     if uri.kind == "rtsp":
         opts["rtsp_transport"] = transport
     return opts
@@ -155,8 +155,9 @@ class DemuxSource(VideoSource):
                 self._stats["reconnects"] += 1
                 log.info("%s: reconnected", self.name)
             try:
-                if self._pump(container):
-                    delay = self._backoff[0]
+                began = time.monotonic()
+                if self._pump(container) and time.monotonic() - began > 10.0:
+                    delay = self._backoff[0]          # a connection that lasted: the next outage starts afresh
             except Exception as exc:              # read timeout, connection reset, corrupt data
                 self._stats["errors"] += 1
                 log.warning("%s: %s, reconnecting", self.name, redact_text(exc, self.uri.target))
