@@ -82,15 +82,16 @@ def free_port() -> int:
 class RtspCamera:
     """One RTSP camera process on 127.0.0.1:port; ``cut()`` stops it, ``restore()`` starts it again."""
 
-    def __init__(self, port: int, fps: int = 10):
-        self.port, self.fps, self.proc = port, fps, None
+    def __init__(self, port: int, fps: int = 10, args=()):
+        self.port, self.fps, self.proc, self.args = port, fps, None, [str(a) for a in args]
 
     @property
     def url(self) -> str:
         return f"rtsp://127.0.0.1:{self.port}/cam"
 
     def restore(self):
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(HERE / "rtsp_camera.py"), str(self.port), str(self.fps)],
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(HERE / "rtsp_camera.py"), str(self.port), str(self.fps),
+                                      *self.args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         if line != "ready":

@@ -29,6 +29,23 @@ def add_arguments(p):
                    help="the pipeline checked (trt: also compared with ONNX Runtime at every decision)")
     p.add_argument("--engines", help="TensorRT engine cache folder (default engines/)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--capture", action="store_true",
+                   help="only the capture stack: which OpenCV is loaded (GStreamer or not), PyAV, hardware decoders")
+
+
+def capture_report() -> dict:
+    """The capture stack, without the model: which OpenCV (the Jetson trap: PyPI's wheel shadowing
+    JetPack's GStreamer build), PyAV and FFmpeg, and the hardware decoders this machine offers."""
+    from ..io import hwaccel
+    from ..io.video import opencv_report
+    out = {"opencv": opencv_report()}
+    try:
+        import av
+        out["pyav"] = {"version": av.__version__, "libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))}
+    except ImportError as exc:
+        out["pyav"] = {"error": str(exc)}
+    out["hwaccel_available"] = hwaccel.available() or ["none (software decode)"]
+    return out
 
 
 def device_report(backend) -> dict:
@@ -54,6 +71,10 @@ def trt_vs_ort(rec, bundle, dataset, clips: int, precision: str) -> dict:
 
 
 def run(args) -> int:
+    if args.capture:
+        rep = capture_report()
+        print(json.dumps(rep) if args.json else "\n".join(f"{k}: {v}" for k, v in rep.items()))
+        return 0
     import numpy as np
     from tqdm import tqdm
 
@@ -97,6 +118,7 @@ def run(args) -> int:
            "runtime_vs_pytorch_max_abs_score": parity["max_abs_score"], "top1_in_memory": float(np.mean(mem)),
            "top1_from_mp4": float(np.mean(disk)),
            "mp4_loss_points": round(100 * (float(np.mean(mem)) - float(np.mean(disk))), 2)}
+    out["capture"] = capture_report()
     if args.backend == "trt":
         out["trt_vs_ort"] = trt_vs_ort(rec, bundle, dataset, min(args.clips, 12), args.precision)
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))

@@ -2,8 +2,8 @@
 
 Sources are URIs: 0 (camera index), /dev/video0, csi://0, rtsp://..., http://..., a video
 file (paced at its own rate; --loop), synth:// (the built-in audio-visual generator).
-Audio: --mic (sounddevice name or index), else the source's own track (files, synth://),
-else the default microphone.
+Audio: --mic (sounddevice name or index), else the source's own track (a network camera's sound,
+files, synth://), else the default microphone (local cameras only).
 
 SIGTERM, SIGHUP and SIGINT (Ctrl-C) stop it cleanly, like ``serve``: open events end, clips are
 finished, MQTT says ``offline``. A second signal during that stop is ignored.
@@ -27,6 +27,9 @@ def add_arguments(p):
     p.add_argument("--mic", help="microphone name (substring) or index (default: the source's own audio, "
                                  "else the default input device)")
     p.add_argument("--no-mic", action="store_true", help="no audio: silence (the model then sees no sound)")
+    p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp", help="RTSP transport (default tcp)")
+    p.add_argument("--hwaccel", choices=["auto", "none", "jetson", "nvdec", "vaapi"], default="none",
+                   help="decode network streams in hardware where the box has it (default none: software)")
     add_runtime_arguments(p)
     p.add_argument("--stride", type=int, default=2, help="a decision every N snippets (default 2)")
     p.add_argument("--headless", action="store_true", help="no display window")
@@ -71,7 +74,8 @@ def run(args) -> int:
     settings = event_settings(args, rec.labels)
     log.info("bundle %s (%s), backend %s, precision %s", rec.bundle.root, rec.config.name, rec.backend.name,
              args.precision)
-    with open_video(args.source, loop=args.loop) as video:
+    with open_video(args.source, loop=args.loop, camera=args.name, transport=args.rtsp_transport,
+                    hwaccel=args.hwaccel) as video:
         audio = open_audio(video, args.mic, args.no_mic, rec.config.sample_rate)
         outputs = None
         try:
@@ -92,9 +96,19 @@ def run(args) -> int:
         window = rec.config.num_snippets * rec.config.snippet_period
         log.warning("%s ended before a full window (%g s of video): no decision (avgn-edge run classifies "
                     "short clips; --loop plays it again)", video.path, window)
+    summary["audio_source"] = _audio_kind(video, audio, args)
     if args.summary:
         write_summary(args.summary, summary)
     return 0
+
+
+def _audio_kind(video, audio, args) -> str:
+    if audio is None:
+        return "none"
+    if args.mic is not None or getattr(audio, "device_name", None):
+        return f"mic:{getattr(audio, 'device_name', args.mic)}"
+    codec = getattr(video, "audio_codec", None)
+    return f"camera:{codec}" if codec else "source"
 
 
 def _log_event(tr):

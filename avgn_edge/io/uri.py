@@ -3,8 +3,9 @@
     0, 1                      camera index (V4L2 on Linux)    0?width=640&height=480&fps=30
     /dev/video0               V4L2 device                     /dev/video0?fourcc=MJPG
     csi://0                   Jetson CSI camera (GStreamer)   csi://0?width=1280&height=720&fps=30&flip=2
-    rtsp://host/path          network stream (FFmpeg)         the query stays part of the URL
-    http(s)://host/cam.mjpg   network stream (FFmpeg)         idem
+    rtsp://host/path          network stream (PyAV: picture and sound)   the query stays part of the URL
+    http(s)://host/cam.mjpg   network stream (PyAV: MJPEG, FLV, HLS, TS) idem
+    rtmp://host/app/key       network stream (PyAV)                      idem
     file://clip.mp4, clip.mp4 a file (must exist)
     synth://                  the built-in real-time generator, quiet 90% of the time
                               synth://?seed=3&quiet=0.7&distractors=0.5&noise=0.25&events=bell-checker,hum-vstripes
@@ -23,7 +24,7 @@ from urllib.parse import parse_qsl
 
 from ..errors import SourceError
 
-FORMS = ("0 (camera index)", "/dev/videoN", "csi://N", "rtsp://...", "http(s)://...",
+FORMS = ("0 (camera index)", "/dev/videoN", "csi://N", "rtsp://...", "http(s)://...", "rtmp://...",
          "file://path or a path", "synth://?seed=S&quiet=Q&distractors=D&noise=X&events=L1,L2 (or gap=MIN-MAX for quiet)")
 _HINT = "supported sources: " + ", ".join(FORMS)
 
@@ -61,7 +62,7 @@ def redact_uri(uri: str) -> str:
 
 @dataclass(frozen=True)
 class VideoURI:
-    kind: str                   # camera | v4l2 | csi | rtsp | http | file | synth
+    kind: str                   # camera | v4l2 | csi | rtsp | http | rtmp | file | synth
     target: str                 # camera index, device path, sensor id, URL or file path ("" for synth)
     options: dict = field(default_factory=dict)
     raw: str = ""
@@ -138,6 +139,8 @@ def parse_video_uri(uri) -> VideoURI:
         return VideoURI("rtsp", uri, {}, raw)
     if scheme in ("http", "https"):
         return VideoURI("http", uri, {}, raw)
+    if scheme in ("rtmp", "rtmps"):
+        return VideoURI("rtmp", uri, {}, raw)
     if scheme == "synth" or uri in ("synth", "synth:") or uri.startswith("synth:?"):
         return VideoURI("synth", "", _options("synth", query, _SYNTH_OPTS), raw)
     if scheme == "file":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -218,6 +219,47 @@ def gstreamer_available() -> bool:
         if line.strip().startswith("GStreamer:"):
             return "YES" in line
     return False
+
+
+_WHEELS = ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless", "opencv-contrib-python")
+
+
+def opencv_report() -> dict:
+    """Which OpenCV is loaded and whether it has GStreamer: on a Jetson, PyPI's opencv-python-headless
+    (FFmpeg, no GStreamer) in a --system-site-packages venv shadows JetPack's (with GStreamer), and
+    csi:// and GStreamer pipelines stop working. ``avgn-edge check --capture`` prints this."""
+    from importlib import metadata
+    try:
+        import cv2
+    except ImportError as exc:
+        return {"loaded": False, "error": str(exc)}
+    wheel = None
+    for name in _WHEELS:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if any(str(f).startswith("cv2/") for f in (dist.files or ())) and \
+                str(dist.locate_file("cv2")) == os.path.dirname(cv2.__file__):
+            wheel = f"{name} {dist.version}"
+            break
+    gst = gstreamer_available()
+    out = {"loaded": True, "version": cv2.__version__, "path": os.path.dirname(cv2.__file__),
+           "from": f"PyPI wheel {wheel}" if wheel else "the system's (JetPack/apt) or a source build",
+           "gstreamer": gst}
+    if not gst:
+        out["note"] = ("no GStreamer: csi:// and GStreamer pipelines cannot open"
+                       + (f"; on a Jetson: pip uninstall {wheel.split()[0]} (JetPack's OpenCV then loads)"
+                          if wheel else ""))
+    return out
+
+
+def opencv_line() -> str:
+    r = opencv_report()
+    if not r["loaded"]:
+        return f"OpenCV cannot be imported ({r['error']})"
+    return (f"OpenCV {r['version']} from {r['path']} ({r['from']}), GStreamer: {'yes' if r['gstreamer'] else 'no'}"
+            + (f"; {r['note']}" if r.get("note") else ""))
 
 
 def csi_pipeline(uri: VideoURI) -> str:

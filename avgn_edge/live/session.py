@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def open_audio(video, mic: str | None, no_mic: bool, rate: int):
-    """The microphone if asked for; else the source's own track (file, synth://); else, for a
-    file without sound, None (silence); else the default microphone; None with --no-mic."""
+    """The microphone if asked for; else the source's own track (a network camera's sound, a file's,
+    synth://'s); else, for a file or a network stream without sound, None (silence: the picture
+    alone); else (a local camera) the default microphone; None with --no-mic."""
     from ..io import Microphone
     if no_mic:
         return None
@@ -28,6 +29,8 @@ def open_audio(video, mic: str | None, no_mic: bool, rate: int):
             return own
         if getattr(video, "path", None):       # a file without sound: silence, as `run` does, not the room's
             log.warning("%s has no audio track: classifying with silence", video.path)
+            return None
+        if hasattr(video, "audio_codec"):     # a network stream without (usable) sound: it said so once
             return None
     device = int(mic) if mic is not None and mic.isdigit() else mic
     try:

@@ -184,10 +184,20 @@ CAMERA_SECTIONS = {"detect": DetectConfig, "jsonl": JsonlConfig}
 OPTIONAL_CAMERA_SECTIONS = {"record": RecordConfig}
 
 
+class AudioSelect(Section):
+    """Which sound a camera's snippets carry: the camera's own (its stream's audio track; a file's
+    track; synth's), a microphone on the box (``device``: sounddevice name or index), or none."""
+    source: Literal["camera", "mic", "none"] = "camera"
+    device: Optional[Union[int, str]] = None
+
+
 class CameraConfig(Section):
     source: str
     enabled: bool = True
-    mic: Optional[Union[int, str]] = None     # a microphone (sounddevice name or index); default: the source's own audio
+    mic: Optional[Union[int, str]] = None     # shorthand for audio: {source: mic, device: ...}
+    audio: AudioSelect = AudioSelect()
+    hwaccel: Literal["auto", "none", "jetson", "nvdec", "vaapi"] = "none"   # io/hwaccel.py
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
     loop: bool = False                        # file sources: play again at the end
     detect: DetectConfig = DetectConfig()
     jsonl: JsonlConfig = JsonlConfig()

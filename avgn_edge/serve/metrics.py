@@ -10,6 +10,11 @@ a stream that is removed simply stops appearing, and nothing is kept per scrape.
     avgn_dropped_snippets_total{stream,reason}                    mailbox | deadline | late
     avgn_stale_ticks_total, avgn_reconnects_total, avgn_outages_total{stream}
     avgn_events_total{stream,label}                               event onsets
+    avgn_stream_audio{stream,kind}                                1: the audio the stream has (camera:<codec>, source,
+                                                                  mic:<device>, none)
+    avgn_audio_gaps_total{stream}                                 snippets whose audio window was incomplete
+    avgn_audio_gap_seconds_total{stream}                          sound the camera did not deliver (its own stream)
+    avgn_audio_drift_seconds{stream}                              the camera's audio clock against its video clock
     avgn_decision_latency_seconds{stream}                         histogram, capture -> result
     avgn_batch_size{kind}                                         histogram: snippets | decisions per call
     avgn_inference_seconds{phase}                                 histogram: encode | decide per tick
@@ -48,6 +53,10 @@ def registry_for(service):
             reconnects = c("avgn_reconnects", "source reconnects and reopens", labels=["stream"])
             outages = c("avgn_outages", "times the stream went offline", labels=["stream"])
             events = c("avgn_events", "event onsets", labels=["stream", "label"])
+            akind = g("avgn_stream_audio", "the audio the stream has", labels=["stream", "kind"])
+            agaps = c("avgn_audio_gaps", "snippets whose audio window was incomplete", labels=["stream"])
+            asecs = c("avgn_audio_gap_seconds", "sound the camera did not deliver", labels=["stream"])
+            drift = g("avgn_audio_drift_seconds", "audio clock against video clock", labels=["stream"])
             outputs: dict[str, CounterMetricFamily] = {}
 
             def output(stream, worker):
@@ -68,6 +77,11 @@ def registry_for(service):
                 stale.add_metric(n, st.stats.stale)
                 reconnects.add_metric(n, st.reconnects)
                 outages.add_metric(n, st.outages)
+                audio = st.audio_info()
+                akind.add_metric(n + [audio["kind"]], 1.0)
+                agaps.add_metric(n, st.stats.audio_gaps)
+                asecs.add_metric(n, audio.get("gap_seconds") or 0.0)
+                drift.add_metric(n, (audio.get("drift_ms") or 0.0) / 1e3)
                 for label, v in st.tracker.by_label.items():
                     events.add_metric(n + [label], v)
                 for w in st.sinks:
@@ -75,7 +89,8 @@ def registry_for(service):
                 _hist(latency, n, st.stats.latency)
             for w in service.shared:
                 output("", w)
-            yield from (up, rate, snippets, decisions, dropped, stale, reconnects, outages, events, latency)
+            yield from (up, rate, snippets, decisions, dropped, stale, reconnects, outages, events, latency,
+                        akind, agaps, asecs, drift)
             yield from outputs.values()
             sch = service.scheduler
             batch = HistogramMetricFamily("avgn_batch_size", "items per stage call", labels=["kind"])

@@ -158,6 +158,8 @@ class Service:
                     "ros2": None if c.ros2 is None else c.ros2.model_dump()}
         workers = shared_outputs(sections, self._host())
         self.web = workers.get("web")
+        if self.web is not None:                    # the meter says which audio each camera has, and its gaps
+            self.web.sink.audio_of = lambda name: (lambda st: st.audio_info() if st else None)(self.get_stream(name))
         for w in workers.values():
             self.shared.add(w)
 

@@ -38,7 +38,9 @@ class Stream:
         self.reason = ""                          # why offline (redacted)
         self.drops = {"mailbox": 0, "deadline": 0}
         self.reopens = self.outages = self.input_errors = 0
-        self.audio_kind = "none"
+        self.audio_kind = "none"                  # camera:<codec> | source (file, synth) | mic:<device> | none
+        self.audio_note = ""                      # why none (no track, codec not decodable, config)
+        self.audio_source = None
         self.last_result = None
         self.recent_events: deque = deque(maxlen=20)
         self._source_reconnects = 0
@@ -111,19 +113,28 @@ class Stream:
 
     def _open(self):
         from ..io import Microphone, open_video
-        svc = self.service
-        video = open_video(self.cam.source, loop=self.cam.loop)
+        svc, cam = self.service, self.cam
+        video = open_video(cam.source, loop=cam.loop, camera=self.name, transport=cam.rtsp_transport,
+                           hwaccel=cam.hwaccel)
+        kind = "mic" if cam.mic is not None else cam.audio.source
         try:
-            if self.cam.mic is not None:
-                device = int(self.cam.mic) if str(self.cam.mic).isdigit() else self.cam.mic
+            if kind == "mic":
+                device = cam.mic if cam.mic is not None else cam.audio.device
+                device = int(device) if str(device).isdigit() else device
                 mic = Microphone(device, rate=svc.sample_rate)
-                self.audio_kind = f"mic:{mic.device_name}"
+                self.audio_kind, self.audio_source = f"mic:{mic.device_name}", mic
                 return video, mic, mic
-            audio = video.audio(svc.sample_rate)
+            audio = video.audio(svc.sample_rate) if kind == "camera" else None
         except Exception:
             video.close()
             raise
-        self.audio_kind = "source" if audio is not None else "none"
+        codec = getattr(video, "audio_codec", None)
+        if audio is None:
+            self.audio_kind = "none"
+            self.audio_note = "audio: none in the config" if kind == "none" else getattr(video, "audio_note", "")
+        else:
+            self.audio_kind, self.audio_note = (f"camera:{codec}" if codec else "source"), ""
+        self.audio_source = audio
         return video, audio, None
 
     def _guarded(self):
@@ -207,6 +218,16 @@ class Stream:
             if out.wants_frames:
                 out.frame(self.name, s.frame, audio, s.t)
 
+    def audio_info(self) -> dict:
+        """Which audio the stream has and its gaps (the API, /metrics, the web view)."""
+        out = {"kind": self.audio_kind, "note": self.audio_note or None}
+        a = self.audio_source
+        if a is not None:
+            st = a.stats
+            out.update({k: st[k] for k in ("codec", "gaps", "gap_seconds", "drift_ms", "timestamp_jumps",
+                                           "level_db") if k in st})
+        return out
+
     @property
     def reconnects(self) -> int:
         return self._source_reconnects + self.reopens
@@ -216,7 +237,7 @@ class Stream:
         last = self.last_result
         return {"name": self.name, "source": self.cam.display_source, "status": self.status,
                 "reason": self.reason or None, "enabled": self.cam.enabled, "audio": self.audio_kind,
-                "detect": self.cam.detect.model_dump(),
+                "audio_detail": self.audio_info(), "detect": self.cam.detect.model_dump(),
                 "counters": {"snippets": s["snippets"], "decisions": s["decisions"], "dropped": s["dropped"],
                              "dropped_by_reason": dict(self.drops, late=self.stats.late),
                              "stale_ticks": s["stale_ticks"], "audio_gaps": s["audio_gaps"],

@@ -46,6 +46,7 @@ class _Camera:
 class WebView(Sink):
     name = "web"
     wants_frames = True
+    audio_of = None          # serve sets it: camera -> which audio it has and its gaps (Stream.audio_info)
 
     def __init__(self, media=None, top: int = 5):
         """``media(camera)``: the camera's clip/snapshot names (records.Media) or None."""
@@ -121,6 +122,8 @@ class WebView(Sink):
                "boxes": [], "audio": None, "active": active, "events": [self._links(camera, e) for e in events]}
         if c.level is not None:
             out["audio"] = {"rms": round(c.level[0], 1), "dBFS": round(c.level[1], 1)}
+        if self.audio_of is not None:
+            out["audio_source"] = self.audio_of(camera)
         if r is not None:
             sal = np.exp(r.saliency - r.saliency.max())
             out.update(top=[{"label": l, "score": round(s, 4)} for l, s in r.top(self.top)],

@@ -110,14 +110,16 @@ def test_live_command_headless_with_camera_and_default_microphone(mjpeg_server, 
     import subprocess
     import sys
     env = {**os.environ, **virtual_mic.env}
+    # an MJPEG camera carries no sound: live runs on its picture alone unless --mic names a microphone
     res = subprocess.run([sys.executable, "-m", "avgn_edge.cli.main", "live", "--camera", mjpeg_server.url,
-                          "--headless", "--duration", "5", "--backend", "ort", "--events", str(tmp_path / "e.jsonl"),
+                          "--mic", "default", "--headless", "--duration", "5", "--backend", "ort", "--events", str(tmp_path / "e.jsonl"),
                           "--save", str(tmp_path / "a.mp4"), "--summary", str(tmp_path / "s.json")],
                          capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     s = json.loads((tmp_path / "s.json").read_text())
     assert 3.5 <= s["snippets_per_s"] <= 4.2 and s["decisions"] >= 4
     assert s["audio"]["device"] and (tmp_path / "a.mp4").stat().st_size > 1000
+    assert s["audio_source"].startswith("mic:")
     kinds = {json.loads(l)["type"] for l in (tmp_path / "e.jsonl").read_text().splitlines()}
     assert "decision" in kinds
 
