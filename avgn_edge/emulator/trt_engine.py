@@ -226,10 +226,8 @@ class IExecutionContext:
         STATE.cudart_current()
         if trt_rules.stale_cudart_error(lib):
             return False
-        try:
-            stream = streams.stream_of(stream_handle)
-        except CudaError:
-            lib.error("Error Code 1: Cuda Runtime (invalid resource handle)")
+        stream = trt_rules.stream_or_error(lib, stream_handle)
+        if stream is None:
             return False
         unbound = [n for n in engine._names if not self.addresses.get(n)]
         if unbound:

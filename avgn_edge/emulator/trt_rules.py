@@ -97,6 +97,15 @@ def captured(context, run):
     return replay
 
 
+def stream_or_error(lib, stream_handle):
+    """The emulated stream behind a handle TensorRT was given, or None after TensorRT's own error line."""
+    try:
+        return streams.stream_of(stream_handle)
+    except CudaError:
+        lib.error("Error Code 1: Cuda Runtime (invalid resource handle)")
+        return None
+
+
 # -- optimization profiles
 
 def set_profile(context, index: int, stream_handle) -> bool:
@@ -105,10 +114,8 @@ def set_profile(context, index: int, stream_handle) -> bool:
         lib.error(f"Error Code 3: API Usage Error (Parameter check failed, condition: profileIndex >= 0 && "
                   f"profileIndex < mEngine.getNbOptimizationProfiles(). profile {index} of {n})")
         return False
-    try:
-        stream = streams.stream_of(stream_handle)
-    except CudaError:
-        lib.error("Error Code 1: Cuda Runtime (invalid resource handle)")
+    stream = stream_or_error(lib, stream_handle)
+    if stream is None:
         return False
     if stream.capture is not None:
         streams.invalidate(stream.capture, "setOptimizationProfileAsync during capture")
