@@ -17,7 +17,6 @@ import os
 import platform
 import re
 import sys
-import time
 from pathlib import Path
 
 
@@ -67,10 +66,9 @@ def train(out: Path) -> int:
     import torch
 
     from avgn_edge.config import get_preset
-    from avgn_edge.model import build_model
-    from avgn_edge.train.cost import _batch
-    from avgn_edge.train.torch_device import Precision, prepare_model, resolve_device, to_device
-    from avgn_edge.train.recipe import RECIPES, STAGE_LOSSES, STAGE_LR, set_modes, trainable
+    from avgn_edge.train.cost import time_steps
+    from avgn_edge.train.recipe import RECIPES
+    from avgn_edge.train.torch_device import resolve_device
     preset = os.environ.get("GPU_PROOF_TRAIN_PRESET", "paper")
     cuda = torch.cuda.is_available()
     dev = resolve_device("cuda" if cuda else "cpu")
@@ -81,34 +79,14 @@ def train(out: Path) -> int:
     result = {"preset": preset, "device": str(dev), "amp": amp, "batch": batch, "timed_steps": steps,
               "label": (torch.cuda.get_device_name(0) if cuda else "PyTorch on the CPU: NOT a GPU figure"),
               "stages": {}}
-    prec = Precision(amp, dev)
-    model = prepare_model(build_model(cfg), dev)
-    data = to_device(_batch(cfg, batch), dev)
-    for stage, _ in recipe.stages:
-        params = trainable(model, stage)
-        opt = torch.optim.AdamW(params, lr=recipe.lr * STAGE_LR[stage])
-        if cuda:
-            torch.cuda.synchronize(dev)
-            torch.cuda.reset_peak_memory_stats(dev)
-        times = []
-        for i in range(steps + 1):                   # the first step is not timed (allocations, cuDNN autotune)
-            t0 = time.perf_counter()
-            set_modes(model, stage)
-            with prec.autocast():
-                loss = sum(STAGE_LOSSES[stage](model, data, recipe).values())
-            opt.zero_grad(set_to_none=True)
-            prec.backward_and_step(loss, opt, params, 5.0)
-            if cuda:
-                torch.cuda.synchronize(dev)
-            if i:
-                times.append(time.perf_counter() - t0)
-        s = sum(times) / len(times)
-        row = {"seconds_per_step": round(s, 4), "clips_per_s": round(batch / s, 2)}
-        if cuda:
-            row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
+
+    def record(stage, seconds, peak_gib):
+        row = {"seconds_per_step": round(seconds, 4), "clips_per_s": round(batch / seconds, 2)}
+        if peak_gib is not None:
+            row["peak_memory_gib"] = round(peak_gib, 2)
         result["stages"][stage] = row
         _write(out, "train.json", result)            # what is measured so far survives a time limit
-        del opt
+    time_steps(cfg, recipe, str(dev), amp, batch, steps, on_stage=record)
     return 0
 
 

@@ -57,15 +57,21 @@ def step_gflops(cfg, recipe) -> dict[str, float]:
     return out
 
 
-def time_steps(cfg, recipe, device: str = "auto", amp: str = "off", batch: int = 2, steps: int = 2) -> dict:
+def time_steps(cfg, recipe, device: str = "auto", amp: str = "off", batch: int = 2, steps: int = 2,
+               on_stage=None) -> dict:
     """Measured seconds per training step of each stage at ``batch`` clips on ``device`` (after one
-    untimed step), with the real optimiser."""
+    untimed step: allocations, cuDNN autotune), with the real optimiser; on CUDA also the peak memory
+    PyTorch allocated per stage. ``on_stage(stage, seconds, peak_gib or None)`` hears each stage as it ends."""
     dev = resolve_device(device)
+    cuda = dev.type == "cuda"
     prec = Precision(amp, dev)
     model = prepare_model(build_model(cfg), dev)
     data = to_device(_batch(cfg, batch), dev)
-    out = {}
+    out, peaks = {}, {}
     for stage, _ in recipe.stages:
+        if cuda:
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
         params = trainable(model, stage)
         opt = torch.optim.AdamW(params, lr=recipe.lr * STAGE_LR[stage])
         times = []
@@ -76,12 +82,19 @@ def time_steps(cfg, recipe, device: str = "auto", amp: str = "off", batch: int =
                 loss = sum(STAGE_LOSSES[stage](model, data, recipe).values())
             opt.zero_grad(set_to_none=True)
             prec.backward_and_step(loss, opt, params, 5.0)
-            if dev.type == "cuda":
+            if cuda:
                 torch.cuda.synchronize(dev)
             if i:
                 times.append(time.perf_counter() - t0)
+        del opt                                      # its state is not the next stage's memory
         out[stage] = sum(times) / len(times)
-    return {"device": str(dev), "amp": prec.amp, "batch": batch, "seconds_per_step": out}
+        peaks[stage] = torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else None
+        if on_stage is not None:
+            on_stage(stage, out[stage], peaks[stage])
+    r = {"device": str(dev), "amp": prec.amp, "batch": batch, "seconds_per_step": out}
+    if cuda:
+        r["peak_memory_gib"] = peaks
+    return r
 
 
 def estimate(cfg, recipe, device: str = "auto", amp: str = "off", batch: int = 2, steps: int = 2) -> dict:
