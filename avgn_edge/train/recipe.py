@@ -144,14 +144,16 @@ def _evidence_loss(z: torch.Tensor, y: torch.Tensor, background: int | None) -> 
     mil = clip_evidence(z)
     if background is None:
         return F.cross_entropy(mil, y)
-    events = y != background
-    if not events.any():
-        return mil.sum() * 0.0
-    keep = torch.arange(mil.shape[1], device=mil.device) != background
-    target = y[events] - (y[events] > background).long()
+    # masks as weights, not as indexing: no shape depends on the data, so the cost estimate's
+    # meta-device count (train/cost.py) runs it too
+    events = (y != background).to(mil.dtype)
+    n = mil.shape[1]
+    keep = torch.tensor([c for c in range(n) if c != background], device=mil.device)
+    target = (y - (y > background).long()).clamp(max=n - 2)     # a background clip's row weighs 0
+    ce = F.cross_entropy(mil.index_select(1, keep), target, reduction="none")
     # a mean over the whole batch (a background clip adds 0), not over its event clips: so
     # processes splitting a batch (torchrun) average to the loss of the batch taken whole
-    return F.cross_entropy(mil[events][:, keep], target, reduction="sum") / len(y)
+    return (ce * events).sum() / len(y)
 
 
 def warmup_loss(model: AVGN, batch, recipe: Recipe) -> dict[str, torch.Tensor]:

@@ -340,3 +340,24 @@ def test_training_flops_count_depthwise_backward_right():
         assert bwd.get_total_flops() == 2 * fwd.get_total_flops()
     paper = step_gflops(get_preset("paper"), RECIPES["paper"])             # counted on the meta device
     assert 200 < paper["warmup"] < 230 and paper["glance"] < paper["finetune"] < paper["warmup"]
+
+
+def test_the_evidence_loss_weights_event_clips_and_runs_on_the_meta_device(tiny_cfg):
+    """The MIL evidence loss: the mean over the batch of the event clips' cross-entropy over the event
+    labels (background clips add 0); no data-dependent shapes, so `train --estimate` counts it on meta."""
+    import torch.nn.functional as F
+
+    from avgn_edge.train.recipe import _evidence_loss, clip_evidence
+    torch.manual_seed(0)
+    z = torch.randn(6, 4, 13, 3, 3)                   # [B,T,C,h,w]
+    for bg in (12, 0, 5):
+        y = torch.tensor([bg, 1, 3, bg, 7, 11])
+        mil = clip_evidence(z)
+        keep = [c for c in range(13) if c != bg]
+        ev = y != bg
+        target = torch.tensor([keep.index(int(v)) for v in y[ev]])
+        want = F.cross_entropy(mil[ev][:, keep], target, reduction="sum") / len(y)
+        assert torch.allclose(_evidence_loss(z, y, bg), want, atol=1e-6), bg
+        assert _evidence_loss(z, torch.full((6,), bg), bg).item() == 0.0
+    with torch.device("meta"):
+        assert _evidence_loss(torch.empty(6, 4, 13, 3, 3), torch.zeros(6, dtype=torch.long), 12).shape == ()
