@@ -2,7 +2,8 @@
 H.264 640x480, live test pattern, on 127.0.0.1; optionally with the camera's own sound.
 
     /usr/bin/python3 tests/rtsp_camera.py PORT [FPS] [FILE] [--audio CODEC] [--audio-delay S]
-                                          [--auth USER:PASS]     ->  rtsp://127.0.0.1:PORT/cam
+                                          [--auth USER:PASS] [--size WxH] [--hi WxH]
+                                                                  ->  rtsp://127.0.0.1:PORT/cam
 
 With FILE, the camera shows that video file (decoded by gstreamer1.0-libav, re-encoded as
 H.264 at FPS; played from the start for each client, as a camera replaying a recording); with
@@ -10,7 +11,9 @@ H.264 at FPS; played from the start for each client, as a camera replaying a rec
 (G.711), aac (avenc_aac from gstreamer1.0-libav, else voaacenc), opus, mp3 (lamemp3enc), or
 none (the default: a camera without a microphone). ``--audio-delay S`` starts the sound S
 seconds after the picture (a camera whose audio track starts late). ``--auth`` asks for those
-Basic credentials.
+Basic credentials. ``--size`` sets /cam's picture size (640x480 by default); ``--hi WxH`` adds a
+second mount, /hi, of the same scene and sound at that size (a camera's main stream beside its
+substream: the detect and record inputs of one camera).
 
 Runs under the *system* python3 (python3-gi); the test suite starts one process per camera
 and cuts a camera by stopping its process (what a rebooting camera looks like to a client).
@@ -46,23 +49,41 @@ def main():
     ap.add_argument("--audio", choices=["none", *PAY], default="none")
     ap.add_argument("--audio-delay", type=float, default=0.0)
     ap.add_argument("--auth")
+    ap.add_argument("--size")
+    ap.add_argument("--hi")
     a = ap.parse_args()
     Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(a.port))
+    mounts = {"/cam": mount(a, a.size or ("" if a.file else "640x480"))}
+    if a.hi:
+        mounts["/hi"] = mount(a, a.hi)
+    for path, factory in mounts.items():
+        server.get_mount_points().add_factory(path, factory)
+    if server.attach(None) == 0:
+        sys.exit(f"cannot listen on 127.0.0.1:{a.port}")
+    loop = GLib.MainLoop()
+    signal.signal(signal.SIGTERM, lambda *_: loop.quit())
+    print("ready", flush=True)
+    loop.run()
+
+
+def mount(a, size: str):
+    """One mount's media factory: the scene at ``size`` ("WxH"; "": the file's own), its sound, its auth."""
     fps = a.fps
-    video = f"videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=480,framerate={fps}/1"
+    dims = ",width={},height={}".format(*size.split("x")) if size else ""
+    video = f"videotestsrc is-live=true pattern=ball ! video/x-raw{dims},framerate={fps}/1"
     audio = "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
     if a.file:
         uri = Gst.filename_to_uri(a.file)
         video = (f"uridecodebin uri={uri} name=d ! videoconvert ! videoscale ! videorate ! "
-                 f"video/x-raw,format=I420,framerate={fps}/1")
+                 f"video/x-raw,format=I420{dims},framerate={fps}/1")
         audio = "d. ! queue"
     parts = [f"{video} ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=500 "
              "! rtph264pay name=pay0 pt=96 config-interval=1"]
     if a.audio != "none":
         parts.append(audio_branch(a.audio, audio, a.audio_delay))
-    server = GstRtspServer.RTSPServer()
-    server.set_address("127.0.0.1")
-    server.set_service(str(a.port))
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch("( " + " ".join(parts) + " )")
     factory.set_shared(True)
@@ -82,13 +103,7 @@ def main():
         perms.add_role_from_structure(Gst.Structure.new_from_string(
             "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
         factory.set_permissions(perms)
-    server.get_mount_points().add_factory("/cam", factory)
-    if server.attach(None) == 0:
-        sys.exit(f"cannot listen on 127.0.0.1:{a.port}")
-    loop = GLib.MainLoop()
-    signal.signal(signal.SIGTERM, lambda *_: loop.quit())
-    print("ready", flush=True)
-    loop.run()
+    return factory
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import ConfigError, SourceError
-from ..io.uri import parse_video_uri, redact_uri
+from ..errors import ConfigError
+from ..io.uri import redact_uri
+from .inputs import InputConfig, by_role
 
 TOKEN_ENV = "AVGN_API_TOKEN"
 MIN_TOKEN = 16                                # characters of an API token off loopback
@@ -192,7 +193,8 @@ class AudioSelect(Section):
 
 
 class CameraConfig(Section):
-    source: str
+    source: Optional[str] = None              # or inputs with roles (serve/inputs.py)
+    inputs: list[InputConfig] = []
     enabled: bool = True
     mic: Optional[Union[int, str]] = None     # shorthand for audio: {source: mic, device: ...}
     audio: AudioSelect = AudioSelect()
@@ -205,12 +207,19 @@ class CameraConfig(Section):
 
     @field_validator("source")
     @classmethod
-    def _uri(cls, v: str) -> str:
-        try:
-            parse_video_uri(v)
-        except SourceError as exc:
-            raise ValueError(str(exc)) from None
-        return v
+    def _uri(cls, v: Optional[str]) -> Optional[str]:
+        return None if v is None else InputConfig._uri(v)
+
+    @model_validator(mode="after")
+    def _roles(self):
+        detect, _ = by_role(self.inputs, self.source)
+        object.__setattr__(self, "source", detect)      # source is the detect stream from here on
+        return self
+
+    @property
+    def record_source(self) -> Optional[str]:
+        """The stream event clips are copied from (inputs' role record), None: encoded from the detect stream's frames."""
+        return by_role(self.inputs, self.source)[1]
 
     @property
     def display_source(self) -> str:

@@ -171,8 +171,10 @@ class Service:
         from ..sinks.outputs import camera_outputs
         path = cam.jsonl.file_for(name)
         jsonl = None if path is None else {"path": path, "decisions": cam.jsonl.decisions, "append": True}
-        sections = {"jsonl": jsonl,
-                    "record": None if self._media_of[name] is None else cam.record.model_dump()}
+        record = None if self._media_of[name] is None else cam.record.model_dump()
+        if record is not None and cam.record_source:          # clips copied from the camera's record stream
+            record.update(record_source=cam.record_source, rtsp_transport=cam.rtsp_transport)
+        sections = {"jsonl": jsonl, "record": record}
         return camera_outputs(sections, self._host(), name)
 
     @staticmethod

@@ -18,6 +18,8 @@ from ..deps import require
 from ..errors import AvgnError, ConfigError
 from .base import FRAME_QUEUE, Worker
 
+KEYFRAME_MARGIN = 3.0         # s of the record stream kept beyond the pre-roll (its keyframe, a late worker)
+
 
 @dataclass
 class Host:
@@ -59,12 +61,20 @@ def _jsonl(section: dict, host: Host, camera: str) -> Worker:
 
 
 def _record(section: dict, host: Host, camera: str) -> Worker:
+    """Clips encoded from the frames, or copied from the camera's record stream (``record_source``)."""
     from .clips import ClipSink
     retain = section.get("retain") or {}
     kw = {k: section[k] for k in ("pre_capture", "post_capture", "max_seconds") if section.get(k) is not None}
     kw.update({f"retain_{k}": retain[k] for k in ("days", "labels") if k in retain})
-    return Worker(ClipSink(host.media_for(camera), camera=camera, fps=1.0 / host.period, sample_rate=host.sample_rate, **kw),
-                  maxsize=FRAME_QUEUE)
+    kw.update(camera=camera, fps=1.0 / host.period, sample_rate=host.sample_rate)
+    if not section.get("record_source"):
+        return Worker(ClipSink(host.media_for(camera), **kw), maxsize=FRAME_QUEUE)
+    from ..io.recordstream import RecordStream
+    from .remuxclips import RemuxClipSink
+    sink = RemuxClipSink(host.media_for(camera), None, **kw)          # the folder's lock first
+    sink.record = RecordStream(section["record_source"], camera=camera, transport=section.get("rtsp_transport", "tcp"),
+                               keep=section.get("pre_capture", 5.0) + KEYFRAME_MARGIN)
+    return Worker(sink, maxsize=FRAME_QUEUE)
 
 
 SHARED = {"web": _web, "mqtt": _mqtt, "ros2": _ros2}
