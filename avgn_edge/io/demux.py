@@ -122,6 +122,9 @@ class DemuxSource(VideoSource):
             a = None
         else:
             self.audio_codec, self.audio_note = codec, ""
+            if self._audio is not None and self._audio.codec != codec:    # the camera came back with another codec
+                log.info("camera %s: sound now %s (was %s)", self.camera, codec, self._audio.codec)
+                self._audio.codec = codec
         self._streams = (v, a)
         return c
 

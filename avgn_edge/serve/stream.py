@@ -224,6 +224,8 @@ class Stream:
         a = self.audio_source
         if a is not None:
             st = a.stats
+            if self.audio_kind.startswith("camera:") and st.get("codec"):   # a reconnect may change it
+                self.audio_kind = out["kind"] = f"camera:{st['codec']}"
             out.update({k: st[k] for k in ("codec", "gaps", "gap_seconds", "drift_ms", "timestamp_jumps",
                                            "level_db") if k in st})
         return out
