@@ -186,6 +186,8 @@ class ClipSink(Sink):
     def frame(self, camera, frame, audio, t):
         self.ring.append((t, frame, audio))
         for eid, (w, ev, stop) in list(self.open.items()):
+            if not getattr(w, "takes_frames", True):     # a clip copied from the record stream (remuxclips.py)
+                continue
             if stop is not None and t > stop:
                 self._finish(eid)
                 continue

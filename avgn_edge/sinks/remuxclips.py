@@ -28,6 +28,8 @@ MP4_AUDIO = ("aac", "opus", "mp3", "mp2", "ac3", "eac3", "alac", "flac")
 class RemuxWriter:
     """One MP4 whose packets are the record stream's; ``finish`` renames the ``.part``."""
 
+    takes_frames = False                               # fed with packets, not with the snippets' frames
+
     def __init__(self, path: Path, first):
         import av
         self.av, self.path, self.gen, self.t0 = av, path, first.gen, first.t
@@ -155,10 +157,8 @@ class RemuxClipSink(ClipSink):
             return
 
     def frame(self, camera, frame, audio, t):
-        encoded = {}
         for eid, (w, ev, stop) in list(self.open.items()):
             if not isinstance(w, RemuxWriter):
-                encoded[eid] = self.open.pop(eid)
                 continue
             self._feed(eid, w, self.record.after(w.seq))
             if eid not in self.open:
@@ -169,11 +169,7 @@ class RemuxClipSink(ClipSink):
             elif w.t_end - w.t0 >= self.max_seconds:
                 log.warning("clip %s reached %d s: closed", eid, self.max_seconds)
                 self._finish(eid)
-        remux, self.open = self.open, encoded              # the encoded clips take the frames as before
-        try:
-            super().frame(camera, frame, audio, t)
-        finally:
-            self.open = {**remux, **self.open}
+        super().frame(camera, frame, audio, t)           # the frame ring (snapshots) and the encoded clips
 
     def counters(self) -> dict[str, int]:
         return {**super().counters(), "clips_copied": self.copied, "clips_encoded": self.encoded}
