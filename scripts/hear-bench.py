@@ -1,8 +1,9 @@
 """Cameras that hear, measured (docs/benchmarks.md): N local RTSP cameras (tests/rtsp_camera.py: 640x480,
 10 fps H.264 with G.711 or AAC sound, on 127.0.0.1) in one in-process ``serve`` for SECONDS, and the
-software decode cost of one camera (CPU % of a core and CPU ms per frame, PyAV, picture and sound).
+software decode cost of one camera (CPU % of a core and CPU ms per frame, PyAV, picture and sound), and
+the cost of keeping a 1280x720 record stream's packets for clips copied without re-encoding (io/recordstream.py).
 
-    PYTHONPATH=. python scripts/hear-bench.py [--cameras 8] [--seconds 180] [--decode-seconds 30]
+    PYTHONPATH=. python scripts/hear-bench.py [--cameras 8] [--seconds 180] [--decode-seconds 30] [--only-record]
 """
 
 import argparse
@@ -23,10 +24,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(codec):
+def start(codec, *more):
     port = free_port()
-    p = subprocess.Popen(["/usr/bin/python3", str(ROOT / "tests" / "rtsp_camera.py"), str(port), "10", "--audio", codec],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen(["/usr/bin/python3", str(ROOT / "tests" / "rtsp_camera.py"), str(port), "10", "--audio", codec,
+                          *more], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert p.stdout.readline().strip() == "ready"
     return p, f"rtsp://127.0.0.1:{port}/cam"
 
@@ -47,6 +48,21 @@ def decode_cost(url, seconds):
         gaps = audio.stats["gaps"]
     return {"cpu_percent_of_a_core": round(100 * (c1 - c0) / (t1 - t0), 1),
             "cpu_ms_per_frame": round(1e3 * (c1 - c0) / max(f1 - f0, 1), 2), "frames": f1 - f0, "audio_gaps": gaps}
+
+
+def record_cost(url, seconds):
+    """CPU of one RecordStream (demux only, packets kept 8 s) on a 1280x720 10 fps H.264 + AAC stream."""
+    from avgn_edge.io.recordstream import RecordStream
+    rec = RecordStream(url, camera="cost", keep=8.0)
+    try:
+        time.sleep(3.0)
+        n0, c0, t0 = rec._seq, cpu(), time.monotonic()
+        time.sleep(seconds)
+        n1, c1, t1 = rec._seq, cpu(), time.monotonic()
+        return {"cpu_percent_of_a_core": round(100 * (c1 - c0) / (t1 - t0), 2), "packets": n1 - n0,
+                "cpu_us_per_packet": round(1e6 * (c1 - c0) / max(n1 - n0, 1), 1), "ring_packets": len(rec._ring)}
+    finally:
+        rec.close()
 
 
 def serve(urls, seconds):
@@ -83,10 +99,17 @@ def main():
     ap.add_argument("--cameras", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=180.0)
     ap.add_argument("--decode-seconds", type=float, default=30.0)
+    ap.add_argument("--only-record", action="store_true", help="only the record stream's cost")
     a = ap.parse_args()
     procs = []
     try:
         result = {}
+        p, url = start("aac", "--hi", "1280x720")
+        procs.append(p)
+        result["record_stream_cost_720p_aac"] = record_cost(url.replace("/cam", "/hi"), a.decode_seconds)
+        if a.only_record:
+            print(json.dumps(result, indent=1))
+            return
         for codec in ("pcmu", "aac"):
             p, url = start(codec)
             procs.append(p)

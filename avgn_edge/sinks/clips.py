@@ -97,7 +97,27 @@ def _hold(folder: Path):
     return f
 
 
-class ClipWriter:
+class PartWriter:
+    """An MP4 (container ``c``) written into ``tmp`` (``path.part``); ``finish`` flushes its
+    ``encoders`` and renames it to ``path``: a clip is complete or absent."""
+    encoders: tuple = ()
+
+    def finish(self) -> Path:
+        for s in self.encoders:
+            for p in s.encode():
+                self.c.mux(p)
+        self.c.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self):
+        try:
+            self.c.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+class ClipWriter(PartWriter):
     """One MP4 (H.264 + AAC) written frame by frame into ``path.part``; ``finish`` renames it."""
 
     def __init__(self, path: Path, fps: float, sample_rate: int, size: tuple[int, int], t0: float):
@@ -111,6 +131,7 @@ class ClipWriter:
         w, h = size
         self.v.width, self.v.height, self.v.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
         self.a = self.c.add_stream("aac", rate=sample_rate, layout="mono")
+        self.encoders = (self.v, self.a)
         self.last_pts, self.samples, self.t_end = -1, 0, t0
 
     def add(self, frame: np.ndarray, audio: np.ndarray | None, t: float):
@@ -138,19 +159,6 @@ class ClipWriter:
         for p in self.a.encode(af):
             self.c.mux(p)
 
-    def finish(self) -> Path:
-        for s in (self.v, self.a):
-            for p in s.encode():
-                self.c.mux(p)
-        self.c.close()
-        os.replace(self.tmp, self.path)
-        return self.path
-
-    def abort(self):
-        try:
-            self.c.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)
 
 
 class ClipSink(Sink):

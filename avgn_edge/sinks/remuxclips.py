@@ -15,17 +15,16 @@ frames as ``ClipSink`` does (said once by the record stream).
 from __future__ import annotations
 
 import logging
-import os
 from fractions import Fraction
 from pathlib import Path
 
-from .clips import ClipSink
+from .clips import ClipSink, PartWriter
 
 log = logging.getLogger("avgn_edge.sinks.clips")
 MP4_AUDIO = ("aac", "opus", "mp3", "mp2", "ac3", "eac3", "alac", "flac")
 
 
-class RemuxWriter:
+class RemuxWriter(PartWriter):
     """One MP4 whose packets are the record stream's; ``finish`` renames the ``.part``."""
 
     takes_frames = False                               # fed with packets, not with the snippets' frames
@@ -44,6 +43,7 @@ class RemuxWriter:
             self.decoder = av.CodecContext.create(a.codec_context.name, "r")
             self.decoder.sample_rate, self.decoder.layout = a.codec_context.sample_rate, a.codec_context.layout
             self.a = self.c.add_stream("aac", rate=a.codec_context.sample_rate, layout="mono")
+            self.encoders = (self.a,)
         self.origin: dict[bool, int] = {}             # video? -> the input pts at the clip's start
         self.last_dts: dict[bool, int] = {}
         self.seq, self.t_end, self.copied, self.skipped = 0, first.t, 0, 0
@@ -92,19 +92,6 @@ class RemuxWriter:
             for out in self.a.encode(frame):
                 self.c.mux(out)
 
-    def finish(self) -> Path:
-        if self.decoder is not None:
-            for out in self.a.encode():
-                self.c.mux(out)
-        self.c.close()
-        os.replace(self.tmp, self.path)
-        return self.path
-
-    def abort(self):
-        try:
-            self.c.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)
 
 
 class RemuxClipSink(ClipSink):
