@@ -56,9 +56,9 @@ def main():
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(a.port))
-    mounts = {"/cam": mount(a, a.size or ("" if a.file else "640x480"))}
+    mounts = {"/cam": mount(server, a, a.size or ("" if a.file else "640x480"))}
     if a.hi:
-        mounts["/hi"] = mount(a, a.hi)
+        mounts["/hi"] = mount(server, a, a.hi)
     for path, factory in mounts.items():
         server.get_mount_points().add_factory(path, factory)
     if server.attach(None) == 0:
@@ -69,7 +69,7 @@ def main():
     loop.run()
 
 
-def mount(a, size: str):
+def mount(server, a, size: str):
     """One mount's media factory: the scene at ``size`` ("WxH"; "": the file's own), its sound, its auth."""
     fps = a.fps
     dims = ",width={},height={}".format(*size.split("x")) if size else ""
