@@ -79,6 +79,11 @@ class RecordStream:
         """Open, with a keyframe to start a clip at."""
         return self.state == "open" and bool(self._keys)
 
+    def info(self) -> dict:
+        """For /api/streams: the record stream (redacted), its state, why not open, its connections."""
+        return {"source": self.display, "state": self.state, "reason": self.reason if self.state != "open" else None,
+                "connections": self.generations}
+
     # -- what writers read (any thread)
     def since(self, t0: float) -> list[Packet]:
         """The packets from the last keyframe at or before ``t0`` (else the ring's first) to the newest,

@@ -247,6 +247,8 @@ class Stream:
                              "input_errors": self.input_errors, "events": self.tracker.published,
                              "snippets_per_s": round(self.stats.recent_rate(), 3),
                              "latency_p50_ms": s["latency_p50_ms"], "latency_p95_ms": s["latency_p95_ms"]},
+                "record_stream": next((w.sink.record.info() for w in self.sinks       # inputs' role record
+                                       if getattr(w.sink, "record", None) is not None), None),
                 "last_decision": None if last is None else {"t": round(last.t, 3), "top": last.to_dict(3)["top"]},
                 "active_events": [e.to_dict() for e in self.tracker.active],
                 "recent_events": list(self.recent_events)}

@@ -100,6 +100,7 @@ def test_event_clip_is_the_record_stream_copied_with_its_sound_and_pre_roll(tmp_
                 clip = tmp_path / "clips" / "door" / LABEL / f"{ev['id']}.mp4"
                 wait_for(clip.exists, 30, what="the clip")
                 counters = st.sinks.workers[0].counters()
+                shown = http("GET", f"{url}/api/streams/door")[1]["record_stream"]
                 index = (tmp_path / "clips" / "door" / ".avgn-index.jsonl").read_text()
         finally:
             witness.stop()
@@ -107,6 +108,7 @@ def test_event_clip_is_the_record_stream_copied_with_its_sound_and_pre_roll(tmp_
     assert (streams["video"]["codec_name"], streams["video"]["width"], streams["video"]["height"]) == ("h264", *HI)
     assert streams["audio"]["codec_name"] == clip_audio
     assert counters["clips_copied"] == 1 and counters["clips_encoded"] == 0
+    assert shown == {"source": hi, "state": "open", "reason": None, "connections": 1}
     assert f"{LABEL}/{ev['id']}.mp4" in index                         # retention knows it like any clip
     with av.open(str(clip)) as c:                                       # the camera's own slices, in order, none missing
         packets = [p for p in c.demux() if p.size]
@@ -138,12 +140,14 @@ def test_a_record_stream_that_cannot_be_opened_falls_back_to_encoded_clips(tmp_p
             wait_for(clip.exists, 30, what="the clip")
             counters = st.sinks.workers[0].counters()
             decisions = st.stats.decisions
+            shown = http("GET", f"{url}/api/streams/door")[1]["record_stream"]
     said = [r.getMessage() for r in caplog.records if "record stream" in r.getMessage()]
     assert len(said) == 1 and "camera door" in said[0] and "encoded from the detect stream" in said[0], said
     assert "hunter2secret" not in caplog.text and "admin" not in caplog.text
     assert decisions > 4 and counters["clips_encoded"] == 1 and counters["clips_copied"] == 0
     video = next(s for s in probe(clip) if s["codec_type"] == "video")
     assert (video["width"], video["height"]) == (320, 240)
+    assert shown["state"] == "failed" and shown["source"].startswith("rtsp://***@127.0.0.1") and shown["reason"]
 
 
 def test_inputs_with_roles_in_the_config():
