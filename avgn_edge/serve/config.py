@@ -305,27 +305,6 @@ def describe(exc: ValidationError, root=ServeConfig, prefix: tuple = ()) -> tupl
     return f"{key}: {msg}{more}", hint
 
 
-# -------------------------------------------------------------------------- YAML with duplicate keys refused
-def _yaml_loader():
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def mapping(loader, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}",
-                                  hint="each camera (and each key) may appear once")
-            seen.add(key)
-        return loader.construct_mapping(node, deep=deep)
-
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return yaml, Loader
-
-
 def parse_config(data, source: str = "config") -> ServeConfig:
     if data is None:
         data = {}
@@ -352,25 +331,8 @@ def parse_config(data, source: str = "config") -> ServeConfig:
 
 
 def load_config(path: str | os.PathLike) -> ServeConfig:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} not found")
-    yaml, Loader = _yaml_loader()
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.load(text, Loader=Loader)
-    except ConfigError as exc:
-        raise ConfigError(f"{p}: {exc}", hint=exc.hint) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    return parse_config(data, str(p))
+    from .yamlfile import read_yaml
+    return parse_config(read_yaml(path), str(path))
 
 
 def camera_from_request(cfg: ServeConfig, body: dict) -> tuple[str, CameraConfig]:
