@@ -21,6 +21,7 @@ from ..errors import SourceError
 from ..io.uri import parse_video_uri
 
 ROLES = ("detect", "record")
+NETWORK = ("rtsp", "rtmp", "http")          # what a record input may be (a live stream, copied as it comes)
 
 
 class InputConfig(BaseModel):
@@ -52,6 +53,9 @@ def by_role(inputs: list[InputConfig], source: str | None) -> tuple[str, str | N
         found[role] = paths[0] if paths else None
     if found["detect"] is None:
         raise ValueError("inputs: none has the role detect (the stream the model watches)")
+    if found["record"] is not None and parse_video_uri(found["record"]).kind not in NETWORK:
+        raise ValueError("inputs: the record input must be a network stream (rtsp://, rtmp://, http(s)://): "
+                         "its packets are copied as they come")
     if source is not None and source != found["detect"]:
         raise ValueError("give either source or inputs, not both")
     return found["detect"], found["record"]

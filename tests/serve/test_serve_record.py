@@ -164,7 +164,8 @@ def test_inputs_with_roles_in_the_config():
                       ({"inputs": two + two[1:]}, "2 inputs have the role record"),
                       ({"inputs": [{"path": "rtsp://cam/x", "roles": ["audio"]}]}, "cameras.a.inputs.0.roles.0"),
                       ({"inputs": [{"path": "ftp://cam/x", "roles": ["detect"]}]}, "cameras.a.inputs.0.path"),
-                      ({"source": "rtsp://cam/y", "inputs": two}, "either source or inputs"), ({}, "source")]:
+                      ({"source": "rtsp://cam/y", "inputs": two}, "either source or inputs"), ({}, "source"),
+                      ({"inputs": [two[0], {"path": "synth://", "roles": ["record"]}]}, "must be a network stream")]:
         with pytest.raises(ConfigError) as e:
             parse_config({"cameras": {"a": cam}})
         assert says in str(e.value) and len(str(e.value).splitlines()) == 1, str(e.value)
