@@ -130,6 +130,12 @@ class Bundle:
         return self.config.labels
 
     @property
+    def event_defaults(self) -> dict:
+        """The event settings tuned for this model (``provenance.events``: EventSettings.to_dict's
+        keys, from a validation stream); the command line's flags override them."""
+        return self.provenance.get("events", {})
+
+    @property
     def precisions(self) -> list[str]:
         return [p for p in PRECISIONS if p in self.variants]
 

@@ -27,7 +27,7 @@ from avgn_edge.runtime.modality import carried  # noqa: E402
 from avgn_edge.train.batches import loader  # noqa: E402
 from avgn_edge.train.checkpoint import load_checkpoint  # noqa: E402
 
-ARMS = ("avgn", "audio_only", "glance_only", "dense")
+ARMS = ("avgn", "av_head", "audio_only", "glance_only", "dense")   # av_head: AVGN's AV head before late fusion
 
 
 @torch.no_grad()
@@ -42,6 +42,7 @@ def predict(model, uri: str, batch: int = 16, dense: bool = True) -> dict[str, n
         d = model.decide(gmap, gvec, avec)
         lvec = model.focus(images, d.indices, d.centres)
         out["avgn"].append(model.classify(gvec, avec, lvec, d.saliency, d.indices).softmax(-1))
+        out["av_head"].append(model.av_logits(gvec, avec, lvec, d.saliency, d.indices).softmax(-1))
         out["audio_only"].append(model.audio_head(avec).softmax(-1))
         out["glance_only"].append(model.glance_head(gvec).softmax(-1))
         if dense:

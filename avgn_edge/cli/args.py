@@ -46,22 +46,30 @@ def add_event_arguments(p):
     """The event tracker's settings (avgn_edge/events), shared by live, demo, run and eval --stream
     (serve's ``detect:`` section has the same ones)."""
     g = p.add_argument_group("events (when decisions make an event; 'background' never does)")
-    g.add_argument("--threshold", type=float, default=0.5, help="onset: a label's score that opens an event (default 0.5)")
+    g.add_argument("--threshold", type=float, help="onset: a label's score that opens an event (default: the "
+                   "bundle's tuned one, else 0.5)")
     g.add_argument("--label-threshold", action="append", metavar="LABEL=X",
-                   help="a label's own onset threshold, e.g. bell-checker=0.7 (repeat, or comma-separate)")
+                   help="a label's own onset threshold, e.g. bell-checker=0.7 (repeat, or comma-separate; "
+                   "added to the bundle's tuned ones)")
     g.add_argument("--offset-threshold", type=float, metavar="X",
                    help="an open event is heard while its score stays >= X (default: half its onset threshold)")
-    g.add_argument("--hold", "--max-not-heard", dest="hold", type=float, default=1.0, metavar="SECONDS",
-                   help="an event ends after this long not heard, like Frigate's max_not_heard (default 1.0)")
+    g.add_argument("--hold", "--max-not-heard", dest="hold", type=float, metavar="SECONDS",
+                   help="an event ends after this long not heard, like Frigate's max_not_heard (default: the "
+                   "bundle's tuned one, else 1.0)")
     g.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
                    help="publish only events heard at least this long (default 0: at the first decision)")
 
 
-def event_settings(args, labels=None):
-    """EventSettings from the flags; checked against ``labels`` when given (InputError)."""
+def event_settings(args, labels=None, defaults: dict | None = None):
+    """EventSettings from the flags over ``defaults`` (a bundle's ``event_defaults``); checked
+    against ``labels`` when given (InputError)."""
     from ..events import EventSettings, parse_label_thresholds
-    s = EventSettings(threshold=args.threshold, label_thresholds=parse_label_thresholds(args.label_threshold),
-                      offset=args.offset_threshold, hold=args.hold, min_duration=args.min_duration)
+    d = defaults or {}
+    pick = lambda flag, key, fallback: flag if flag is not None else d.get(key, fallback)     # noqa: E731
+    s = EventSettings(threshold=pick(args.threshold, "threshold", 0.5),
+                      label_thresholds={**d.get("label_thresholds", {}), **parse_label_thresholds(args.label_threshold)},
+                      offset=pick(args.offset_threshold, "offset", None), hold=pick(args.hold, "hold_s", 1.0),
+                      min_duration=args.min_duration)
     return s.check(labels) if labels is not None else s
 
 

@@ -46,7 +46,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rec = open_recognizer(args, stride=args.stride)
-    settings = event_settings(args, rec.labels)
+    settings = event_settings(args, rec.labels, rec.bundle.event_defaults)
     cfg = rec.config
     if cfg.name == "home":                      # real events: a real-material stream, not synth://
         from .demo_home import run_home

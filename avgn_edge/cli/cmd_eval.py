@@ -63,7 +63,7 @@ def run_stream(args) -> dict:
 
     event_settings(args)
     rec = open_recognizer(args, stride=args.stride)
-    settings = event_settings(args, rec.labels)
+    settings = event_settings(args, rec.labels, rec.bundle.event_defaults)
     if rec.config.name == "home":           # real events: the real-material test stream, not synth://
         from .demo_home import real_stream, stream_figures
         path, truth = real_stream(getattr(args, "real_stream", None))

@@ -71,7 +71,7 @@ def run(args) -> int:
     event_settings(args)
     wanted = output_sections(args)
     rec = open_recognizer(args, stride=args.stride)
-    settings = event_settings(args, rec.labels)
+    settings = event_settings(args, rec.labels, rec.bundle.event_defaults)
     log.info("bundle %s (%s), backend %s, precision %s", rec.bundle.root, rec.config.name, rec.backend.name,
              args.precision)
     with open_video(args.source, loop=args.loop, camera=args.name, transport=args.rtsp_transport,

@@ -4,6 +4,7 @@
     avgn-edge realset check                      every manifest entry exists in its cached package; splits
     avgn-edge realset build --out DIR            compose the clips (train/val/test + cases) and READY
     avgn-edge realset stream --out DIR/stream    a long test-split stream + its ground truth (stream.json)
+                         [--split val]           ... of the validation split (for tuning thresholds)
     avgn-edge realset manifest                   re-derive the manifest from the catalog (maintainers;
                                                  checks labels with a reference tagger)
 
@@ -30,6 +31,8 @@ def add_arguments(p):
     p.add_argument("--per-class", default="70,20,30", help="clips per class for train,val,test (default 70,20,30)")
     p.add_argument("--cases", type=int, default=10, help="test cases per label and kind (default 10)")
     p.add_argument("--seconds", type=float, default=360.0, help="stream length in seconds (default 360)")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="stream: the split whose packages it is made of (default test; val to tune thresholds)")
     p.add_argument("--clip-seconds", type=float, default=4.0, help="clip length (default 4.0)")
     p.add_argument("--size", type=int, default=256, help="frame size in pixels, square (default 256)")
     p.add_argument("--fps", type=int, default=10, help="frames per second (default 10)")
@@ -82,7 +85,7 @@ def run(args) -> int:
     except OSError as exc:
         raise InputError(f"cannot write to {args.out}: {exc.strerror}") from exc
     for name, version in sorted({(e["package"], e["version"]) for e in m["entries"]
-                                 if args.action == "build" or e["split"] == "test"}):
+                                 if args.action == "build" or e["split"] == args.split}):
         fetch(name, version, PACKAGES.get(name, ("", "deb"))[1])
     if args.action == "build":
         from ..data.realset.build import build
@@ -91,7 +94,8 @@ def run(args) -> int:
         print(json.dumps({"out": args.out, "clips": s["clips"], "build_seconds": s["build_seconds"]}))
         return 0
     from ..data.realset.stream import build_stream
-    truth = build_stream(m, Path(args.out), seconds=args.seconds, seed=args.seed, spec=_spec(args))
+    truth = build_stream(m, Path(args.out), seconds=args.seconds, seed=args.seed, spec=_spec(args),
+                         split=args.split)
     print(json.dumps({"stream": str(Path(args.out) / "stream.mp4"), "events": len(truth["events"]),
                       "seconds": truth["seconds"]}))
     return 0

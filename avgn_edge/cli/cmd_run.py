@@ -72,7 +72,8 @@ def run(args) -> int:
 
         from ..bundle import load_bundle
         from ..events import make_tracker
-        events = functools.partial(make_tracker, event_settings(args, load_bundle(args.bundle, verify=False).labels))
+        b = load_bundle(args.bundle, verify=False)
+        events = functools.partial(make_tracker, event_settings(args, b.labels, b.event_defaults))
 
     def emit(records):
         nonlocal failed

@@ -120,7 +120,8 @@ def run(args) -> int:
     if aug:
         datasets = [Augmented(ds, aug) for ds in datasets]
     validation = Validation(val, every=args.val_every, select=args.select, patience=args.patience,
-                            batch_size=max(1, recipe.batch_size // d.world), workers=args.workers) if val else None
+                            batch_size=max(1, recipe.batch_size // d.world), workers=args.workers,
+                            fuse=recipe.fit_fusion) if val else None
     init = base_init
     if args.imagenet:
         from ..model.pretrained import imagenet_state

@@ -68,31 +68,38 @@ def run_home(args, rec, settings, out: Path) -> int:
     return 0
 
 
-def stream_figures(rec, path, truth: list[dict], settings, stride: int = 2) -> dict:
-    """``eval --stream`` on the real-material stream file, faster than real time: one snippet per
-    snippet period (the frame there and the audio window ending there), pushed through the
-    recognizer and the event tracker; recall, precision, false alarms per hour, onset latency."""
-    import time
-
-    from ..events import detections_of, event_metrics
-    from ..events.tracker import EventTracker
+def stream_decisions(rec, path, stride: int = 2) -> tuple[list, float]:
+    """The recognizer's decisions over a stream file, faster than real time (one snippet per snippet
+    period: the frame there and the audio window ending there), and the stream's end in seconds."""
     from ..media import _av, read_snippets
 
     cfg = rec.config
     with _av().open(str(path)) as container:
         seconds = (container.duration or 0) / 1e6
     n = int(seconds / cfg.snippet_period)
-    t0 = time.perf_counter()
     s = read_snippets(path, n, cfg.sample_rate, cfg.audio_window)
     rec.reset()
     rec.stride = stride
+    results = [r for r in (rec.push(frame, audio, float(t)) for frame, audio, t in zip(s.frames, s.audio, s.times))
+               if r is not None]
+    return results, float(s.times[-1])
+
+
+def stream_figures(rec, path, truth: list[dict], settings, stride: int = 2) -> dict:
+    """``eval --stream`` on the real-material stream file: its decisions (``stream_decisions``)
+    through the event tracker; recall, precision, false alarms per hour, onset latency."""
+    import time
+
+    from ..events import detections_of, event_metrics
+    from ..events.tracker import EventTracker
+
+    cfg = rec.config
+    t0 = time.perf_counter()
+    results, end = stream_decisions(rec, path, stride)
     tracker = EventTracker(rec.labels, settings, camera="home")
     transitions, carried = [], {}
-    for frame, audio, t in zip(s.frames, s.audio, s.times):
-        r = rec.push(frame, audio, float(t))
-        if r is not None:
-            transitions += tracker.update(r)
-    end = float(s.times[-1])
+    for r in results:
+        transitions += tracker.update(r)
     transitions += tracker.close(end)
     for tr in transitions:
         if tr.type == "new":

@@ -9,7 +9,9 @@ Data flow for B clips of T snippets (what the deployed stages compute, in order)
     classify(gvec,avec,lvec,saliency,indices) -> logits [B,C]
 
 The auxiliary heads train the encoders and double as the baselines of the evaluation:
-glance only, audio only, and dense (the local encoder on all T full frames).
+glance only, audio only, and dense (the local encoder on all T full frames). ``classify`` is
+the AV head's answer (``av_logits``, what training fits) late-fused with the audio-only and
+glance-only heads by weights fitted on held-out clips (fusion.py; default: the AV head alone).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 from .aespa import AESPA
 from .audio import AudioEncoder
 from .avtest import AVTeST, select_top_k
+from .fusion import LateFusion
 from .glance import GlanceEncoder
 from .head import SnippetHead
 from .local import LocalEncoder
@@ -62,6 +65,7 @@ class AVGN(nn.Module):
         self.audio_head = SnippetHead(dims[1:2], cfg.head_hidden, C)
         self.dense_head = SnippetHead(dims, cfg.head_hidden, C)
         self.evidence = nn.Conv2d(self.local.dim, C, 1)   # per-location class evidence
+        self.fusion = LateFusion()
 
     # -- inputs
     def glance_input(self, frames: torch.Tensor) -> torch.Tensor:
@@ -102,8 +106,15 @@ class AVGN(nn.Module):
     def local_vectors(self, patches: torch.Tensor) -> torch.Tensor:
         return LocalEncoder.pool(self.local(patches))
 
-    def classify(self, gvec, avec, lvec, saliency, indices) -> torch.Tensor:
+    def av_logits(self, gvec, avec, lvec, saliency, indices) -> torch.Tensor:
+        """The AV head alone over the k chosen snippets (what the training losses fit)."""
         return self.head(take(gvec, indices), take(avec, indices), lvec, prior=take(saliency, indices))
+
+    def classify(self, gvec, avec, lvec, saliency, indices) -> torch.Tensor:
+        av = self.av_logits(gvec, avec, lvec, saliency, indices)
+        if self.fusion.is_default:
+            return av
+        return self.fusion(self.audio_head(avec), self.glance_head(gvec), av)
 
     def forward(self, frames: torch.Tensor, wave: torch.Tensor) -> tuple[torch.Tensor, Decision]:
         """Full AVGN on uint8 frames [B, T, H, W, 3] and audio windows [B, T, N]."""

@@ -1,5 +1,6 @@
 """Validation during training: the same metrics as ``avgn-edge eval``, the best checkpoint
-kept beside the last, and optional early stopping.
+kept beside the last, and optional early stopping. With ``fuse`` (the ``home`` recipe) each validation after warm-up first
+fits the late-fusion weights (model/fusion.py) on the validation clips, so "best" is the best fused model.
 
 Every ``every`` steps and at the end of each stage the model is evaluated on the validation
 set (each process a shard, scores gathered, so the metrics are those of the whole set).
@@ -22,6 +23,7 @@ from ..errors import InputError
 from . import distributed
 from .checkpoint import save_checkpoint
 from .evaluate import evaluate
+from .fusion_fit import fit_fusion
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class Validation:
     patience: int = 0              # validations without a gain before a stage ends (0: never)
     batch_size: int = 16
     workers: int = 1
+    fuse: bool = False             # fit the late-fusion weights on these clips first (fusion_fit.py)
 
     def __post_init__(self):
         if self.select not in ("map", "top1"):
@@ -64,11 +67,16 @@ class Validator:
         sel = self.spec.select
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
+            fused = fit_fusion(model, self.shard, batch_size=self.spec.batch_size, workers=self.spec.workers,
+                               device=self.device, gather=lambda t: distributed.gather(t, self.d)) \
+                if self.spec.fuse and stage != "warmup" else None
             r = evaluate(model, self.shard, batch_size=self.spec.batch_size, progress=False,
                          baselines=stage == "warmup", workers=self.spec.workers, device=self.device,
                          gather=lambda t: distributed.gather(t, self.d), costs=False)
         row = {"stage": stage, "step": step + 1, "global_step": global_step, "clips": r["clips"],
                "top1": round(r["top1"], 5), "map": round(r["map"], 5)}
+        if fused:
+            row["fusion"] = dict(zip(("audio", "glance", "av"), fused))
         if "baselines" in r:
             row.update(dense_top1=round(r["baselines"]["dense"]["top1"], 5),
                        dense_map=round(r["baselines"]["dense"]["map"], 5))

@@ -1,4 +1,4 @@
-"""A long test stream from the real set's TEST split, with its ground truth (for
+"""A long test stream from the real set's TEST split (or, to tune thresholds, its validation split), with its ground truth (for
 ``avgn-edge demo --bundle home`` and event-level evaluation).
 
 Real scenes (the test packages' footage and photos, a new one every ~45-90 s) under a bed of
@@ -29,7 +29,7 @@ def _plan(mat: Material, seconds: float, rng: np.random.Generator, gap=(15.0, 35
     labels = [lab for lab in ("dog", "glass_break", "alarm", "vehicle", "speech")
               if mat.sounds.get(lab) and mat.pictures.get(lab)]
     if not labels:
-        raise InputError("the test split has no label with both a sound and a picture")
+        raise InputError("the split has no label with both a sound and a picture")
     events, negatives, t, k = [], [], float(rng.uniform(*gap)) * 0.5, 0
     while True:
         n = float(rng.uniform(*length))
@@ -78,12 +78,12 @@ class _Writer:
 
 
 def build_stream(m: dict, out: Path, seconds: float = 360.0, seed: int = 0, spec: ClipSpec | None = None,
-                 root: Path | None = None, mat: Material | None = None) -> dict:
+                 root: Path | None = None, mat: Material | None = None, split: str = "test") -> dict:
     """Write ``out/stream.mp4`` and ``out/stream.json``; returns the ground truth."""
     if not seconds >= 30:
         raise InputError(f"a stream needs at least 30 s, got {seconds}")
     spec = spec or ClipSpec()
-    mat = mat or Material(split_entries(m, "test"), spec, root, max_video_frames=600)
+    mat = mat or Material(split_entries(m, split), spec, root, max_video_frames=600)
     rng = np.random.default_rng([seed, 19])
     events, negatives = _plan(mat, seconds, rng)
     nf, sr = int(round(seconds * spec.fps)), spec.sample_rate
@@ -149,7 +149,7 @@ def build_stream(m: dict, out: Path, seconds: float = 360.0, seed: int = 0, spec
         for f in frames:
             w.frame(f)
     w.close(audio)
-    truth = {"file": "stream.mp4", "seconds": seconds, "seed": seed, "split": "test",
+    truth = {"file": "stream.mp4", "seconds": seconds, "seed": seed, "split": split,
              "spec": {"size": spec.size, "fps": spec.fps, "sample_rate": spec.sample_rate, "snr_db": list(spec.snr)},
              "scenes": [{k: v for k, v in s.items() if k not in ("frames", "box")} for s in segs],
              "negatives_at": negatives, "events": events}
