@@ -118,6 +118,7 @@ class JsonlConfig(Section):
     enabled: bool = True
     path: Optional[str] = None                # "{camera}" is replaced by the camera's name
     decisions: bool = True                    # also every decision, not only events
+    append: bool = True                       # false: the file starts afresh at each start (live --events)
 
     def file_for(self, camera: str) -> Optional[Path]:
         return Path(self.path.replace("{camera}", camera)) if self.enabled and self.path else None

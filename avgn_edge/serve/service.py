@@ -7,6 +7,9 @@
 
 Data flows one way: streams' threads (capture, clock) -> scheduler (batched inference) ->
 each stream's event tracker and outputs; the API reads state and adds/removes/patches streams.
+``live`` is this service with one camera (live/loop.py): its recognizer and its opened source
+are given (``rec``, ``sources``), ``observers`` see each snippet, result and event as it happens,
+and its ``--web`` serves the web view alone (``start(web_only=True)``).
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ class NoStream(InputError, LookupError):
 
 
 class Service:
-    def __init__(self, cfg: ServeConfig):
-        self.cfg = cfg
-        self.rec = self.scheduler = self.api = self.registry = self.web = None
+    def __init__(self, cfg: ServeConfig, rec=None):
+        """``rec``: a Recognizer the caller owns (and closes); else the config's model is loaded at start."""
+        self.cfg, self.rec, self._owns_rec = cfg, rec, rec is None
+        self.scheduler = self.api = self.registry = self.web = None
+        self.sources: dict = {}                  # camera -> (video, audio) the caller opened and closes
+        self.observers: list = []                # .snippet/.result/.event(camera, x), called in the pipeline's threads
         self._media_of: dict[str, Media | None] = {}   # per camera ever added (its last config)
         self.shared = Fanout()                   # outputs of all streams: web view, MQTT, ROS 2
         self._streams: dict[str, Stream] = {}
@@ -83,20 +89,27 @@ class Service:
         from .check import check_labels
         check_labels(where, detect, self.rec.labels)
 
-    def start(self, api: bool = True):
+    def start(self, api: bool = True, web_only: bool = False):
         if api and self.cfg.api.port is None:
             raise ConfigError("api.port: required (or pass --port)")
         if api:                                   # the port first: a taken one fails before any output opens
-            from .api import ApiServer, build_app
+            from ..sinks.httphost import ApiServer
             a = self.cfg.api
-            self.api = ApiServer(lambda: build_app(self, a.token, a.host, a.allowed_hosts), a.host, a.port)
+            if web_only:                          # live --web: the web view alone, under the API's guard
+                from ..sinks.web import web_app
+                self.api = ApiServer(lambda: web_app(self.web.sink, a.token, a.host), a.host, a.port,
+                                     setting="--web PORT", alternative="")
+            else:
+                from .api import build_app
+                self.api = ApiServer(lambda: build_app(self, a.token, a.host, a.allowed_hosts), a.host, a.port)
             self.api.claim()
         if self.rec is None:
             self.load_model()
         self.epoch = time.monotonic()
-        from .metrics import registry_for
         self.scheduler = Scheduler(self.rec, self.cfg.scheduler, self.stream_list)
-        self.registry = registry_for(self)
+        if not web_only:                          # /metrics (prometheus-client: serve's extra, not live's)
+            from .metrics import registry_for
+            self.registry = registry_for(self)
         self.scheduler.start()
         self._open_shared(api)
         for name, cam in self.cfg.cameras.items():
@@ -118,12 +131,15 @@ class Service:
             st.request_stop()
         if self.scheduler is not None:
             self.scheduler.stop(timeout)
+            if self.scheduler.alive:              # a step in flight: the recognizer is closed only after it
+                log.info("waiting for the decision in flight")
+                self.scheduler.stop(timeout=None)
         for st in streams:
             st.close(timeout)
         self.shared.close(timeout)               # after the streams' last events (MQTT: offline last)
         if self.api is not None:
             self.api.stop()
-        if self.rec is not None:
+        if self.rec is not None and self._owns_rec:
             self.rec.close()
         log.info("stopped")
 
@@ -170,7 +186,8 @@ class Service:
     def _sinks(self, name: str, cam: CameraConfig) -> list:
         from ..sinks.outputs import camera_outputs
         path = cam.jsonl.file_for(name)
-        jsonl = None if path is None else {"path": path, "decisions": cam.jsonl.decisions, "append": True}
+        jsonl = None if path is None else {"path": path, "decisions": cam.jsonl.decisions,
+                                           "append": cam.jsonl.append}
         sections = {"jsonl": jsonl,
                     "record": None if self._media_of[name] is None else cam.record.model_dump()}
         return camera_outputs(sections, self._host(), name)
@@ -205,7 +222,7 @@ class Service:
                 raise InputError(f"{name}: the service has {len(self._streams)} streams, its limit "
                                  f"(api.max_streams)", hint="DELETE a stream, or raise api.max_streams")
             self._check_labels(f"cameras.{name}.detect", cam.detect)
-            st = Stream(name, cam, self)
+            st = Stream(name, cam, self, self.sources.get(name))
             self._media_of[name] = self._media(name, cam)
             st.sinks = Fanout(self._sinks(name, cam))
             self._streams[name] = st

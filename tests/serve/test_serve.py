@@ -271,3 +271,30 @@ def test_serve_with_the_trt_backend(tmp_path):
         wait_for(lambda: len(pipeline.pool) == 2, 30, what="the removed stream's device rings freed")
         n = svc.get_stream("a").stats.decisions
         wait_for(lambda: svc.get_stream("a").stats.decisions > n, 30, what="decisions after the removal")
+
+
+def test_stop_waits_for_the_step_in_flight_before_closing_the_model():
+    """A backend call slower than stop's timeout: the recognizer is closed only after it returned
+    (live's rule, now the service's: live is serve with one camera)."""
+    from avgn_edge.serve.config import parse_config
+    from avgn_edge.serve.service import Service
+    svc = Service(parse_config({"cameras": {"a": {"source": "synth://"}}}))
+    svc.load_model()
+    rec, real_encode, state = svc.rec, svc.rec.encode_many, {"in": threading.Event(), "done": False}
+    real_close, closed_after_done = rec.close, []
+
+    def encode_many(*a, **k):
+        if not state["in"].is_set():
+            state["in"].set()
+            time.sleep(3.0)
+            state["done"] = True
+        return real_encode(*a, **k)
+
+    def close():
+        closed_after_done.append(state["done"])
+        real_close()
+    rec.encode_many, rec.close = encode_many, close
+    svc.start(api=False)
+    assert state["in"].wait(30), "no snippet reached the scheduler"
+    svc.stop(timeout=0.5)
+    assert closed_after_done == [True]
