@@ -26,7 +26,7 @@ from .config import CameraConfig, ServeConfig, camera_from_request, patched_came
 from ..sinks.base import Fanout
 from ..sinks.records import Media
 from .scheduler import Scheduler
-from .stream import Stream
+from .camera import Camera
 
 log = logging.getLogger("avgn_edge.serve")
 
@@ -44,7 +44,7 @@ class Service:
         self.observers: list = []                # .snippet/.result/.event(camera, x), called in the pipeline's threads
         self._media_of: dict[str, Media | None] = {}   # per camera ever added (its last config)
         self.shared = Fanout()                   # outputs of all streams: web view, MQTT, ROS 2
-        self._streams: dict[str, Stream] = {}
+        self._streams: dict[str, Camera] = {}
         self._lock = threading.RLock()
         self._changes = threading.Lock()         # one POST/PATCH/DELETE at a time (of any name)
         self._events: deque = deque(maxlen=200)
@@ -153,11 +153,11 @@ class Service:
         return True, ""
 
     # -- streams
-    def stream_list(self) -> list[Stream]:
+    def stream_list(self) -> list[Camera]:
         with self._lock:
             return list(self._streams.values())
 
-    def get_stream(self, name: str) -> Stream | None:
+    def get_stream(self, name: str) -> Camera | None:
         with self._lock:
             return self._streams.get(name)
 
@@ -214,7 +214,7 @@ class Service:
                             "backend": self.rec.backend.name, "streams": len(self.stream_list())},
                 "cameras": {st.name: {"status": st.status, **st.info()["counters"]} for st in self.stream_list()}}
 
-    def _add(self, name: str, cam: CameraConfig) -> Stream:
+    def _add(self, name: str, cam: CameraConfig) -> Camera:
         with self._lock:
             if name in self._streams:
                 raise InputError(f"a stream named {name!r} exists already")
@@ -222,7 +222,7 @@ class Service:
                 raise InputError(f"{name}: the service has {len(self._streams)} streams, its limit "
                                  f"(api.max_streams)", hint="DELETE a stream, or raise api.max_streams")
             self._check_labels(f"cameras.{name}.detect", cam.detect)
-            st = Stream(name, cam, self, self.sources.get(name))
+            st = Camera(name, cam, self, self.sources.get(name))
             self._media_of[name] = self._media(name, cam)
             st.sinks = Fanout(self._sinks(name, cam))
             self._streams[name] = st
@@ -233,16 +233,16 @@ class Service:
         log.info("camera %s: added (%s)", name, cam.display_source)
         return st
 
-    def add_stream_from_request(self, body: dict) -> Stream:
+    def add_stream_from_request(self, body: dict) -> Camera:
         name, cam = camera_from_request(self.cfg, body)
         with self._changes:
             return self._add(name, cam)
 
-    def patch_stream(self, name: str, body: dict) -> Stream:
+    def patch_stream(self, name: str, body: dict) -> Camera:
         with self._changes:
             return self._patch(name, body)
 
-    def _patch(self, name: str, body: dict) -> Stream:
+    def _patch(self, name: str, body: dict) -> Camera:
         with self._lock:
             st = self._streams.get(name)
             if st is None:

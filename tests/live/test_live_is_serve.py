@@ -38,7 +38,7 @@ def test_live_runs_on_the_base_install_through_serves_stream(tmp_path):
         "from avgn_edge.io.synthstream import SynthStream\n"
         "from avgn_edge.live.loop import LiveLoop\n"
         "from avgn_edge.runtime.recognizer import Recognizer\n"
-        "from avgn_edge.serve.stream import Stream\n"
+        "from avgn_edge.serve.camera import Camera\n"
         "rec = Recognizer.load('synth', backend='ort')\n"
         "seen = []\n"
         "with SynthStream(SynthSpec.for_model(rec.config, seed=3)) as v:\n"
@@ -46,7 +46,7 @@ def test_live_runs_on_the_base_install_through_serves_stream(tmp_path):
         "                    on_result=seen.append)\n"
         "    s = loop.run()\n"
         "st = loop.service.get_stream('default')\n"
-        "assert isinstance(st, Stream) and st.status == 'stopped' and loop.service.registry is None\n"
+        "assert isinstance(st, Camera) and st.status == 'stopped' and loop.service.registry is None\n"
         "rec.encode_many                     # the caller's recognizer is still open: it is the caller's\n"
         "print(json.dumps({'decisions': s['decisions'], 'seen': len(seen), 'stages': sorted(s['stages_ms']),\n"
         "                  'outputs': sorted(s['outputs']), 'audio': s['audio_source']}))\n")

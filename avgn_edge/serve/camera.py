@@ -1,6 +1,8 @@
 """One camera of the service: its source, snippet clock, window, event tracker, outputs and counters.
 
-The stream's thread owns the source: it opens it (retrying with backoff while it cannot),
+The API and the metrics call it a stream (``/api/streams``, ``stream=`` labels); in the code it is a
+``Camera``, not to be taken for a CUDA stream (the TensorRT backend's, emulator/streams.py) or the synthetic stream
+(data/stream.py, io/synthstream.py). The camera's thread owns the source: it opens it (retrying with backoff while it cannot),
 ticks the snippet clock on the service's shared grid and posts each snippet to the
 scheduler's one-slot mailbox for this stream. Losing the source stalls only this thread:
 the status turns ``offline``, the capture reconnects, the status turns ``online`` again and
@@ -28,7 +30,7 @@ OFFLINE_AFTER = 2.0          # seconds without a new frame before a stream reads
 BACKOFF = (0.5, 10.0)        # reopening a source that cannot be opened
 
 
-class Stream:
+class Camera:
     def __init__(self, name: str, cam, service, source: tuple | None = None):
         """``source``: (video, audio) opened (and closed) by the caller, instead of ``cam``'s."""
         self.name, self.cam, self.service, self.given = name, cam, service, source
