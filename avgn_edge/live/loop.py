@@ -104,6 +104,8 @@ class LiveLoop:
         finally:
             svc.stop(self.JOIN_TIMEOUT)
         st = svc.get_stream(self.camera)
+        if st is None:                            # interrupted while starting
+            raise KeyboardInterrupt
         error = st.error or svc.scheduler.error
         if error is not None:
             raise error

@@ -55,6 +55,7 @@ def _sweep_offsets(bundle) -> list[int]:
     return [offset for count, offset in groups for _ in range(count)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("graph", [True, False], ids=["graph", "eager"])
 def test_many_streams_match_ort_at_batch_min_opt_max(tiny_bundle, tmp_path_factory, graph):
     from avgn_edge.runtime.trt_pipeline import GRAPH_BATCHES, GRAPH_CACHE

@@ -30,6 +30,7 @@ BOUNDED = settings(max_examples=150, deadline=None, database=None, derandomize=T
                    suppress_health_check=list(HealthCheck))
 
 
+@pytest.mark.slow
 @BOUNDED
 @given(DOCS)
 def test_fuzz_parse_config(data):

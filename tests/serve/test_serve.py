@@ -164,6 +164,7 @@ def test_token_required_except_health():
         assert http("GET", url + "/health/live")[0] == 200 and http("GET", url + "/health/ready")[0] == 200
 
 
+@pytest.mark.slow
 def test_a_camera_outage_and_return_never_stalls_the_others(mjpeg_server):  # noqa: F811
     config = {"cameras": {"cam": {"source": mjpeg_server.url}, "synth": {"source": "synth://?seed=5"}}}
     with running_service(config) as (svc, url):

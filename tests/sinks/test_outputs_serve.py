@@ -43,6 +43,7 @@ def served(tmp_path_factory):
         broker.stop()
 
 
+@pytest.mark.slow
 def test_events_reach_mqtt_with_their_clip_and_the_clip_has_sound(served):
     svc, url, sub, work = served
     sub.wait("avgn/available", "online")

@@ -69,6 +69,7 @@ def test_home_config_is_checked_and_round_trips():
         cfg.replace(lite_blocks=(8, 0, 11))
 
 
+@pytest.mark.slow
 def test_frozen_features_equal_the_encoders_output(tmp_path):
     from avgn_edge.data.datasets import open_training_data
     from avgn_edge.train.batches import loader
@@ -129,6 +130,7 @@ def test_home_trains_exports_and_quantizes(home_run):
     assert "accuracy" in b.variants["int8"]
 
 
+@pytest.mark.slow
 def test_unknown_shipped_name_is_one_line():
     r = _cli("eval", "--checkpoint", "nope-no-such", "--data", "synth:seed=1,clips=2", timeout=120)
     assert r.returncode != 0 and "Traceback" not in r.stderr
