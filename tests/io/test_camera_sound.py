@@ -25,6 +25,7 @@ def run_for(src, audio, seconds):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", CODECS)
 def test_the_camera_sound_is_decoded_resampled_and_on_the_frames_clock(codec):
     from avgn_edge.io import open_video
@@ -89,6 +90,7 @@ def test_a_camera_cut_and_restored_comes_back_with_its_sound():
         assert not ok                              # the outage is a hole, not stale sound
 
 
+@pytest.mark.slow
 def test_credentials_never_reach_a_log_or_an_error(caplog, capfd):
     from avgn_edge.errors import SourceError
     from avgn_edge.io import open_video

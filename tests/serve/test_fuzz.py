@@ -43,6 +43,7 @@ def test_fuzz_parse_config(data):
     json.dumps(cfg.model_dump(), allow_nan=False)          # what it accepted is finite
 
 
+@pytest.mark.slow
 @BOUNDED
 @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_fuzz_load_config_bytes(tmp_path_factory, blob):

@@ -77,6 +77,7 @@ def test_d1_a_config_record_path_over_someones_media_deletes_none_of_it(tmp_path
     assert all(f.read_bytes() == b"precious" for f in (old, other, part))
 
 
+@pytest.mark.slow
 def test_d15_opencv_and_ffmpeg_lines_stay_out_of_the_log(tmp_path):
     path = tmp_path / "serve.yaml"
     dead = free_port()

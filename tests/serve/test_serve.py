@@ -184,6 +184,7 @@ def test_a_camera_outage_and_return_never_stalls_the_others(mjpeg_server):  # no
         assert cam.outages >= 1 and cam.reconnects >= 1 and synth.stats.dropped == 0
 
 
+@pytest.mark.slow
 def test_sigterm_ends_cleanly_with_outputs_intact(tmp_path):
     path = tmp_path / "serve.yaml"
     path.write_text(f"jsonl: {{path: '{tmp_path}/{{camera}}.jsonl'}}\ndetect: {{threshold: 0.0}}\n"
@@ -243,6 +244,7 @@ def test_threads_and_servers_are_gone_after_stop():
     assert not left, left
 
 
+@pytest.mark.slow
 @pytest.mark.gpu
 def test_serve_with_the_trt_backend(tmp_path):
     """`serve` on TensorRT (the emulated GPU where there is none): streams batched through the engines,
@@ -287,7 +289,7 @@ def test_stop_waits_for_the_step_in_flight_before_closing_the_model():
     def encode_many(*a, **k):
         if not state["in"].is_set():
             state["in"].set()
-            time.sleep(3.0)
+            time.sleep(2.0)                       # longer than stop's timeout below
             state["done"] = True
         return real_encode(*a, **k)
 

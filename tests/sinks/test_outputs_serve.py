@@ -86,6 +86,7 @@ def test_the_web_view_follows_the_api_token(served):
     wait_for(lambda: http("GET", url + "/web/cameras", token=TOKEN)[1]["cameras"] == ["yard"], 10, what="lane gone")
 
 
+@pytest.mark.slow
 def test_the_web_view_in_headless_chromium(served, tmp_path):
     """The screenshot goes to docs/web_view.png with AVGN_UPDATE_DOCS=1 (else to a temporary folder)."""
     from browser_rigs import Chromium

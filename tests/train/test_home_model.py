@@ -42,6 +42,7 @@ def test_package_weights_recognise_a_real_photograph():
     assert float(q.max()) < 0.05                        # the architecture alone knows nothing
 
 
+@pytest.mark.slow
 def test_home_trunks_start_from_the_package_weights():
     cfg = get_preset("home")
     model = build_model(cfg)
