@@ -1,10 +1,12 @@
 """One camera of the service: its source, snippet clock, window, event tracker, outputs and counters.
 
-The API and the metrics call it a stream (``/api/streams``, ``stream=`` labels); in the code it is a
-``Camera``, not to be taken for a CUDA stream (the TensorRT backend's, emulator/streams.py) or the synthetic stream
-(data/stream.py, io/synthstream.py). The camera's thread owns the source: it opens it (retrying with backoff while it cannot),
+The API and the metrics call it a stream (``/api/streams``, ``stream=`` labels); in the code it
+is a ``Camera``, not to be taken for a CUDA stream (the TensorRT backend's, emulator/streams.py)
+or the synthetic stream (data/stream.py, io/synthstream.py).
+
+The camera's thread owns the source: it opens it (retrying with backoff while it cannot),
 ticks the snippet clock on the service's shared grid and posts each snippet to the
-scheduler's one-slot mailbox for this stream. Losing the source stalls only this thread:
+scheduler's one-slot mailbox for this camera. Losing the source stalls only this thread:
 the status turns ``offline``, the capture reconnects, the status turns ``online`` again and
 the window restarts. Everything it keeps is bounded (the last result, a few recent events).
 A source given already open (``live``: ``Service.sources``) is used as it is and left open:
