@@ -164,6 +164,7 @@ def test_microphone_survives_a_stall(virtual_mic):
     assert len(found) == len(clicks) and np.abs(found - clicks).max() < 0.03
 
 
+@pytest.mark.slow
 def test_microphone_devices_and_capture_rate(virtual_mic):
     with pytest.raises(SourceError) as e:
         Microphone(device="no-such-microphone")

@@ -77,6 +77,7 @@ CTYPES = st.sampled_from(["application/json", "application/json; charset=utf-8",
                                             optional={"enabled": st.just(False), "detect": VALUES,
                                                       "record": VALUES, "jsonl": VALUES}).map(
                           lambda d: json.dumps(d).encode())))
+@pytest.mark.slow
 def test_fuzz_the_api(api, method, path, ctype, body):
     headers = {"Content-Type": ctype} if ctype else {}
     status, _, got = raw(api, method, path, body if method in ("POST", "PATCH", "PUT") else None, headers)
