@@ -4,8 +4,10 @@ from setuptools import find_packages, setup
 
 # The runtime (base install) never imports torch.
 # threadpoolctl: NumPy's BLAS on one thread for the CPU crop (its pool beside ONNX Runtime's stalls a call)
+# pydantic: the online config model, which `live` builds from its flags as `serve` from its YAML (~2 MB of
+# wheels, pure-Python dependencies: small beside OpenCV's and ONNX Runtime's)
 RUNTIME = ["numpy>=1.26", "opencv-python-headless>=4.9", "onnxruntime>=1.20", "av>=12", "sounddevice>=0.4.6",
-           "tqdm>=4.66", "threadpoolctl>=3.1"]
+           "tqdm>=4.66", "threadpoolctl>=3.1", "pydantic>=2.6"]
 # torch/torchvision pinned to the pair whose wheels install offline-fast on CI machines
 # (2.14.1 + 0.29.1; the only CPU-only torch there, 2.13.0+cpu, has no importable torchvision).
 TRAIN = ["torch==2.14.1", "torchvision==0.29.1", "safetensors>=0.4", "onnx>=1.16", "onnxslim>=0.1.90",
@@ -33,8 +35,8 @@ EXTRAS = {
     "emulate": CUDA13 + ["onnx>=1.16"],
     "bench": ["matplotlib>=3.8"],
     # avgn-edge serve: HTTP API (aiohttp: also streams MJPEG for the web view), Prometheus metrics,
-    # a YAML config validated like Frigate's (pydantic)
-    "serve": ["aiohttp>=3.9", "prometheus-client>=0.20", "pydantic>=2.6", "pyyaml>=6"],
+    # a YAML config (validated by the base install's pydantic models, like Frigate's)
+    "serve": ["aiohttp>=3.9", "prometheus-client>=0.20", "pyyaml>=6"],
     # beyond one machine: a Triton Inference Server as the backend (client + the model configuration
     # schema; its metrics parsed with prometheus-client), and Ray Data over video archives
     "triton": ["tritonclient[http,grpc]>=2.40", "prometheus-client>=0.20"],

@@ -23,7 +23,6 @@ _EXTRAS = {
     "matplotlib": ("bench", "plots"),
     "aiohttp": ("serve", "the service's HTTP API"),
     "prometheus_client": ("serve", "the service's metrics"),
-    "pydantic": ("serve", "the service's config validation"),
     "yaml": ("serve", "the service's YAML config"),
     "tritonclient": ("triton", "Triton Inference Server (the client, and the model configuration schema)"),
     "ray": ("ray", "Ray Data over video archives"),

@@ -13,10 +13,14 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+TRAINING_FIXTURES = {"tiny_run", "home_run", "base_run"}      # each trains a model first
+
+
 def pytest_collection_modifyitems(config, items):
-    """A test that needs the session's trained model (``tiny_run``) is slow: -m "not slow" trains nothing."""
+    """A test that needs a model trained first (``tiny_run``, the home model's ``home_run``, the few-shot
+    ``base_run``) is slow: -m "not slow" trains nothing."""
     for item in items:
-        if "tiny_run" in getattr(item, "fixturenames", ()):
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

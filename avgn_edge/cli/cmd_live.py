@@ -64,7 +64,6 @@ def run(args) -> int:
     stop_on_signals()
     from .args import quiet_native_logs
     quiet_native_logs()
-    from ..live.outputs import LiveOutputs
     from ..live.session import open_audio, run_session, write_summary
 
     parse_video_uri(args.source)                  # bad input fails before the model loads
@@ -77,18 +76,13 @@ def run(args) -> int:
     with open_video(args.source, loop=args.loop, camera=args.name, transport=args.rtsp_transport,
                     hwaccel=args.hwaccel) as video:
         audio = open_audio(video, args.mic, args.no_mic, rec.config.sample_rate)
-        outputs = None
         try:
-            outputs = LiveOutputs(wanted, rec, args.name)
             summary, _ = run_session(rec, video, audio, display=not args.headless, save=args.save,
                                      events=args.events, duration=args.duration, settings=settings,
-                                     camera=args.name, on_result=lambda r: log.info("%7.2f  %s", r.t, "  ".join(
-                                         f"{l} {s:.2f}" for l, s in r.top(3))), on_event=_log_event,
-                                     outputs=outputs)
-            outputs = None                        # run_session closed them
+                                     camera=args.name, source=args.source, sections=wanted, on_event=_log_event,
+                                     on_result=lambda r: log.info("%7.2f  %s", r.t, "  ".join(
+                                         f"{l} {s:.2f}" for l, s in r.top(3))))
         finally:
-            if outputs is not None:
-                outputs.close()
             if audio is not None:
                 audio.close()
     log.info("summary: %s", json.dumps({k: v for k, v in summary.items() if k != "stages_ms"}, default=float))
@@ -96,19 +90,9 @@ def run(args) -> int:
         window = rec.config.num_snippets * rec.config.snippet_period
         log.warning("%s ended before a full window (%g s of video): no decision (avgn-edge run classifies "
                     "short clips; --loop plays it again)", video.path, window)
-    summary["audio_source"] = _audio_kind(video, audio, args)
     if args.summary:
         write_summary(args.summary, summary)
     return 0
-
-
-def _audio_kind(video, audio, args) -> str:
-    if audio is None:
-        return "none"
-    if args.mic is not None or getattr(audio, "device_name", None):
-        return f"mic:{getattr(audio, 'device_name', args.mic)}"
-    codec = getattr(video, "audio_codec", None)
-    return f"camera:{codec}" if codec else "source"
 
 
 def _log_event(tr):

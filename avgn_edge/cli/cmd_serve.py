@@ -30,7 +30,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from ..deps import require
-    for module in ("aiohttp", "prometheus_client", "pydantic", "yaml"):
+    for module in ("aiohttp", "prometheus_client", "yaml"):
         require(module)
     from ..serve.config import load_config, parse_config
     from ..serve.service import Service

@@ -1,4 +1,4 @@
-"""One live session: sources + recognizer + sinks -> LiveLoop; used by ``live`` and ``demo``."""
+"""One live session: sources + recognizer + the picture's sinks -> LiveLoop; used by ``live`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import logging
 from pathlib import Path
 
 from ..errors import SourceError
-from ..events import EventSettings, EventTracker
-from ..sinks.base import Fanout, Worker
+from ..events import EventSettings
 from ..sinks.video import DisplaySink, Mp4Sink
 from .loop import LiveLoop
 
@@ -41,33 +40,22 @@ def open_audio(video, mic: str | None, no_mic: bool, rate: int):
 
 def run_session(recognizer, video, audio, *, display: bool, save: str | None, events: str | None,
                 duration: float | None, settings: EventSettings | None = None, camera: str = "default",
-                on_result=None, on_event=None, outputs=None) -> tuple[dict, LiveLoop]:
-    """Run the live loop with the event tracker (``settings``) and the sinks: JSON lines to
-    ``events``, and ``outputs`` (live/outputs.py: MQTT, clips, web view, ROS 2); returns the
-    summary (with ``onsets``: events announced, and the outputs' counters) and the loop."""
-    from ..sinks.jsonl import JsonlSink
-    tracker = EventTracker(recognizer.labels, settings, camera=camera)
-    sinks = outputs.sinks if outputs is not None else Fanout()
-    if events:
-        sinks.add(Worker(JsonlSink(events, media=outputs.media if outputs is not None else None)))
+                source: str | None = None, sections: dict | None = None, on_result=None,
+                on_event=None) -> tuple[dict, LiveLoop]:
+    """The live loop with the picture shown (``display``) and/or saved (``save``), events and
+    decisions to ``events`` (JSON lines), and the outputs of ``sections`` (cli/args.py:
+    output_sections: MQTT, clips, web view, ROS 2); the summary (with ``onsets``: events
+    announced, and the outputs' counters) and the loop."""
     with contextlib.ExitStack() as stack:
-        stack.callback(outputs.close if outputs is not None else sinks.close)   # drained and closed last
         frame_sinks = []
         if display:
             frame_sinks.append(stack.enter_context(DisplaySink()))
         if save:
             frame_sinks.append(stack.enter_context(Mp4Sink(save, fps=video.stats.get("fps") or 15)))
-        loop = LiveLoop(recognizer, video, audio, frame_sinks=frame_sinks, sinks=sinks, tracker=tracker,
-                        camera=camera, detecting=(lambda: outputs.detect) if outputs is not None else None,
-                        duration=duration, on_result=on_result, on_event=on_event)
-        if outputs is not None:
-            outputs.stats_source = loop.stats
-            outputs.start()
-        summary = loop.run()
-    summary["onsets"] = tracker.published
-    summary["outputs"] = {w.name: w.counters() for w in sinks}
-    summary["events_settings"] = tracker.settings.to_dict()
-    return summary, loop
+        loop = LiveLoop(recognizer, video, audio, frame_sinks=frame_sinks, camera=camera, source=source,
+                        settings=settings, events=events, sections=sections, duration=duration,
+                        on_result=on_result, on_event=on_event)
+        return loop.run(), loop
 
 
 def write_summary(path: str | Path, summary: dict):

@@ -7,7 +7,7 @@
     decide_batch(rings, timer)  B windows (of B streams): decide -> crop kernel (patches) ->
                                 focus_local -> head, once for the B; [B, ...] results copied out
 
-Each stream (host ring) has its own device rings (trt_streams.py). The feature rings are
+Each window (host ring) has its own device rings (trt_windows.py). The feature rings are
 mirrored (kernels/ring.py), so a window is contiguous: a single window (B = 1, the live loop) is
 read in place where its slots are 256-byte aligned (TensorRT's alignment); otherwise the B
 windows are gathered into the batch buffers, device to device. The crop kernel takes one ring
@@ -48,7 +48,7 @@ from ..kernels.cuda_driver import ALIGN, check, clear_runtime_error, on_device
 from ..kernels.launch import CropKernel
 from .pipeline import Timer, boxes_xyxy
 from .trt_sizes import nbytes
-from .trt_streams import StreamPool
+from .trt_windows import WindowPool
 from .window import ring_slots
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class TrtPipeline:
 
     def _allocate(self, backend) -> None:
         cfg, mem = self.cfg, backend.mem
-        self.pool = StreamPool(mem, self.T, {window: self.item[one] for window, one in RINGS})
+        self.pool = WindowPool(mem, self.T, {window: self.item[one] for window, one in RINGS})
         self.direct = {window: self.item[one] % ALIGN == 0 for window, one in RINGS}   # slots bindable in place
         self.wave_host = mem.pinned((self.max_snippets, cfg.audio_samples), np.float32)
         self.out_host = {n: mem.pinned(self.specs[n].at(self.max_decisions), self.specs[n].dtype) for n in OUTPUTS}

@@ -6,7 +6,7 @@
     scheduler: {max_batch: 64, max_wait_ms: 30, deadline_ms: 250}
     detect: {stride: 2, threshold: 0.5, filters: {bell-checker: {threshold: 0.7}},   # every camera's defaults
              max_not_heard: 1.0, offset_threshold: 0.25, min_duration: 0}         # (the event tracker's)
-    jsonl: {path: "events/{camera}.jsonl", decisions: true}                         # an output, off by default
+    jsonl: {path: "events/{camera}.jsonl", decisions: true}          # an output, off by default (append: false: afresh)
     mqtt: {host: broker.lan, port: 1883, topic_prefix: avgn, user: ha, password: ..., discovery: true}
     record: {path: clips, pre_capture: 5, post_capture: 5, retain: {days: 10, labels: {bell-checker: 30}}}
     ros2: {topic: /avgn/classification, connect: [tcp/robot:7447]}
@@ -119,6 +119,7 @@ class JsonlConfig(Section):
     enabled: bool = True
     path: Optional[str] = None                # "{camera}" is replaced by the camera's name
     decisions: bool = True                    # also every decision, not only events
+    append: bool = True                       # false: the file starts afresh at each start (live --events)
 
     def file_for(self, camera: str) -> Optional[Path]:
         return Path(self.path.replace("{camera}", camera)) if self.enabled and self.path else None

@@ -7,6 +7,9 @@
 
 Data flows one way: streams' threads (capture, clock) -> scheduler (batched inference) ->
 each stream's event tracker and outputs; the API reads state and adds/removes/patches streams.
+``live`` is this service with one camera (live/loop.py): its recognizer and its opened source
+are given (``rec``, ``sources``), ``observers`` see each snippet, result and event as it happens,
+and its ``--web`` serves the web view alone (``start(web_only=True)``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .config import CameraConfig, ServeConfig, camera_from_request, patched_came
 from ..sinks.base import Fanout
 from ..sinks.records import Media
 from .scheduler import Scheduler
-from .stream import Stream
+from .camera import Camera
 
 log = logging.getLogger("avgn_edge.serve")
 
@@ -33,12 +36,15 @@ class NoStream(InputError, LookupError):
 
 
 class Service:
-    def __init__(self, cfg: ServeConfig):
-        self.cfg = cfg
-        self.rec = self.scheduler = self.api = self.registry = self.web = None
+    def __init__(self, cfg: ServeConfig, rec=None):
+        """``rec``: a Recognizer the caller owns (and closes); else the config's model is loaded at start."""
+        self.cfg, self.rec, self._owns_rec = cfg, rec, rec is None
+        self.scheduler = self.api = self.registry = self.web = None
+        self.sources: dict = {}                  # camera -> (video, audio) the caller opened and closes
+        self.observers: list = []                # .snippet/.result/.event(camera, x), called in the pipeline's threads
         self._media_of: dict[str, Media | None] = {}   # per camera ever added (its last config)
         self.shared = Fanout()                   # outputs of all streams: web view, MQTT, ROS 2
-        self._streams: dict[str, Stream] = {}
+        self._streams: dict[str, Camera] = {}
         self._lock = threading.RLock()
         self._changes = threading.Lock()         # one POST/PATCH/DELETE at a time (of any name)
         self._events: deque = deque(maxlen=200)
@@ -83,20 +89,27 @@ class Service:
         from .check import check_labels
         check_labels(where, detect, self.rec.labels)
 
-    def start(self, api: bool = True):
+    def start(self, api: bool = True, web_only: bool = False):
         if api and self.cfg.api.port is None:
             raise ConfigError("api.port: required (or pass --port)")
         if api:                                   # the port first: a taken one fails before any output opens
-            from .api import ApiServer, build_app
+            from ..sinks.httphost import ApiServer
             a = self.cfg.api
-            self.api = ApiServer(lambda: build_app(self, a.token, a.host, a.allowed_hosts), a.host, a.port)
+            if web_only:                          # live --web: the web view alone, under the API's guard
+                from ..sinks.web import web_app
+                self.api = ApiServer(lambda: web_app(self.web.sink, a.token, a.host), a.host, a.port,
+                                     setting="--web PORT", alternative="")
+            else:
+                from .api import build_app
+                self.api = ApiServer(lambda: build_app(self, a.token, a.host, a.allowed_hosts), a.host, a.port)
             self.api.claim()
         if self.rec is None:
             self.load_model()
         self.epoch = time.monotonic()
-        from .metrics import registry_for
         self.scheduler = Scheduler(self.rec, self.cfg.scheduler, self.stream_list)
-        self.registry = registry_for(self)
+        if not web_only:                          # /metrics (prometheus-client: serve's extra, not live's)
+            from .metrics import registry_for
+            self.registry = registry_for(self)
         self.scheduler.start()
         self._open_shared(api)
         for name, cam in self.cfg.cameras.items():
@@ -118,12 +131,15 @@ class Service:
             st.request_stop()
         if self.scheduler is not None:
             self.scheduler.stop(timeout)
+            if self.scheduler.alive:              # a step in flight: the recognizer is closed only after it
+                log.info("waiting for the decision in flight")
+                self.scheduler.stop(timeout=None)
         for st in streams:
             st.close(timeout)
         self.shared.close(timeout)               # after the streams' last events (MQTT: offline last)
         if self.api is not None:
             self.api.stop()
-        if self.rec is not None:
+        if self.rec is not None and self._owns_rec:
             self.rec.close()
         log.info("stopped")
 
@@ -137,11 +153,11 @@ class Service:
         return True, ""
 
     # -- streams
-    def stream_list(self) -> list[Stream]:
+    def stream_list(self) -> list[Camera]:
         with self._lock:
             return list(self._streams.values())
 
-    def get_stream(self, name: str) -> Stream | None:
+    def get_stream(self, name: str) -> Camera | None:
         with self._lock:
             return self._streams.get(name)
 
@@ -170,7 +186,8 @@ class Service:
     def _sinks(self, name: str, cam: CameraConfig) -> list:
         from ..sinks.outputs import camera_outputs
         path = cam.jsonl.file_for(name)
-        jsonl = None if path is None else {"path": path, "decisions": cam.jsonl.decisions, "append": True}
+        jsonl = None if path is None else {"path": path, "decisions": cam.jsonl.decisions,
+                                           "append": cam.jsonl.append}
         record = None if self._media_of[name] is None else cam.record.model_dump()
         if record is not None and cam.record_source:          # clips copied from the camera's record stream
             record.update(record_source=cam.record_source, rtsp_transport=cam.rtsp_transport)
@@ -199,7 +216,7 @@ class Service:
                             "backend": self.rec.backend.name, "streams": len(self.stream_list())},
                 "cameras": {st.name: {"status": st.status, **st.info()["counters"]} for st in self.stream_list()}}
 
-    def _add(self, name: str, cam: CameraConfig) -> Stream:
+    def _add(self, name: str, cam: CameraConfig) -> Camera:
         with self._lock:
             if name in self._streams:
                 raise InputError(f"a stream named {name!r} exists already")
@@ -207,7 +224,7 @@ class Service:
                 raise InputError(f"{name}: the service has {len(self._streams)} streams, its limit "
                                  f"(api.max_streams)", hint="DELETE a stream, or raise api.max_streams")
             self._check_labels(f"cameras.{name}.detect", cam.detect)
-            st = Stream(name, cam, self)
+            st = Camera(name, cam, self, self.sources.get(name))
             self._media_of[name] = self._media(name, cam)
             st.sinks = Fanout(self._sinks(name, cam))
             self._streams[name] = st
@@ -218,16 +235,16 @@ class Service:
         log.info("camera %s: added (%s)", name, cam.display_source)
         return st
 
-    def add_stream_from_request(self, body: dict) -> Stream:
+    def add_stream_from_request(self, body: dict) -> Camera:
         name, cam = camera_from_request(self.cfg, body)
         with self._changes:
             return self._add(name, cam)
 
-    def patch_stream(self, name: str, body: dict) -> Stream:
+    def patch_stream(self, name: str, body: dict) -> Camera:
         with self._changes:
             return self._patch(name, body)
 
-    def _patch(self, name: str, body: dict) -> Stream:
+    def _patch(self, name: str, body: dict) -> Camera:
         with self._lock:
             st = self._streams.get(name)
             if st is None:

@@ -1,8 +1,8 @@
 """The outputs of both online front ends, built in one place from config sections.
 
-``serve`` passes its YAML sections (``mqtt:``, ``ros2:``, ``jsonl:``, ``record:``; the web view
-with the API); ``live`` maps its flags onto the same keys (live/outputs.py). A section that is
-None is off. Adding an output is one module in sinks/ and one entry below (its section name),
+The service (serve/service.py) passes its config's sections (``mqtt:``, ``ros2:``, ``jsonl:``,
+``record:``; the web view with the API); ``live`` is that service with one camera, its flags
+mapped onto the same model (live/loop.py: one_camera_config). A section that is None is off. Adding an output is one module in sinks/ and one entry below (its section name),
 plus the section's model in serve/config.py (and, for live, its flags).
 
     shared      one worker for every camera: the web view, MQTT, ROS 2

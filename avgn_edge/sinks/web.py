@@ -46,7 +46,7 @@ class _Camera:
 class WebView(Sink):
     name = "web"
     wants_frames = True
-    audio_of = None          # serve sets it: camera -> which audio it has and its gaps (Stream.audio_info)
+    audio_of = None          # serve sets it: camera -> which audio it has and its gaps (serve/camera.py: Camera.audio_info)
 
     def __init__(self, media=None, top: int = 5):
         """``media(camera)``: the camera's clip/snapshot names (records.Media) or None."""

@@ -177,7 +177,7 @@ def test_a_new_frame_size_gets_a_new_frame_ring(emulated_gpu, tmp_path):
         np.testing.assert_allclose(got.boxes, want.boxes, atol=0.5)     # in the new frame's pixels
         cfg = recs[0].config
         assert np.allclose(got.boxes[:, 2] - got.boxes[:, 0], cfg.patch_size / cfg.frame_size * 256)
-        assert recs[0].pipeline.pool._streams.popitem()[1].frame_shape == big[0].shape
+        assert recs[0].pipeline.pool._windows.popitem()[1].frame_shape == big[0].shape
     finally:
         recs[0].close()
 

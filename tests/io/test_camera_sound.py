@@ -25,6 +25,7 @@ def run_for(src, audio, seconds):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", CODECS)
 def test_the_camera_sound_is_decoded_resampled_and_on_the_frames_clock(codec):
     from avgn_edge.io import open_video
@@ -56,6 +57,7 @@ def test_a_camera_without_sound_says_so_once_and_runs_on_the_picture(caplog):
     assert said == ["camera yard: the stream has no audio track: running on the picture alone"]
 
 
+@pytest.mark.slow
 def test_sound_that_starts_late_is_silence_until_it_starts():
     from avgn_edge.io import open_video
     with camera("--audio", "pcmu", "--audio-delay", "3") as cam, open_video(cam.url) as src:
@@ -68,6 +70,7 @@ def test_sound_that_starts_late_is_silence_until_it_starts():
         assert src.stats["frames"] >= 40 and audio.stats["restarts"] == 0
 
 
+@pytest.mark.slow
 def test_a_camera_cut_and_restored_comes_back_with_its_sound():
     from avgn_edge.io import open_video
     with camera("--audio", "aac") as cam, open_video(cam.url, backoff=(0.2, 1.0)) as src:
@@ -87,6 +90,7 @@ def test_a_camera_cut_and_restored_comes_back_with_its_sound():
         assert not ok                              # the outage is a hole, not stale sound
 
 
+@pytest.mark.slow
 def test_credentials_never_reach_a_log_or_an_error(caplog, capfd):
     from avgn_edge.errors import SourceError
     from avgn_edge.io import open_video

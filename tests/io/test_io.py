@@ -107,6 +107,7 @@ def test_package_imports_and_mic_errors_without_portaudio(tmp_path):
 
 # ----------------------------------------------------------------------------- microphone
 
+@pytest.mark.slow
 def test_microphone_hears_a_tone_from_another_process(virtual_mic, record_property):
     rate, play_rate = 16000, 48000
     tone = (0.5 * np.sin(2 * np.pi * 1000 * np.arange(int(0.5 * play_rate)) / play_rate)).astype(np.float32)
@@ -131,6 +132,7 @@ def test_microphone_hears_a_tone_from_another_process(virtual_mic, record_proper
     assert delay < 0.5
 
 
+@pytest.mark.slow
 def test_microphone_survives_a_stall(virtual_mic):
     """Starve the callback thread (the GIL held for 1.5 s) during a click train: the backlog
     arrives in a burst whose stamps PortAudio gets wrong; the timeline must still place
@@ -162,6 +164,7 @@ def test_microphone_survives_a_stall(virtual_mic):
     assert len(found) == len(clicks) and np.abs(found - clicks).max() < 0.03
 
 
+@pytest.mark.slow
 def test_microphone_devices_and_capture_rate(virtual_mic):
     with pytest.raises(SourceError) as e:
         Microphone(device="no-such-microphone")
@@ -248,6 +251,7 @@ def _run(src, seconds):
     return out
 
 
+@pytest.mark.slow
 def test_file_is_paced_and_its_audio_aligned(flash_beep_clip, record_property):
     clip = flash_beep_clip
     t0 = time.monotonic()
@@ -271,6 +275,7 @@ def test_file_is_paced_and_its_audio_aligned(flash_beep_clip, record_property):
     assert len(errs) == 3 and np.all(np.abs(errs) <= 0.05)
 
 
+@pytest.mark.slow
 def test_file_loops_with_increasing_timestamps(flash_beep_clip):
     clip = flash_beep_clip
     with open_video(clip.path, loop=True) as src:
@@ -354,6 +359,7 @@ def _decode_frames(path):
         return [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
 
 
+@pytest.mark.slow
 def test_flash_and_beep_pair_through_live_capture(virtual_mic, mjpeg_server, flash_beep_clip, record_property):
     """The clip's picture as the camera stream and its sound through the virtual mic, both
     scheduled at the same monotonic instants; the captured flash frame and the beep onset

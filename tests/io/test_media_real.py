@@ -164,6 +164,7 @@ def test_empty_and_foreign_files_are_one_line(tmp_path):
     assert "race.ogv" in [p.name for p in list_videos(tmp_path)]
 
 
+@pytest.mark.slow
 def test_eval_counts_an_undecodable_file_nowhere(t8_folder, tmp_path):
     """videos.py serves the next good clip in a bad file's place (a DataLoader never sees the
     failure); evaluation must not count that clip twice."""

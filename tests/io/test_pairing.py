@@ -8,6 +8,7 @@ import pytest
 from camera_rigs import camera, click_camera_file  # noqa: F401
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec,limit_ms", [("pcmu", 10.0), ("opus", 10.0), ("aac", 40.0)])
 def test_flash_and_click_pair_within_the_target(click_camera_file, codec, limit_ms):  # noqa: F811
     from avgn_edge.bench.pairing import measure

@@ -23,6 +23,7 @@ def _onset(wave, t_end, rate, thr=0.1):
     return None if len(hot) == 0 else t_end - (len(wave) - hot[0]) / rate
 
 
+@pytest.mark.slow
 def test_flash_and_beep_pair_through_the_live_loop(virtual_mic, mjpeg_server, rec):  # noqa: F811
     """Flashes on the camera and beeps on the microphone at the same instants; in the
     snippets the clock makes, each flash's beep starts within 50 ms of the flash."""
@@ -105,6 +106,7 @@ def test_camera_loss_is_survived(mjpeg_server, rec):  # noqa: F811
     assert summary["stale_ticks"] > 0
 
 
+@pytest.mark.slow
 def test_live_command_headless_with_camera_and_default_microphone(mjpeg_server, virtual_mic, tmp_path):  # noqa: F811
     import os
     import subprocess

@@ -122,6 +122,7 @@ def test_unaligned_feature_slots_are_staged(gpu, tiny_bundle, tmp_path):
         trt_rec.close()
 
 
+@pytest.mark.slow
 def test_live_loop_with_trt(gpu, engines):
     """``live --backend trt``: the inference thread pushes every snippet (bug: no context there)."""
     from avgn_edge.data.synth import SynthSpec

@@ -55,6 +55,7 @@ def _sweep_offsets(bundle) -> list[int]:
     return [offset for count, offset in groups for _ in range(count)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("graph", [True, False], ids=["graph", "eager"])
 def test_many_streams_match_ort_at_batch_min_opt_max(tiny_bundle, tmp_path_factory, graph):
     from avgn_edge.runtime.trt_pipeline import GRAPH_BATCHES, GRAPH_CACHE
@@ -101,6 +102,7 @@ def test_many_streams_match_ort_at_batch_min_opt_max(tiny_bundle, tmp_path_facto
         trt_rec.close()
 
 
+@pytest.mark.slow
 def test_streams_of_different_frame_sizes_in_one_batch(tmp_path):
     """Cameras of different sizes (each its own device frame ring; the crop kernel launched per window)."""
     from avgn_edge.config import get_preset

@@ -30,6 +30,7 @@ BOUNDED = settings(max_examples=150, deadline=None, database=None, derandomize=T
                    suppress_health_check=list(HealthCheck))
 
 
+@pytest.mark.slow
 @BOUNDED
 @given(DOCS)
 def test_fuzz_parse_config(data):
@@ -42,6 +43,7 @@ def test_fuzz_parse_config(data):
     json.dumps(cfg.model_dump(), allow_nan=False)          # what it accepted is finite
 
 
+@pytest.mark.slow
 @BOUNDED
 @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_fuzz_load_config_bytes(tmp_path_factory, blob):
@@ -75,6 +77,7 @@ CTYPES = st.sampled_from(["application/json", "application/json; charset=utf-8",
                                             optional={"enabled": st.just(False), "detect": VALUES,
                                                       "record": VALUES, "jsonl": VALUES}).map(
                           lambda d: json.dumps(d).encode())))
+@pytest.mark.slow
 def test_fuzz_the_api(api, method, path, ctype, body):
     headers = {"Content-Type": ctype} if ctype else {}
     status, _, got = raw(api, method, path, body if method in ("POST", "PATCH", "PUT") else None, headers)

@@ -166,6 +166,7 @@ def test_d9_concurrent_changes_of_one_name_never_500(svc):
     assert len(statuses) == 160 and set(statuses) <= {200, 201, 404, 409}, sorted(set(statuses))
 
 
+@pytest.mark.slow
 def test_d10_the_web_state_never_races(svc):
     service, url, _ = svc
     view = service.web.sink

@@ -48,7 +48,7 @@ CAM = "cameras:\n  c: {source: 'synth://'}\n"
     ("api: {port: 1}\njsonl: {path: '/proc/nope/{camera}.jsonl'}\n" + CAM, "jsonl.path"),
     (CAM, "api.port"),
 ])
-@pytest.mark.parametrize("check", [True, False])
+@pytest.mark.parametrize("check", [True, pytest.param(False, marks=pytest.mark.slow)])   # start: also test_serve's
 def test_d11_bad_configs_fail_in_one_line_at_check_and_at_start(tmp_path, text, key, check):
     path = tmp_path / "serve.yaml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -77,6 +77,7 @@ def test_d1_a_config_record_path_over_someones_media_deletes_none_of_it(tmp_path
     assert all(f.read_bytes() == b"precious" for f in (old, other, part))
 
 
+@pytest.mark.slow
 def test_d15_opencv_and_ffmpeg_lines_stay_out_of_the_log(tmp_path):
     path = tmp_path / "serve.yaml"
     dead = free_port()

@@ -34,6 +34,7 @@ def _active(url, name):
     return http("GET", url + f"/api/streams/{name}")[1]["active_events"]
 
 
+@pytest.mark.slow
 def test_d4_a_second_instance_on_a_taken_port_touches_nothing(tmp_path, broker):  # noqa: F811
     clips, jsonl = tmp_path / "clips", tmp_path / "ev-{camera}.jsonl"
     mqtt = {"host": "127.0.0.1", "port": broker.port, "topic_prefix": "d4"}
@@ -70,6 +71,7 @@ def test_d4_a_second_instance_on_a_taken_port_touches_nothing(tmp_path, broker):
             sub.close()
 
 
+@pytest.mark.slow
 def test_d5_an_open_event_stays_on_across_a_broker_restart(tmp_path, broker):  # noqa: F811
     cfg = {"detect": EVENTFUL, "mqtt": {"host": "127.0.0.1", "port": broker.port, "topic_prefix": "d5"},
            "cameras": {"cam": {"source": "synth://?seed=2"}}}
@@ -95,6 +97,7 @@ def test_d5_an_open_event_stays_on_across_a_broker_restart(tmp_path, broker):  #
             sub.close()
 
 
+@pytest.mark.slow
 def test_d6_events_end_and_clips_finish_when_a_file_ends(tmp_path):
     clip = write_flash_beep_clip(tmp_path / "short.mp4", duration=8.0, fps=15)
     clips = tmp_path / "clips"
@@ -117,6 +120,7 @@ def test_d6_disabling_a_stream_ends_its_events_and_finishes_its_clips(tmp_path):
         wait_for(lambda: not _parts(clips) and list(clips.rglob("*.mp4")), 20, what="finished clips")
 
 
+@pytest.mark.slow
 def test_d12_a_deleted_stream_is_not_announced_again(tmp_path, broker):  # noqa: F811
     cfg = {"mqtt": {"host": "127.0.0.1", "port": broker.port, "topic_prefix": "d12", "discovery": True},
            "cameras": {"cam": {"source": "synth://?seed=4"}}}
@@ -152,7 +156,8 @@ def _wait_line(proc, prefix, timeout=60):
     raise AssertionError(f"no {prefix!r} line: {proc.stderr.read()[-1500:] if proc.poll() is not None else ''}")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow),
+                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_d7_live_stops_cleanly_on_signals(tmp_path, sig):
     clips, events = tmp_path / "clips", tmp_path / "events.jsonl"
     # as a launching script leaves it: SIGINT ignored (a background job)
@@ -174,6 +179,7 @@ def test_d7_live_stops_cleanly_on_signals(tmp_path, sig):
     assert kinds.count("onset") >= 1 and kinds.count("offset") == kinds.count("onset"), kinds[-5:]
 
 
+@pytest.mark.slow
 def test_d7_serve_stops_cleanly_on_sighup(tmp_path):
     clips, path = tmp_path / "clips", tmp_path / "serve.yaml"
     path.write_text(f"jsonl: {{path: '{tmp_path}/{{camera}}.jsonl'}}\ndetect: {json.dumps(EVENTFUL)}\n"

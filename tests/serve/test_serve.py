@@ -164,6 +164,7 @@ def test_token_required_except_health():
         assert http("GET", url + "/health/live")[0] == 200 and http("GET", url + "/health/ready")[0] == 200
 
 
+@pytest.mark.slow
 def test_a_camera_outage_and_return_never_stalls_the_others(mjpeg_server):  # noqa: F811
     config = {"cameras": {"cam": {"source": mjpeg_server.url}, "synth": {"source": "synth://?seed=5"}}}
     with running_service(config) as (svc, url):
@@ -183,6 +184,7 @@ def test_a_camera_outage_and_return_never_stalls_the_others(mjpeg_server):  # no
         assert cam.outages >= 1 and cam.reconnects >= 1 and synth.stats.dropped == 0
 
 
+@pytest.mark.slow
 def test_sigterm_ends_cleanly_with_outputs_intact(tmp_path):
     path = tmp_path / "serve.yaml"
     path.write_text(f"jsonl: {{path: '{tmp_path}/{{camera}}.jsonl'}}\ndetect: {{threshold: 0.0}}\n"
@@ -242,6 +244,7 @@ def test_threads_and_servers_are_gone_after_stop():
     assert not left, left
 
 
+@pytest.mark.slow
 @pytest.mark.gpu
 def test_serve_with_the_trt_backend(tmp_path):
     """`serve` on TensorRT (the emulated GPU where there is none): streams batched through the engines,
@@ -271,3 +274,30 @@ def test_serve_with_the_trt_backend(tmp_path):
         wait_for(lambda: len(pipeline.pool) == 2, 30, what="the removed stream's device rings freed")
         n = svc.get_stream("a").stats.decisions
         wait_for(lambda: svc.get_stream("a").stats.decisions > n, 30, what="decisions after the removal")
+
+
+def test_stop_waits_for_the_step_in_flight_before_closing_the_model():
+    """A backend call slower than stop's timeout: the recognizer is closed only after it returned
+    (live's rule, now the service's: live is serve with one camera)."""
+    from avgn_edge.serve.config import parse_config
+    from avgn_edge.serve.service import Service
+    svc = Service(parse_config({"cameras": {"a": {"source": "synth://"}}}))
+    svc.load_model()
+    rec, real_encode, state = svc.rec, svc.rec.encode_many, {"in": threading.Event(), "done": False}
+    real_close, closed_after_done = rec.close, []
+
+    def encode_many(*a, **k):
+        if not state["in"].is_set():
+            state["in"].set()
+            time.sleep(2.0)                       # longer than stop's timeout below
+            state["done"] = True
+        return real_encode(*a, **k)
+
+    def close():
+        closed_after_done.append(state["done"])
+        real_close()
+    rec.encode_many, rec.close = encode_many, close
+    svc.start(api=False)
+    assert state["in"].wait(30), "no snippet reached the scheduler"
+    svc.stop(timeout=0.5)
+    assert closed_after_done == [True]

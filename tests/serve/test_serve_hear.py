@@ -36,6 +36,7 @@ def blank_with_sound(path: Path, kind: str | None, seconds: int = 40, amp: float
     return path
 
 
+@pytest.mark.slow
 def test_serve_hears_its_cameras_and_says_which_audio_each_has(tmp_path):
     with camera("--audio", "pcmu") as talk, camera() as mute, camera("--audio", "opus") as off:
         cams = {"talk": {"source": talk.url}, "mute": {"source": mute.url},
@@ -69,6 +70,7 @@ def test_unknown_hwaccel_is_one_line_naming_the_camera(tmp_path):
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_live_on_a_camera_with_sound_needs_no_microphone(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE")}     # no sound server: no microphone
     with camera("--audio", "aac") as cam:

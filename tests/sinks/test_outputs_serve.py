@@ -43,6 +43,7 @@ def served(tmp_path_factory):
         broker.stop()
 
 
+@pytest.mark.slow
 def test_events_reach_mqtt_with_their_clip_and_the_clip_has_sound(served):
     svc, url, sub, work = served
     sub.wait("avgn/available", "online")
@@ -85,6 +86,7 @@ def test_the_web_view_follows_the_api_token(served):
     wait_for(lambda: http("GET", url + "/web/cameras", token=TOKEN)[1]["cameras"] == ["yard"], 10, what="lane gone")
 
 
+@pytest.mark.slow
 def test_the_web_view_in_headless_chromium(served, tmp_path):
     """The screenshot goes to docs/web_view.png with AVGN_UPDATE_DOCS=1 (else to a temporary folder)."""
     from browser_rigs import Chromium

@@ -42,6 +42,7 @@ def test_package_weights_recognise_a_real_photograph():
     assert float(q.max()) < 0.05                        # the architecture alone knows nothing
 
 
+@pytest.mark.slow
 def test_home_trunks_start_from_the_package_weights():
     cfg = get_preset("home")
     model = build_model(cfg)
@@ -69,6 +70,7 @@ def test_home_config_is_checked_and_round_trips():
         cfg.replace(lite_blocks=(8, 0, 11))
 
 
+@pytest.mark.slow
 def test_frozen_features_equal_the_encoders_output(tmp_path):
     from avgn_edge.data.datasets import open_training_data
     from avgn_edge.train.batches import loader
@@ -129,6 +131,7 @@ def test_home_trains_exports_and_quantizes(home_run):
     assert "accuracy" in b.variants["int8"]
 
 
+@pytest.mark.slow
 def test_unknown_shipped_name_is_one_line():
     r = _cli("eval", "--checkpoint", "nope-no-such", "--data", "synth:seed=1,clips=2", timeout=120)
     assert r.returncode != 0 and "Traceback" not in r.stderr

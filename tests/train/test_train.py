@@ -135,6 +135,7 @@ def test_only_event_clips_train_the_evidence_and_backgrounds_teacher_picks_hard_
     assert not torch.allclose(frame_ev[0], strongest[0].amax(-1), atol=1e-5)  # an event: its own class only
 
 
+@pytest.mark.slow
 def test_imagenet_initialisation_from_local_torchvision_files(tmp_path, tiny_cfg):
     from torchvision.models import mobilenet_v2, resnet18
     from avgn_edge.model.pretrained import imagenet_state

@@ -64,6 +64,7 @@ def test_train_a_folder_through_the_cache_with_validation(videos, tmp_path):
     assert r["files_clips_per_s"] > 0 and r["cache_clips_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_bad_training_inputs_are_one_line_and_write_nothing(videos, tmp_path, capsys):
     """In-process (the same main() the entry point runs), to spare a torch import per case."""
     from avgn_edge.cli.main import main

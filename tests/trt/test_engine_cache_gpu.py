@@ -156,6 +156,7 @@ def synth_engines(tmp_path_factory):
     return out, first
 
 
+@pytest.mark.slow
 def test_build_engines_twice_reuses_all(synth_engines):
     out, first = synth_engines
     assert len(list(out.glob("*.engine"))) == 5 and len(list(out.glob("*.json"))) == 5

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_gpu_proof_script_runs_end_to_end_on_the_emulator(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("cuda.bindings.driver")

@@ -116,6 +116,7 @@ def _cli(args, env_extra=(), how="no-nvrtc"):
                           env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_without_nvrtc_on_the_emulated_gpu(tmp_path):
     """The done-when: AVGN_EMULATE_GPU=1 and no NVRTC: auto runs on ONNX Runtime saying why in one line;
     trt fails with one line."""
@@ -240,6 +241,7 @@ def test_an_engine_without_a_profile_is_an_engine_error(emulated_gpu):
 
 # -- R9: LiveLoop.run returns only when inference is done
 
+@pytest.mark.slow
 def test_run_waits_for_the_decision_in_flight():
     from avgn_edge.data.synth import SynthSpec
     from avgn_edge.io.synthstream import SynthStream

@@ -1,10 +1,16 @@
 """One camera of the service: its source, snippet clock, window, event tracker, outputs and counters.
 
-The stream's thread owns the source: it opens it (retrying with backoff while it cannot),
+The API and the metrics call it a stream (``/api/streams``, ``stream=`` labels); in the code it
+is a ``Camera``, not to be taken for a CUDA stream (the TensorRT backend's, emulator/streams.py)
+or the synthetic stream (data/stream.py, io/synthstream.py).
+
+The camera's thread owns the source: it opens it (retrying with backoff while it cannot),
 ticks the snippet clock on the service's shared grid and posts each snippet to the
-scheduler's one-slot mailbox for this stream. Losing the source stalls only this thread:
+scheduler's one-slot mailbox for this camera. Losing the source stalls only this thread:
 the status turns ``offline``, the capture reconnects, the status turns ``online`` again and
 the window restarts. Everything it keeps is bounded (the last result, a few recent events).
+A source given already open (``live``: ``Service.sources``) is used as it is and left open:
+its own reconnects are the only ones.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ OFFLINE_AFTER = 2.0          # seconds without a new frame before a stream reads
 BACKOFF = (0.5, 10.0)        # reopening a source that cannot be opened
 
 
-class Stream:
-    def __init__(self, name: str, cam, service):
-        self.name, self.cam, self.service = name, cam, service
+class Camera:
+    def __init__(self, name: str, cam, service, source: tuple | None = None):
+        """``source``: (video, audio) opened (and closed) by the caller, instead of ``cam``'s."""
+        self.name, self.cam, self.service, self.given = name, cam, service, source
         self.window = service.rec.new_window(cam.detect.stride)
         self.stats = LiveStats()
         self.tracker = EventTracker(service.rec.labels, cam.detect.settings(), camera=name)
@@ -46,6 +53,7 @@ class Stream:
         self._source_reconnects = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None   # what stopped the capture thread (a bug)
         self._track = threading.Lock()            # the tracker: the scheduler's results vs detection off
 
     # -- lifecycle (service thread)
@@ -114,6 +122,12 @@ class Stream:
     def _open(self):
         from ..io import Microphone, open_video
         svc, cam = self.service, self.cam
+        if self.given is not None:
+            video, audio = self.given
+            codec, device = getattr(video, "audio_codec", None), getattr(audio, "device_name", None)
+            self.audio_source, self.audio_kind = audio, ("none" if audio is None else f"mic:{device}" if device
+                                                         else f"camera:{codec}" if codec else "source")
+            return video, audio, None
         video = open_video(cam.source, loop=cam.loop, camera=self.name, transport=cam.rtsp_transport,
                            hwaccel=cam.hwaccel)
         kind = "mic" if cam.mic is not None else cam.audio.source
@@ -142,6 +156,7 @@ class Stream:
             self._run()
         except Exception as exc:                    # a bug: this stream stops, the others go on
             log.exception("camera %s: capture failed", self.name)
+            self.error = exc
             self._set("failed", f"{type(exc).__name__}: {exc}")
 
     def _run(self):
@@ -160,7 +175,8 @@ class Stream:
             try:
                 ended = self._capture(video, audio, svc)
             finally:
-                video.close()
+                if self.given is None:
+                    video.close()
                 if mic is not None:
                     mic.close()
             if ended:
@@ -187,6 +203,8 @@ class Stream:
             s.restart = s.restart or first           # a (re)opened source starts a new window
             first = False
             svc.scheduler.post(self, s)
+            for o in svc.observers:
+                o.snippet(self.name, s)
             self._frame(s)
         return False
 
@@ -195,11 +213,13 @@ class Stream:
         with self._track:
             if not self.cam.enabled:              # a step that was under way when detection went off
                 return
-            self.stats.decision({}, 1e3 * latency_s)
+            self.stats.decision(r.timings, 1e3 * latency_s)
             transitions = self.tracker.update(r)
             self.last_result = r
             for out in (self.sinks, self.service.shared):
                 out.decision(self.name, r)
+            for o in self.service.observers:
+                o.result(self.name, r)
             for tr in transitions:
                 self._event(tr)
 
@@ -210,6 +230,8 @@ class Stream:
         self.service.note_event(self.name, record)
         for out in (self.sinks, self.service.shared):
             out.event(self.name, tr)
+        for o in self.service.observers:
+            o.event(self.name, tr)
 
     def _frame(self, s):
         """The snippet's frame and the audio that came since the last one, for the outputs that want them."""
