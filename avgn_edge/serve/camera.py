@@ -38,7 +38,7 @@ class Camera:
         self.name, self.cam, self.service, self.given = name, cam, service, source
         self.window = service.rec.new_window(cam.detect.stride)
         self.stats = LiveStats()
-        self.tracker = EventTracker(service.rec.labels, cam.detect.settings(), camera=name)
+        self.tracker = EventTracker(service.rec.labels, cam.detect.settings(self._tuned()), camera=name)
         self.sinks = Fanout()                     # this camera's own outputs (JSON lines, clips); the service's
         self._hop = int(round(service.period * service.sample_rate))   # audio samples per snippet
         self.status = "starting" if cam.enabled else "disabled"
@@ -81,10 +81,14 @@ class Camera:
         self.sinks.close(timeout)
         self.status = "stopped"
 
+    def _tuned(self) -> dict:
+        """The model's own event settings (tuned on a validation stream), under what ``detect:`` sets."""
+        return self.service.rec.bundle.event_defaults
+
     def update(self, cam):
         """Apply changed settings (PATCH): detection thresholds and stride at once, enabled starts/stops."""
         old, self.cam = self.cam, cam
-        self.tracker.configure(cam.detect.settings())
+        self.tracker.configure(cam.detect.settings(self._tuned()))
         self.window.stride = cam.detect.stride
         if old.enabled and not cam.enabled:
             self.stop_capture()

@@ -13,14 +13,14 @@ from pathlib import Path
 from ..errors import AvgnError, ConfigError, InputError
 
 
-def check_labels(where: str, detect, labels) -> None:
-    """A detect section against the model's labels (unknown filter labels, an offset above an
-    onset threshold): ConfigError naming the key."""
+def check_labels(where: str, detect, labels, tuned: dict | None = None) -> None:
+    """A detect section (over the bundle's ``tuned`` event defaults) against the model's labels
+    (unknown filter labels, an offset above an onset threshold): ConfigError naming the key."""
     bad = [k for k in detect.filters if k not in labels]
     if bad:
         raise ConfigError(f"{where}.filters.{bad[0]}: not a label of this model", hint="labels: " + ", ".join(labels))
     try:
-        detect.settings().check(labels)
+        detect.settings(tuned).check(labels)
     except InputError as exc:
         raise ConfigError(f"{where}: {exc}", hint=exc.hint) from None
 
@@ -47,12 +47,13 @@ def check_config(cfg, source: str = "config") -> tuple:
     if cfg.api.port is None:
         raise ConfigError(f"{source}: api.port: required (or pass --port)")
     try:
-        labels = load_bundle(cfg.model.bundle).labels
+        bundle = load_bundle(cfg.model.bundle)
     except AvgnError as exc:
         raise ConfigError(f"{source}: model.bundle: {exc}", hint=exc.hint) from None
-    check_labels("detect", cfg.detect, labels)
+    labels, tuned = bundle.labels, bundle.event_defaults
+    check_labels("detect", cfg.detect, labels, tuned)
     for name, cam in cfg.cameras.items():
-        check_labels(f"cameras.{name}.detect", cam.detect, labels)
+        check_labels(f"cameras.{name}.detect", cam.detect, labels, tuned)
         jl = cam.jsonl.file_for(name)
         if jl is not None:
             _writable(f"cameras.{name}.jsonl.path", jl, folder=False)

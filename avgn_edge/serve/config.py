@@ -109,10 +109,17 @@ class DetectConfig(Section):
     max_not_heard: float = Field(1.0, ge=0.0, le=86_400)           # seconds not heard before an event ends
     min_duration: float = Field(0.0, ge=0.0, le=86_400)            # seconds heard before an event is published
 
-    def settings(self):
+    def settings(self, tuned: dict | None = None):
+        """EventSettings; what the config leaves unset comes from ``tuned`` (a bundle's
+        ``event_defaults``, tuned on a validation stream), else from these defaults."""
         from ..events import EventSettings
-        return EventSettings(threshold=self.threshold, label_thresholds={k: f.threshold for k, f in self.filters.items()},
-                             offset=self.offset_threshold, hold=self.max_not_heard, min_duration=self.min_duration)
+        t, given = tuned or {}, self.model_fields_set
+        pick = lambda field, key: getattr(self, field) if field in given or key not in t else t[key]  # noqa: E731
+        return EventSettings(threshold=pick("threshold", "threshold"),
+                             label_thresholds={**t.get("label_thresholds", {}),
+                                               **{k: f.threshold for k, f in self.filters.items()}},
+                             offset=pick("offset_threshold", "offset"), hold=pick("max_not_heard", "hold_s"),
+                             min_duration=pick("min_duration", "min_duration_s"))
 
 
 class JsonlConfig(Section):
@@ -259,9 +266,9 @@ def resolve_sections(cfg: ServeConfig, cam: CameraConfig) -> CameraConfig:
     for section, model in CAMERA_SECTIONS.items():
         mine = getattr(cam, section)
         if section in cam.model_fields_set:
-            merged = _merge(getattr(cfg, section).model_dump(), mine.model_dump(exclude_unset=True))
-        else:
-            merged = getattr(cfg, section).model_dump()
+            merged = _merge(getattr(cfg, section).model_dump(exclude_unset=True), mine.model_dump(exclude_unset=True))
+        else:           # only what was set, so that model_fields_set tells a set key from a default
+            merged = getattr(cfg, section).model_dump(exclude_unset=True)
         object.__setattr__(cam, section, model.model_validate(merged))
     for section, model in OPTIONAL_CAMERA_SECTIONS.items():
         glob, mine = getattr(cfg, section), getattr(cam, section)
@@ -367,6 +374,7 @@ def patched_camera(cam: CameraConfig, body: dict) -> CameraConfig:
         raise ConfigError(f"{fixed[0]}: cannot be changed at run time (changeable: {', '.join(PATCHABLE)})",
                           hint="DELETE the stream and POST it again")
     data = cam.model_dump()
+    data["detect"] = cam.detect.model_dump(exclude_unset=True)     # unset keys stay the model's tuned ones
     data = _merge(data, body)
     try:
         new = CameraConfig.model_validate(data)

@@ -87,7 +87,7 @@ class Service:
 
     def _check_labels(self, where: str, detect):
         from .check import check_labels
-        check_labels(where, detect, self.rec.labels)
+        check_labels(where, detect, self.rec.labels, self.rec.bundle.event_defaults)
 
     def start(self, api: bool = True, web_only: bool = False):
         if api and self.cfg.api.port is None:

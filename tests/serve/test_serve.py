@@ -301,3 +301,24 @@ def test_stop_waits_for_the_step_in_flight_before_closing_the_model():
     assert state["in"].wait(30), "no snippet reached the scheduler"
     svc.stop(timeout=0.5)
     assert closed_after_done == [True]
+
+
+def test_a_bundles_tuned_event_settings_apply_where_detect_leaves_them_unset(tmp_path):
+    """The home bundle carries event settings tuned on a validation stream (onset 0.9, speech 0.95,
+    vehicle 0.5): serve uses them where ``detect:`` says nothing, the config's keys win where set, at
+    start and after a PATCH; the synth bundle (none tuned) keeps the defaults."""
+    from avgn_edge.bundle import load_bundle
+    from avgn_edge.serve.config import parse_config, patched_camera, resolve_sections
+    tuned = load_bundle("home").event_defaults
+    assert tuned["threshold"] == 0.9 and tuned["label_thresholds"]["vehicle"] == 0.5
+    cfg = parse_config({"api": {"port": 0}, "detect": {"max_not_heard": 3.0}, "cameras": {
+        "a": {"source": "synth://"}, "b": {"source": "synth://", "detect": {"threshold": 0.4,
+                                                                           "filters": {"speech": {"threshold": 0.7}}}}}})
+    a, b = (resolve_sections(cfg, cfg.cameras[n]) for n in "ab")
+    sa, sb = a.detect.settings(tuned), b.detect.settings(tuned)
+    assert (sa.threshold, sa.hold, sa.label_thresholds) == (0.9, 3.0, {"speech": 0.95, "vehicle": 0.5})
+    assert (sb.threshold, sb.label_thresholds) == (0.4, {"speech": 0.7, "vehicle": 0.5})
+    patched = patched_camera(a, {"detect": {"stride": 3}}).detect.settings(tuned)
+    assert (patched.threshold, patched.hold) == (0.9, 3.0)          # a PATCH of one key keeps the others tuned
+    assert patched_camera(a, {"detect": {"threshold": 0.6}}).detect.settings(tuned).threshold == 0.6
+    assert a.detect.settings(load_bundle("synth").event_defaults).threshold == 0.5
