@@ -107,11 +107,15 @@ def _streams(r: dict) -> list[str]:
     st = r.get("streams")
     if st:
         ct = st["clip_throughput"]
-        out += ["## Many streams in one process (`serve`'s scheduler, synth:// streams, ONNX Runtime FP32)", "",
-                f"Real time = every stream: no snippet dropped, p95 decision latency (capture → result) under "
+        src = st.get("source", "synth")
+        what = (f"synth:// streams replayed from memory ({src}: rendered once, then looped, so the count is "
+                "the service's, not the generator's)" if src.startswith("replay") else "synth:// streams rendered live")
+        within = st.get("search", {}).get("within", 8)
+        out += ["## Many streams in one process (`serve`'s scheduler, ONNX Runtime FP32)", "",
+                f"Streams: {what}. Real time = every stream: no snippet dropped, p95 decision latency (capture → result) under "
                 f"250 ms, ≥ 95% of the 4 Hz snippet clock; {st['seconds_per_run']} s per run after the window "
                 "fills; batched (up to 64 per stage call) and batch 1 measured in turn in the same run; the count "
-                "doubles until a run fails, then the bracket is halved to within 1/8.", "",
+                f"doubles until a run fails, then the bracket is halved to within 1/{within}.", "",
                 "| | max real-time streams |", "|---|---|",
                 f"| batched | **{st['max_realtime_streams']}** |",
                 f"| batch 1 | {st['max_realtime_streams_batch1']} |",
