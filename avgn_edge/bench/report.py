@@ -61,6 +61,8 @@ def _ratios(r: dict, dense_target: str) -> list[str]:
             ("INT8 vs FP32, ONNX Runtime (its own INT8 graph: u8 activations), per clip", "int8_vs_fp32", "≥ 1.5"),
             ("INT8 vs FP32 with TensorRT's Q/DQ graph (s8 activations) on ONNX Runtime, per clip",
              "int8_tensorrt_graph_vs_fp32", "(for TensorRT)"),
+            ("ONNX Runtime's joined graphs (3 calls a clip, glance view in the graph) vs the staged ones "
+             "(5 calls, NumPy glance view), per clip, FP32", "joined_vs_staged", ""),
             ("streaming with the feature ring vs re-encoding the window, per decision (FP32)", "ring_vs_reencode", ""),
             ("streaming decision, INT8 vs FP32", "ring_int8_vs_fp32", "")]
     out = ["## Side by side (same run, interleaved; how many times faster the first is)", "",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..bundle import STAGES, Bundle
+
+log = logging.getLogger(__name__)
 
 # ONNX Runtime's NCHWc layout pass segfaults on the FP16 decide graph with a dynamic batch (seen
 # with 1.32 while creating the session); it is an FP32-CPU layout pass anyway
@@ -17,12 +21,19 @@ class OrtBackend:
     runs TensorRT's symmetric Q/DQ graph instead, with graph optimisations off by default: ONNX
     Runtime then computes the exact fake-quantised arithmetic TensorRT will run (its own
     saturating s8s8 kernels would distort it, and are slow on x86); ``optimize=True`` measures
-    that graph's speed on ONNX Runtime's kernels."""
+    that graph's speed on ONNX Runtime's kernels.
+
+    ``fuse`` (default): besides the stage sessions, one session per chain joined in memory
+    (ort_fused.py): ``encode`` takes the snippets' frames (the glance view is resized and
+    normalised in the graph, both glance stages in one call) and ``focus_head`` runs focus_local
+    and head in one call. The stage sessions stay for everything else (per-stage timing, frames
+    of mixed sizes in one batch)."""
 
     name = "ort"
 
     def __init__(self, bundle: Bundle, precision: str = "fp32", threads: int | None = None,
-                 optimize: bool | None = None, providers: list[str] | None = None, tensorrt_graph: bool = False):
+                 optimize: bool | None = None, providers: list[str] | None = None, tensorrt_graph: bool = False,
+                 fuse: bool = True):
         import onnxruntime as ort
 
         self.precision = precision
@@ -31,17 +42,67 @@ class OrtBackend:
         self.graph = "tensorrt" if tensorrt_graph or "ort" not in bundle.variants.get(precision, {}) else "ort"
         if optimize is None:
             optimize = not (precision == "int8" and self.graph == "tensorrt")
+        settings = {stage: session_settings(stage, precision, threads, optimize, stage_work(bundle, stage))
+                    for stage in STAGES}
         self.sessions = {stage: open_session(bundle.stage_path(stage, precision, ort=self.graph == "ort"),
-                                             session_settings(stage, precision, threads, optimize,
-                                                              stage_work(bundle, stage)), self.providers)
+                                             settings[stage], self.providers)
                          for stage in STAGES}
         self.outputs = {s: [o.name for o in sess.get_outputs()] for s, sess in self.sessions.items()}
+        self.chains: set[str] = set()
+        self.frames_encoder = self.frames_decider = False
+        self.glance_size = bundle.config.glance_size
+        if fuse:
+            self._fuse(bundle, settings)
         # the host pipeline splits bigger calls (the manifest's max still applies to the others)
         self.max_batch = {s: 1 for s in ("glance_visual", "glance_audio")
                           if precision != "int8" and (stage_work(bundle, s) or 0.0) >= ONE_SNIPPET_FROM_GMACS}
 
+    def _fuse(self, bundle: Bundle, settings: dict):
+        import onnx
+
+        from .ort_fused import decision_graph, encode_graph, focus_head_graph
+        load = lambda s: onnx.load(str(bundle.stage_path(s, self.precision, ort=self.graph == "ort")))
+        cfg = bundle.config
+        builders = {"encode": lambda: encode_graph(load("glance_visual"), load("glance_audio"), cfg.glance_size,
+                                                   cfg.mean, cfg.std),
+                    "focus_head": lambda: focus_head_graph(load("focus_local"), load("head")),
+                    "decision": lambda: decision_graph(load("decide"), load("focus_local"), load("head"), cfg.patch_size,
+                                                       cfg.patch_size / cfg.frame_size, cfg.mean, cfg.std)}
+        from .pipeline import CHAINS
+        stages = dict(CHAINS, decision=("decide", "focus_local", "head"))
+        for chain, build in builders.items():
+            parts = [settings[s] for s in stages[chain]]
+            st = dict(parts[0], threads=0 if any(p["threads"] == 0 for p in parts) else max(p["threads"] for p in parts))
+            try:
+                sess = open_session(build().SerializeToString(), st, self.providers)
+            except Exception as exc:          # a graph the joiner cannot handle: the stages still run it
+                log.info("ort: %s stays staged (%s: %s)", chain, type(exc).__name__, exc)
+                continue
+            self.sessions[chain] = sess
+            self.outputs[chain] = [o.name for o in sess.get_outputs()]
+            self.chains.add(chain)
+        self.chains -= {"encode", "decision"}           # the pipeline calls these through encode_frames, decide_frames
+        self.frames_encoder = "encode" in self.sessions
+        self.frames_decider = "decision" in self.sessions
+
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs[stage], self.sessions[stage].run(self.outputs[stage], feeds)))
+
+    def run_chain(self, chain: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One call of a joined chain (``chain in self.chains``); feeds it does not take are ignored."""
+        names = [i.name for i in self.sessions[chain].get_inputs()]
+        return self.run(chain, {n: feeds[n] for n in names})
+
+    def encode_frames(self, frames: np.ndarray, waves: np.ndarray) -> dict[str, np.ndarray]:
+        """uint8 frames [N, H, W, 3] (one size) and waves [N, S] -> gmap, gvec, avec in one call."""
+        from .ort_fused import glance_matrices
+        wy, wxt = glance_matrices(frames.shape[1], frames.shape[2], self.glance_size)
+        return self.run("encode", {"frames": frames, "wy": wy, "wxt": wxt, "wave": waves})
+
+    def decide_frames(self, feeds: dict[str, np.ndarray], frames: np.ndarray) -> dict[str, np.ndarray]:
+        """decide's feeds and the windows' frames (uint8 [B, T, H, W, 3], time order) -> decide's
+        outputs and ``scores``: decide, the crop, focus_local and head in one call."""
+        return self.run("decision", {**feeds, "frames": frames})
 
     def close(self) -> None:
         self.sessions.clear()
@@ -91,7 +152,7 @@ def session_settings(stage: str, precision: str, threads: int | None = None, opt
 def open_session(path, settings: dict, providers: list[str] | None = None):
     """An ONNX Runtime session for one stage graph, set up as ``session_settings`` says."""
     import onnxruntime as ort
-    return ort.InferenceSession(str(path), _options(ort, settings), providers=providers or ["CPUExecutionProvider"],
+    return ort.InferenceSession(path if isinstance(path, bytes) else str(path), _options(ort, settings), providers=providers or ["CPUExecutionProvider"],
                                 disabled_optimizers=settings["disabled_optimizers"] or None)
 
 
