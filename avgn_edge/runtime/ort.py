@@ -36,7 +36,7 @@ class OrtBackend:
                  fuse: bool = True):
         import onnxruntime as ort
 
-        self.precision = precision
+        self.precision, self.threads = precision, threads
         available = ort.get_available_providers()
         self.providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         self.graph = "tensorrt" if tensorrt_graph or "ort" not in bundle.variants.get(precision, {}) else "ort"
@@ -71,8 +71,9 @@ class OrtBackend:
         from .pipeline import CHAINS
         stages = dict(CHAINS, decision=("decide", "focus_local", "head"))
         for chain, build in builders.items():
-            parts = [settings[s] for s in stages[chain]]
-            st = dict(parts[0], threads=0 if any(p["threads"] == 0 for p in parts) else max(p["threads"] for p in parts))
+            work = sum(stage_work(bundle, s) or 0.0 for s in stages[chain])
+            st = dict(settings[stages[chain][0]], threads=self.threads if self.threads is not None
+                      else (0 if work >= JOINED_THREADS_FROM_GMACS else 1))
             try:
                 sess = open_session(build().SerializeToString(), st, self.providers)
             except Exception as exc:          # a graph the joiner cannot handle: the stages still run it
@@ -120,6 +121,12 @@ class OrtBackend:
 # synth's glance and decision graphs (<= 0.006) on one; paper's stages (0.03-10.7) all get all
 # cores. `avgn-edge bench` times the other choice of every stage beside this one (docs/benchmarks.md).
 THREADS_FROM_GMACS = 0.02
+# A joined graph (ort_fused.py) gets all cores only where its work per item is clearly heavy: it has
+# many small operators (decide's are 82% "other"), and with two threads each of them waits for the
+# other thread, which a busy machine preempts. synth's decision (0.031 GMACs), load 4-5 on 2 cores,
+# interleaved: 2.20 ms on one thread, 2.55 ms on two (encode: 3.53 vs 4.03), and in a burst of load
+# the two-thread form took twice the staged clip. paper's (10.7 GMACs) keeps all cores.
+JOINED_THREADS_FROM_GMACS = 0.1
 # A float glance stage whose snippet costs at least this many GMACs is called one snippet at a time:
 # at a bigger batch its activations leave the cache (paper's FP32 glance at 224 px, interleaved, per
 # clip of 16: 171 ms as 16 calls of 1, 186 ms as 4 of 4, 239 ms as 1 of 16). INT8's 1-byte

@@ -114,3 +114,15 @@ def test_the_crop_in_the_graph_is_the_kernels_reference(tiny_cfg):
         want = crop_patches_batch([list(f) for f in frames], [0, 0], indices, centres, frac, p,
                                   tiny_cfg.mean, tiny_cfg.std)
         np.testing.assert_allclose(got, want, atol=2e-4)
+
+
+def test_a_joined_graph_gets_all_cores_only_when_its_work_is_heavy():
+    from avgn_edge.bundle import load_bundle
+    from avgn_edge.runtime.ort import JOINED_THREADS_FROM_GMACS, OrtBackend
+    b = load_bundle("synth")
+    threads = lambda be, s: be.sessions[s].get_session_options().intra_op_num_threads
+    be = OrtBackend(b)
+    assert threads(be, "decision") == 1 and threads(be, "encode") == 1 and threads(be, "focus_local") == 0
+    b.provenance["gflops_per_clip"] = dict(b.provenance["gflops_per_clip"], focus_local=JOINED_THREADS_FROM_GMACS)
+    assert threads(OrtBackend(b), "decision") == 0
+    assert threads(OrtBackend(b, threads=3), "decision") == 3
