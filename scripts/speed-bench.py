@@ -4,8 +4,8 @@
 
 Clips: bench/clips.py's interleaved set (AVGN joined and staged FP32, INT8, dense, PyTorch eager,
 streaming decisions), ``--repeats`` times, each ratio with its spread. Streams: the real-time
-search (bench/streams.py), batched and batch 1, for replayed streams on the joined graphs (now)
-and for live-rendered synth:// streams on the staged graphs (the layout before, same machine).
+search (bench/streams.py), batched and batch 1: replayed streams on the joined graphs (now), on
+the staged graphs, and live-rendered synth:// streams on the staged graphs (before), in turn.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def main():
     ap.add_argument("--reps", type=int, default=60)
     ap.add_argument("--stream-seconds", type=float, default=8.0)
     ap.add_argument("--no-streams", action="store_true")
+    ap.add_argument("--no-clips", action="store_true")
     ap.add_argument("--out", default="speed.json")
     a = ap.parse_args()
     import logging
@@ -37,7 +38,7 @@ def main():
     b = load_bundle("synth")
     clips = [open_dataset("synth:seed=1000,clips=2", drive_config(b.config))[i] for i in range(2)]
     res = {"clips": [], "streams": {}}
-    for i in range(a.repeats):
+    for i in range(0 if a.no_clips else a.repeats):
         before = load_avg()
         table, ratios = clip_ratios(b, "synth", clips, a.reps, 2)
         res["clips"].append({"load_before": before, "load_after": load_avg(), "ratios": ratios,
@@ -47,7 +48,8 @@ def main():
     if not a.no_streams:
         from avgn_edge.bench.streams import max_realtime_streams
         from avgn_edge.runtime import ort
-        for name, source, fuse in (("replay_joined", "replay", True), ("synth_staged", "synth", False)):
+        for name, source, fuse in (("replay_joined", "replay", True), ("replay_staged", "replay", False),
+                                   ("synth_staged", "synth", False)):
             init = ort.OrtBackend.__init__.__wrapped__ if hasattr(ort.OrtBackend.__init__, "__wrapped__") else ort.OrtBackend.__init__
 
             def patched(self, *args, _init=init, _fuse=fuse, **kw):

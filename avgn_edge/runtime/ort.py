@@ -50,6 +50,7 @@ class OrtBackend:
         self.outputs = {s: [o.name for o in sess.get_outputs()] for s, sess in self.sessions.items()}
         self.chains: set[str] = set()
         self.frames_encoder = self.frames_decider = False
+        self.joined_work: dict[str, float] = {}
         self.glance_size = bundle.config.glance_size
         if fuse:
             self._fuse(bundle, settings)
@@ -75,16 +76,23 @@ class OrtBackend:
             st = dict(settings[stages[chain][0]], threads=self.threads if self.threads is not None
                       else (0 if work >= JOINED_THREADS_FROM_GMACS else 1))
             try:
-                sess = open_session(build().SerializeToString(), st, self.providers)
+                model = build().SerializeToString()
+                sess = open_session(model, st, self.providers)
+                if chain == "decision" and st["threads"] == 1:      # a big batch of decisions: all cores
+                    self._add("decision@all", open_session(model, dict(st, threads=0), self.providers))
             except Exception as exc:          # a graph the joiner cannot handle: the stages still run it
                 log.info("ort: %s stays staged (%s: %s)", chain, type(exc).__name__, exc)
                 continue
-            self.sessions[chain] = sess
-            self.outputs[chain] = [o.name for o in sess.get_outputs()]
+            self._add(chain, sess)
+            self.joined_work[chain] = work
             self.chains.add(chain)
         self.chains -= {"encode", "decision"}           # the pipeline calls these through encode_frames, decide_frames
         self.frames_encoder = "encode" in self.sessions
         self.frames_decider = "decision" in self.sessions
+
+    def _add(self, name: str, sess):
+        self.sessions[name] = sess
+        self.outputs[name] = [o.name for o in sess.get_outputs()]
 
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs[stage], self.sessions[stage].run(self.outputs[stage], feeds)))
@@ -102,8 +110,11 @@ class OrtBackend:
 
     def decide_frames(self, feeds: dict[str, np.ndarray], frames: np.ndarray) -> dict[str, np.ndarray]:
         """decide's feeds and the windows' frames (uint8 [B, T, H, W, 3], time order) -> decide's
-        outputs and ``scores``: decide, the crop, focus_local and head in one call."""
-        return self.run("decision", {**feeds, "frames": frames})
+        outputs and ``scores``: decide, the crop, focus_local and head in one call (on all cores when
+        the batch's work reaches ``JOINED_THREADS_FROM_GMACS``: many streams' decisions at once)."""
+        big = len(frames) * self.joined_work["decision"] >= JOINED_THREADS_FROM_GMACS
+        return self.run("decision@all" if big and "decision@all" in self.sessions else "decision",
+                        {**feeds, "frames": frames})
 
     def close(self) -> None:
         self.sessions.clear()
@@ -125,7 +136,9 @@ THREADS_FROM_GMACS = 0.02
 # many small operators (decide's are 82% "other"), and with two threads each of them waits for the
 # other thread, which a busy machine preempts. synth's decision (0.031 GMACs), load 4-5 on 2 cores,
 # interleaved: 2.20 ms on one thread, 2.55 ms on two (encode: 3.53 vs 4.03), and in a burst of load
-# the two-thread form took twice the staged clip. paper's (10.7 GMACs) keeps all cores.
+# the two-thread form took twice the staged clip. paper's (10.7 GMACs) keeps all cores. A call of
+# many streams' decisions whose work reaches it runs on an all-cores session of the same graph
+# (the service, 16 replayed streams batched: p95 latency 202-225 ms on one thread vs 144-166 ms staged).
 JOINED_THREADS_FROM_GMACS = 0.1
 # A float glance stage whose snippet costs at least this many GMACs is called one snippet at a time:
 # at a bigger batch its activations leave the cache (paper's FP32 glance at 224 px, interleaved, per
