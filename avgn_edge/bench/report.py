@@ -307,6 +307,7 @@ sides interleaved; rerun to see the spread.
     avgn-edge bench --preset paper --write-docs docs   # a preset's section (random weights, speed only)
     avgn-edge bench --preset tiny --write-docs docs
     avgn-edge bench --fast --json              # the CI smoke run (a few minutes)
+    python scripts/speed-bench.py --repeats 3  # joined vs staged graphs per clip, repeated; streams: replay vs live
     avgn-edge bench --soak 60 --soak-out docs/measured/soak.json   # the soak (then --write-docs shows it)
     avgn-edge bench --backend trt              # on a Jetson: the same tables, measured on TensorRT
     python -m avgn_edge.triton.loadgen --streams 8 --write docs/measured/triton.md    # 8 clients, one Triton
