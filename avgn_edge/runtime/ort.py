@@ -23,11 +23,12 @@ class OrtBackend:
     saturating s8s8 kernels would distort it, and are slow on x86); ``optimize=True`` measures
     that graph's speed on ONNX Runtime's kernels.
 
-    ``fuse`` (default): besides the stage sessions, one session per chain joined in memory
-    (ort_fused.py): ``encode`` takes the snippets' frames (the glance view is resized and
-    normalised in the graph, both glance stages in one call) and ``focus_head`` runs focus_local
-    and head in one call. The stage sessions stay for everything else (per-stage timing, frames
-    of mixed sizes in one batch)."""
+    ``fuse`` (default): besides the stage sessions, graphs joined in memory (ort_fused.py):
+    ``encode`` takes the snippets' frames (the glance view is resized and normalised in the
+    graph, both glance stages in one call) and ``decision`` runs decide, the crop, focus_local
+    and head in one call; ``focus_head`` serves decisions whose frames differ in size. The stage
+    sessions stay for everything else (per-stage timing, snippets of mixed sizes). The joined
+    sessions hold their own copy of the weights (memory: about twice the stages')."""
 
     name = "ort"
 
@@ -172,8 +173,8 @@ def session_settings(stage: str, precision: str, threads: int | None = None, opt
 def open_session(path, settings: dict, providers: list[str] | None = None):
     """An ONNX Runtime session for one stage graph, set up as ``session_settings`` says."""
     import onnxruntime as ort
-    return ort.InferenceSession(path if isinstance(path, bytes) else str(path), _options(ort, settings), providers=providers or ["CPUExecutionProvider"],
-                                disabled_optimizers=settings["disabled_optimizers"] or None)
+    return ort.InferenceSession(path if isinstance(path, bytes) else str(path), _options(ort, settings),
+                                providers=providers or ["CPUExecutionProvider"], disabled_optimizers=settings["disabled_optimizers"] or None)
 
 
 def _options(ort, settings: dict):

@@ -119,7 +119,10 @@ class HostPipeline:
         """N checked snippets (frames HxWx3 uint8, sizes may differ) -> features [N, ...]."""
         cfg = self.cfg
         waves = np.ascontiguousarray(np.stack([c.wave for c in items]), np.float32)
-        if getattr(self.backend, "frames_encoder", False) and len({c.frame.shape for c in items}) == 1:
+        sizes = {c.frame.shape for c in items}
+        # frames already at the glance size skip the resize in NumPy (paper: 224 px), not in the graph
+        if getattr(self.backend, "frames_encoder", False) and len(sizes) == 1 and \
+                items[0].frame.shape[:2] != (cfg.glance_size, cfg.glance_size):
             with timer("encode"):          # the glance view made in the graph, both glance stages in one call
                 return _split(lambda f: self.backend.encode_frames(f["frames"], f["wave"]),
                               {"frames": np.stack([c.frame for c in items]), "wave": waves},

@@ -126,3 +126,17 @@ def test_a_joined_graph_gets_all_cores_only_when_its_work_is_heavy():
     b.provenance["gflops_per_clip"] = dict(b.provenance["gflops_per_clip"], focus_local=JOINED_THREADS_FROM_GMACS)
     assert threads(OrtBackend(b), "decision") == 0
     assert threads(OrtBackend(b, threads=3), "decision") == 3
+
+
+def test_frames_at_the_glance_size_skip_the_resize(pair, clip, tiny_cfg):
+    """paper's frames are its glance size: NumPy skips the identity resize, the graph would not."""
+    fused, staged = pair
+    g = tiny_cfg.glance_size
+    small = np.ascontiguousarray(clip.frames[0][:g, :g])
+    w = fused.new_window(stride=1)
+    calls, run = counting(fused.backend)
+    try:
+        fused.encode_many([w.check(small, clip.audio[0], 1.0)])
+    finally:
+        fused.backend.run = run
+    assert calls == ["glance_visual", "glance_audio"]
