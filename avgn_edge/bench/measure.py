@@ -251,7 +251,7 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
         log.info("streams in real time, batched and batch 1 (same run) ...")
         from .streams import batch_scaling, clip_throughput, max_realtime_streams
         res["batch_scaling_ms_per_item"] = batch_scaling(bundle, feeds, (1, 16) if fast else (1, 8, 32, 64))
-        res["streams"] = (max_realtime_streams(str(bundle.root), 6.0, start=8, limit=16, bisect=False) if fast
+        res["streams"] = (max_realtime_streams(str(bundle.root), 5.0, start=16, within=4) if fast
                           else max_realtime_streams(str(bundle.root), 20.0))
         res["streams"]["clip_throughput"] = clip_throughput(str(bundle.root), clip_reps)
         log.info("accuracy on the test split ...")

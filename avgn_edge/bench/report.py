@@ -61,6 +61,8 @@ def _ratios(r: dict, dense_target: str) -> list[str]:
             ("INT8 vs FP32, ONNX Runtime (its own INT8 graph: u8 activations), per clip", "int8_vs_fp32", "≥ 1.5"),
             ("INT8 vs FP32 with TensorRT's Q/DQ graph (s8 activations) on ONNX Runtime, per clip",
              "int8_tensorrt_graph_vs_fp32", "(for TensorRT)"),
+            ("ONNX Runtime's joined graphs (3 calls a clip, glance view in the graph) vs the staged ones "
+             "(5 calls, NumPy glance view), per clip, FP32", "joined_vs_staged", ""),
             ("streaming with the feature ring vs re-encoding the window, per decision (FP32)", "ring_vs_reencode", ""),
             ("streaming decision, INT8 vs FP32", "ring_int8_vs_fp32", "")]
     out = ["## Side by side (same run, interleaved; how many times faster the first is)", "",
@@ -107,11 +109,15 @@ def _streams(r: dict) -> list[str]:
     st = r.get("streams")
     if st:
         ct = st["clip_throughput"]
-        out += ["## Many streams in one process (`serve`'s scheduler, synth:// streams, ONNX Runtime FP32)", "",
-                f"Real time = every stream: no snippet dropped, p95 decision latency (capture → result) under "
+        src = st.get("source", "synth")
+        what = (f"synth:// streams replayed from memory ({src}: rendered once, then looped, so the count is "
+                "the service's, not the generator's)" if src.startswith("replay") else "synth:// streams rendered live")
+        within = st.get("search", {}).get("within", 8)
+        out += ["## Many streams in one process (`serve`'s scheduler, ONNX Runtime FP32)", "",
+                f"Streams: {what}. Real time = every stream: no snippet dropped, p95 decision latency (capture → result) under "
                 f"250 ms, ≥ 95% of the 4 Hz snippet clock; {st['seconds_per_run']} s per run after the window "
                 "fills; batched (up to 64 per stage call) and batch 1 measured in turn in the same run; the count "
-                "doubles until a run fails, then the bracket is halved to within 1/8.", "",
+                f"doubles until a run fails, then the bracket is halved to within 1/{within}.", "",
                 "| | max real-time streams |", "|---|---|",
                 f"| batched | **{st['max_realtime_streams']}** |",
                 f"| batch 1 | {st['max_realtime_streams_batch1']} |",
@@ -301,6 +307,7 @@ sides interleaved; rerun to see the spread.
     avgn-edge bench --preset paper --write-docs docs   # a preset's section (random weights, speed only)
     avgn-edge bench --preset tiny --write-docs docs
     avgn-edge bench --fast --json              # the CI smoke run (a few minutes)
+    python scripts/speed-bench.py --repeats 3  # joined vs staged graphs per clip, repeated; streams: replay vs live
     avgn-edge bench --soak 60 --soak-out docs/measured/soak.json   # the soak (then --write-docs shows it)
     avgn-edge bench --backend trt              # on a Jetson: the same tables, measured on TensorRT
     python -m avgn_edge.triton.loadgen --streams 8 --write docs/measured/triton.md    # 8 clients, one Triton

@@ -4,8 +4,10 @@ clip throughput batched vs one snippet per call, and the memory of a long run (t
 Real time means, for every stream over the measured span: no snippet dropped (mailbox,
 deadline or a late clock tick), p95 decision latency (capture -> result) under 250 ms, and
 at least 95% of the snippet clock's rate. The service is the real one (``Service`` without
-its HTTP server), streams are the built-in ``synth://`` generator (its rendering counts:
-it runs in the same process, like a decoder would).
+its HTTP server). Streams are ``synth://?replay=2`` by default: each stream's first 2 s
+rendered once and looped from memory (io/replay.py), so the count is the service's, not the
+generator's; ``source="synth"`` renders every frame live as before (its cost counts, like a
+decoder's would).
 """
 
 from __future__ import annotations
@@ -27,18 +29,38 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def service_for(bundle: str, n: int, max_batch: int, precision: str = "fp32"):
+REPLAY_SECONDS = 2.0
+
+
+def stream_uri(i: int, source: str = "replay") -> str:
+    if source not in ("replay", "synth"):
+        raise ValueError(f"unknown stream source {source!r} (replay or synth)")
+    return f"synth://?seed={i}" + (f"&replay={REPLAY_SECONDS:g}" if source == "replay" else "")
+
+
+def prerender(n: int, source: str):
+    """Render the replay loops of n streams now (the cache keeps them), so that a run's
+    streams start at once instead of rendering while the others are measured."""
+    if source == "replay":
+        from ..io import open_video
+        for i in range(n):
+            open_video(stream_uri(i, source)).close()
+
+
+def service_for(bundle: str, n: int, max_batch: int, precision: str = "fp32", source: str = "synth"):
     from ..serve.config import CameraConfig, ModelSection, SchedulerConfig, ServeConfig
     from ..serve.service import Service
-    cams = {f"s{i:03d}": CameraConfig(source=f"synth://?seed={i}") for i in range(n)}
+    cams = {f"s{i:03d}": CameraConfig(source=stream_uri(i, source)) for i in range(n)}
     cfg = ServeConfig(model=ModelSection(bundle=bundle, backend="ort", precision=precision),
                       scheduler=SchedulerConfig(max_batch=max_batch), cameras=cams)
     return Service(cfg)
 
 
-def realtime_run(bundle: str, n: int, max_batch: int, seconds: float, warmup: float | None = None) -> dict:
+def realtime_run(bundle: str, n: int, max_batch: int, seconds: float, warmup: float | None = None,
+                 source: str = "replay") -> dict:
     """Run n streams for ``warmup`` (the window fills) + ``seconds``; judge the measured span."""
-    svc = service_for(bundle, n, max_batch)
+    prerender(n, source)
+    svc = service_for(bundle, n, max_batch, source=source)
     svc.start(api=False)
     period = svc.period
     warmup = (svc.rec.config.num_snippets + 2) * period if warmup is None else warmup
@@ -60,7 +82,7 @@ def realtime_run(bundle: str, n: int, max_batch: int, seconds: float, warmup: fl
         lat += recent[-made:] if made else []
     p95 = float(np.percentile(lat, 95)) if lat else None
     ok = (sum(drops) == 0 and p95 is not None and p95 < LATENCY_BUDGET_MS and min(rates) >= 0.95 / period)
-    return {"streams": n, "max_batch": max_batch, "seconds": round(span, 1), "realtime": bool(ok),
+    return {"streams": n, "max_batch": max_batch, "source": source, "seconds": round(span, 1), "realtime": bool(ok),
             "dropped": int(sum(drops)), "min_snippets_per_s": round(min(rates), 3),
             "latency_p50_ms": None if not lat else round(float(np.percentile(lat, 50)), 1),
             "latency_p95_ms": None if p95 is None else round(p95, 1)}
@@ -71,10 +93,12 @@ def _counts(st) -> dict:
             "decisions": st.stats.decisions}
 
 
-def max_realtime_streams(bundle: str, seconds: float, start: int = 8, limit: int = 512, bisect: bool = True) -> dict:
+def max_realtime_streams(bundle: str, seconds: float, start: int = 8, limit: int = 512, bisect: bool = True,
+                         within: int = 8, source: str = "replay") -> dict:
     """The most streams that run in real time, batched and batch 1: doubling from ``start`` until
-    a run fails, then (``bisect``) halving the bracket until it is within 1/8 of its top. The two
-    modes take turns, step by step, so both see the same machine."""
+    a run fails, then (``bisect``) halving the bracket until it is within 1/``within`` of its top.
+    The two modes take turns, step by step, so both see the same machine."""
+    from ..io import replay
     modes = {"batched": 64, "batch1": 1}
     state = {m: {"lo": 0, "hi": None, "next": start} for m in modes}
     runs = []
@@ -84,20 +108,23 @@ def max_realtime_streams(bundle: str, seconds: float, start: int = 8, limit: int
             n = st["next"]
             if n is None:
                 continue
-            r = dict(realtime_run(bundle, n, max_batch, seconds), mode=mode)
+            r = dict(realtime_run(bundle, n, max_batch, seconds, source=source), mode=mode)
             runs.append(r)
             log.info("%s %d streams: %s", mode, n, r)
             st["lo" if r["realtime"] else "hi"] = n
             if st["hi"] is None:
                 st["next"] = 2 * n if 2 * n <= limit else None
-            elif bisect and st["hi"] - st["lo"] > max(1, st["hi"] // 8):
+            elif bisect and st["hi"] - st["lo"] > max(1, st["hi"] // within):
                 st["next"] = (st["lo"] + st["hi"]) // 2
             else:
                 st["next"] = None
+    replay.clear_cache()
     best = {m: state[m]["lo"] for m in modes}
     return {"max_realtime_streams": best["batched"], "max_realtime_streams_batch1": best["batch1"],
             "ratio": round(best["batched"] / best["batch1"], 2) if best["batch1"] else None,
-            "search": {"start": start, "limit": limit, "bisect": bisect}, "seconds_per_run": seconds,
+            "source": source + (f" ({REPLAY_SECONDS:g} s loop)" if source == "replay" else ""),
+            "search": {"start": start, "limit": limit, "bisect": bisect, "within": within},
+            "seconds_per_run": seconds,
             "runs": sorted(runs, key=lambda x: (x["streams"], x["mode"]))}
 
 

@@ -25,6 +25,9 @@ def open_video(uri, *, loop: bool = False, read_timeout: float = 2.0, open_timeo
     if u.kind in ("file", "rtsp", "http", "rtmp"):
         with _AV_IMPORT:            # streams open on their own threads: PyAV's first import is not thread-safe
             import av  # noqa: F401
+    if u.kind == "synth" and "replay" in u.options:
+        from .replay import ReplayStream
+        return ReplayStream(synth_spec, **u.options)
     if u.kind == "synth":                           # the sources load when asked for (cv2, av, numpy)
         from .synthstream import SynthStream
         return SynthStream(synth_spec, **u.options)

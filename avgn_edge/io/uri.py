@@ -10,6 +10,8 @@
     synth://                  the built-in real-time generator, quiet 90% of the time
                               synth://?seed=3&quiet=0.7&distractors=0.5&noise=0.25&events=bell-checker,hum-vstripes
                               (quiet: share of time with no event; or gap=MIN-MAX segments between events)
+                              synth://?seed=3&replay=2   its first 2 s rendered once, then looped from
+                              memory (benchmarks: the service without the generator's cost)
 
 Credentials in a URI (``rtsp://user:pass@cam/...``, ``?password=...``) never leave it:
 ``str(VideoURI)``, source names, log lines and error messages show ``redact_uri(uri)``.
@@ -25,12 +27,13 @@ from urllib.parse import parse_qsl
 from ..errors import SourceError
 
 FORMS = ("0 (camera index)", "/dev/videoN", "csi://N", "rtsp://...", "http(s)://...", "rtmp://...",
-         "file://path or a path", "synth://?seed=S&quiet=Q&distractors=D&noise=X&events=L1,L2 (or gap=MIN-MAX for quiet)")
+         "file://path or a path", "synth://?seed=S&quiet=Q&distractors=D&noise=X&events=L1,L2 (or gap=MIN-MAX for quiet; replay=SECONDS loops)")
 _HINT = "supported sources: " + ", ".join(FORMS)
 
 _CAMERA_OPTS = {"width": int, "height": int, "fps": float, "fourcc": str}
 _CSI_OPTS = {"width": int, "height": int, "fps": int, "flip": int}
-_SYNTH_OPTS = {"seed": int, "quiet": float, "distractors": float, "noise": float, "events": str, "gap": str}
+_SYNTH_OPTS = {"seed": int, "quiet": float, "distractors": float, "noise": float, "events": str, "gap": str,
+               "replay": float}
 
 
 _SECRET = re.compile(r"pass|pwd|token|secret|key|auth|sig|user|login|cred", re.IGNORECASE)
@@ -95,6 +98,9 @@ def _check_synth(opts: dict):
     if not 0.0 <= opts.get("quiet", 0.0) < 1.0:
         raise SourceError(f"synth quiet must be in [0, 1), got {opts['quiet']}",
                           hint="the share of time with no event, e.g. synth://?quiet=0.9")
+    if "replay" in opts and not 0.0 < opts["replay"] <= 600.0:
+        raise SourceError(f"synth replay must be in (0, 600] seconds, got {opts['replay']}",
+                          hint="the length of the loop rendered once, e.g. synth://?replay=2")
     if "quiet" in opts and "gap" in opts:
         raise SourceError("synth: give quiet or gap, not both")
     if "events" in opts:

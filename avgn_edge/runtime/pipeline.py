@@ -118,10 +118,18 @@ class HostPipeline:
     def encode_batch(self, items, timer: Timer) -> dict[str, np.ndarray]:
         """N checked snippets (frames HxWx3 uint8, sizes may differ) -> features [N, ...]."""
         cfg = self.cfg
-        waves = np.stack([c.wave for c in items])
+        waves = np.ascontiguousarray(np.stack([c.wave for c in items]), np.float32)
+        sizes = {c.frame.shape for c in items}
+        # frames already at the glance size skip the resize in NumPy (paper: 224 px), not in the graph
+        if getattr(self.backend, "frames_encoder", False) and len(sizes) == 1 and \
+                items[0].frame.shape[:2] != (cfg.glance_size, cfg.glance_size):
+            with timer("encode"):          # the glance view made in the graph, both glance stages in one call
+                return _split(lambda f: self.backend.encode_frames(f["frames"], f["wave"]),
+                              {"frames": np.stack([c.frame for c in items]), "wave": waves},
+                              min(self.limit["glance_visual"], self.limit["glance_audio"]))
         with timer("crop_glance"), self.one_blas_thread():
             views = glance_views([c.frame for c in items], cfg.glance_size, cfg.mean, cfg.std)
-        out = self.run_chain("encode", {"glance": views, "wave": np.ascontiguousarray(waves, np.float32)}, timer)
+        out = self.run_chain("encode", {"glance": views, "wave": waves}, timer)
         return {"gmap": out["gmap"], "gvec": out["gvec"], "avec": out["avec"]}
 
     def decide_batch(self, rings, timer: Timer) -> list[dict[str, np.ndarray]]:
@@ -130,14 +138,22 @@ class HostPipeline:
         orders = [r.order() for r in rings]
         gmaps, gvecs, avecs = (np.stack([r.features[n][o] for r, o in zip(rings, orders)])
                                for n in ("gmap", "gvec", "avec"))
-        with timer("decide"):
-            d = self.run("decide", {"gmaps": gmaps, "gvecs": gvecs, "avecs": avecs})
         box_frac = cfg.patch_size / cfg.frame_size
-        with timer("crop"), self.one_blas_thread():
-            patches = crop_patches_batch([r.frames for r in rings], [int(o[0]) for o in orders], d["indices"],
-                                         d["centres"], box_frac, cfg.patch_size, cfg.mean, cfg.std)
-        scores = self.run_chain("focus_head", {"patches": patches, "gvecs": gvecs, "avecs": avecs,
-                                               "saliency": d["saliency"], "indices": d["indices"]}, timer)["scores"]
+        feeds = {"gmaps": gmaps, "gvecs": gvecs, "avecs": avecs}
+        if getattr(self.backend, "frames_decider", False) and len({f.shape for r in rings for f in r.frames}) == 1:
+            with timer("decision"):       # decide, the crop, focus and head in one call
+                frames = np.stack([np.stack([r.frames[i] for i in o]) for r, o in zip(rings, orders)])
+                d = _split(lambda f: self.backend.decide_frames({k: f[k] for k in feeds}, f["frames"]),
+                           {**feeds, "frames": frames}, min(self.limit[s] for s in ("decide", "focus_local", "head")))
+            scores = d["scores"]
+        else:
+            with timer("decide"):
+                d = self.run("decide", feeds)
+            with timer("crop"), self.one_blas_thread():
+                patches = crop_patches_batch([r.frames for r in rings], [int(o[0]) for o in orders], d["indices"],
+                                             d["centres"], box_frac, cfg.patch_size, cfg.mean, cfg.std)
+            scores = self.run_chain("focus_head", {"patches": patches, "gvecs": gvecs, "avecs": avecs,
+                                                   "saliency": d["saliency"], "indices": d["indices"]}, timer)["scores"]
         heard = seen = None
         if self.modality is not None:
             with timer("modality"):

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_bench_fast_json(tmp_path):
     res = subprocess.run([sys.executable, "-m", "avgn_edge.cli.main", "bench", "--fast", "--json",
-                          "--write-docs", str(tmp_path)], capture_output=True, text=True, timeout=420, cwd=ROOT,
+                          "--write-docs", str(tmp_path)], capture_output=True, text=True, timeout=900, cwd=ROOT,
                          env={**os.environ})
     assert res.returncode == 0, res.stderr[-2000:]
     r = json.loads(res.stdout)
@@ -31,6 +31,8 @@ def test_bench_fast_json(tmp_path):
     assert {"max_realtime_streams", "max_realtime_streams_batch1", "runs", "clip_throughput"} <= set(st)
     assert {x["mode"] for x in st["runs"]} == {"batched", "batch1"} and all("latency_p95_ms" in x for x in st["runs"])
     assert st["clip_throughput"]["clips_per_s"]["batched"] > 0
+    assert st["source"].startswith("replay") and all(x["source"] == "replay" for x in st["runs"])
+    assert st["search"]["limit"] >= 512 and st["search"]["bisect"]      # --fast searches to the limit too
     md = (tmp_path / "benchmarks.md").read_text()
     assert "prediction, not a measurement" in md and "avgn-edge bench --backend trt" in md
     assert (tmp_path / "accuracy_vs_gflops.png").stat().st_size > 10_000
