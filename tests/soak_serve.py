@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -43,6 +44,8 @@ def main(argv=None) -> int:
     ap.add_argument("--every", type=float, default=60.0, help="seconds between faults")
     ap.add_argument("--sample", type=float, default=30.0, help="seconds between RSS samples")
     ap.add_argument("--out", default="soak.json")
+    ap.add_argument("--trace", metavar="DIR", help="run serve under tracemalloc (tests/soak_trace.py), dumps in DIR")
+    ap.add_argument("--trace-every", type=float, default=120.0, help="seconds between tracemalloc dumps")
     a = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="avgn-soak-"))
     broker = Mosquitto(work).start()
@@ -53,7 +56,10 @@ def main(argv=None) -> int:
                    f"mqtt: {{host: 127.0.0.1, port: {broker.port}, topic_prefix: soak, stats_interval: 30}}\n"
                    f"cameras:\n{cams}")
     sub = Subscriber(broker.port, ["soak/events"])
-    proc = subprocess.Popen([sys.executable, "-m", "avgn_edge.cli.main", "serve", str(cfg)], cwd=HERE.parent,
+    run = ([str(HERE / "soak_trace.py"), str(Path(a.trace).resolve()), str(a.trace_every)] if a.trace
+           else [str(HERE / "soak_trace.py"), "/tmp", "0"] if os.environ.get("SOAK_TRIM")
+           else ["-m", "avgn_edge.cli.main"])
+    proc = subprocess.Popen([sys.executable, *run, "serve", str(cfg)], cwd=HERE.parent,
                             stdout=subprocess.PIPE, stderr=open(work / "serve.log", "w"), text=True)
     url = proc.stdout.readline().split()[-1]
     t0 = time.monotonic()

@@ -51,14 +51,18 @@ def run(args) -> int:
         check_config(cfg, args.config)
         print(f"{args.config}: ok, {len(cfg.cameras)} camera(s)")
         return 0
+    from ..serve.memory import Trimmer, limit_arenas
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
+    limit_arenas()                               # before any stream thread: RSS stays flat (serve/memory.py)
+    trimmer = Trimmer()
     svc = Service(cfg)
     try:
         svc.start()
         print(f"serving on http://{cfg.api.host}:{svc.api.port}", flush=True)
         while not stop.wait(0.5):
+            trimmer.tick()
             if not svc.readiness()[0] and svc.scheduler.error is not None:
                 log.error("the scheduler failed: stopping")
                 break

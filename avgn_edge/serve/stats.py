@@ -103,7 +103,8 @@ class LiveStats:
     def recent_rate(self, horizon: float = 10.0) -> float:
         """Snippets per second over about the last ``horizon`` seconds (0 when none came)."""
         now = time.monotonic()
-        pts = [p for p in self._rate if now - p[0] <= horizon]
+        # a snapshot first: the stream thread appends while an HTTP thread reads (/metrics, /api/streams)
+        pts = [p for p in tuple(self._rate) if now - p[0] <= horizon]
         if len(pts) < 2:
             return 0.0
         return (pts[-1][1] - pts[0][1]) / max(now - pts[0][0], 1e-9)
@@ -116,7 +117,7 @@ class LiveStats:
                "audio_gaps": self.audio_gaps, "failed_calls": self.failed_calls,
                "latency_p50_ms": self._pct(self.latency_ms, 50), "latency_p95_ms": self._pct(self.latency_ms, 95),
                "av_pairing_p95_ms": self._pct(self.pairing_ms, 95),
-               "stages_ms": {k: {"p50": self._pct(v, 50), "p95": self._pct(v, 95)} for k, v in self.stage_ms.items()}}
+               "stages_ms": {k: {"p50": self._pct(v, 50), "p95": self._pct(v, 95)} for k, v in list(self.stage_ms.items())}}
         return {**out, **(extra or {})}
 
     def line(self) -> str:

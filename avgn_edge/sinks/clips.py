@@ -65,15 +65,19 @@ class ClipIndex:
             lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
         except FileNotFoundError:
             return []
-        out = []
+        out: dict[str, None] = {}                        # ordered, without repeats
         for line in lines:
             try:
                 rel = json.loads(line).get("f")
             except (ValueError, AttributeError):
                 continue
-            if isinstance(rel, str) and self._ours(rel) and rel not in out:
-                out.append(rel)
-        return out
+            if isinstance(rel, str) and self._ours(rel):
+                out[rel] = None
+        return list(out)
+
+    def lists(self, rel: str) -> bool:
+        """Whether this camera's sink wrote ``rel`` (``<label>/<file>``): what the web view may serve."""
+        return self._ours(rel) and rel in self.entries()
 
     def keep(self, rels: list[str]):
         tmp = self.path.with_name(INDEX + ".tmp")

@@ -9,7 +9,8 @@ puts the page and its data on an aiohttp app (serve's API app, or ``live --web``
     GET /web/{camera}/stream.mjpeg       the annotated stream (multipart/x-mixed-replace: any browser)
     GET /web/{camera}/frame.jpg          one annotated frame
     GET /web/{camera}/state              top labels, audio level, saliency, chosen patches, open and recent events
-    GET /web/media/{camera}/{label}/{f}  an event's clip (.mp4) or snapshot (.jpg)
+    GET /web/media/{camera}/{label}/{f}  an event's clip (.mp4) or snapshot (.jpg): only files the clip sink
+                                         wrote (listed in the camera's index, sinks/clips.py)
 
 The token rules are the API's (serve/api.py): browsers pass it as ``?token=`` (an <img> sends
 no headers); the page forwards the one it was opened with.
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Sink
+from .clips import ClipIndex
 from .mqtt import audio_level
 from .records import message, safe
 
@@ -209,8 +211,10 @@ def add_routes(app, view: WebView):
         m = view.media(cam) if cam in view.cams else None
         if m is None or fname != safe(fname) or not fname.endswith((".mp4", ".jpg")) or label in (".", ".."):
             raise web.HTTPNotFound(reason="no such clip")
-        path = m.root / safe(cam) / safe(label) / fname
-        if not path.is_file():
+        folder = m.root / safe(cam)
+        path = folder / safe(label) / fname
+        # only what this camera's clip sink wrote and indexed, never another file under the output root
+        if not ClipIndex(folder).lists(f"{label}/{fname}") or path.is_symlink() or not path.is_file():
             raise web.HTTPNotFound(reason="no such clip (yet: a clip appears post_capture s after its event ended)")
         return web.FileResponse(path)
 
