@@ -66,6 +66,8 @@ def run(args) -> int:
     quiet_native_logs()
     from ..live.session import open_audio, run_session, write_summary
 
+    from ..serve.memory import limit_arenas
+    limit_arenas()                                # before any thread: RSS stays flat (serve/memory.py)
     parse_video_uri(args.source)                  # bad input fails before the model loads
     event_settings(args)
     wanted = output_sections(args)

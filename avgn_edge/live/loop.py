@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from ..serve.clock import Snippet
 from ..serve.config import ServeConfig, describe
+from ..serve.memory import Trimmer
 from ..serve.service import Service
 from ..sinks.overlay import draw
 
@@ -119,8 +120,9 @@ class LiveLoop:
     def _watch(self, st):
         """The caller's thread: the picture and a stats line, until the run ends."""
         start = last_stats = time.monotonic()
-        last_index = -1
+        last_index, trimmer = -1, Trimmer()
         while st.status not in ("ended", "failed") and self.service.scheduler.error is None:
+            trimmer.tick()                        # freed native memory back to the system (serve/memory.py)
             now = time.monotonic()
             if self.duration is not None and now - start >= self.duration:
                 return
