@@ -48,10 +48,11 @@ def prerender(n: int, source: str):
 
 
 def service_for(bundle: str, n: int, max_batch: int, precision: str = "fp32", source: str = "synth"):
-    from ..serve.config import CameraConfig, ModelSection, SchedulerConfig, ServeConfig
+    from ..serve.config import ApiConfig, CameraConfig, ModelSection, SchedulerConfig, ServeConfig
     from ..serve.service import Service
     cams = {f"s{i:03d}": CameraConfig(source=stream_uri(i, source)) for i in range(n)}
-    cfg = ServeConfig(model=ModelSection(bundle=bundle, backend="ort", precision=precision),
+    cfg = ServeConfig(api=ApiConfig(max_streams=max(n, ApiConfig().max_streams)),    # the search may pass 64
+                      model=ModelSection(bundle=bundle, backend="ort", precision=precision),
                       scheduler=SchedulerConfig(max_batch=max_batch), cameras=cams)
     return Service(cfg)
 

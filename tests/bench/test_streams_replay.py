@@ -23,3 +23,13 @@ def test_a_run_of_the_service_on_replayed_streams():
     replay.clear_cache()
     assert r["source"] == "replay" and r["streams"] == 2 and r["min_snippets_per_s"] > 0
     assert r["latency_p95_ms"] is not None
+
+
+def test_the_search_may_pass_the_default_stream_cap():
+    """An idle 2-core machine runs 64 replayed streams in real time, so the search's next step is 128:
+    the benchmark's service must admit them (Service._add raised api.max_streams' InputError at 65)."""
+    from avgn_edge.bench.streams import service_for
+    from avgn_edge.serve.config import parse_config
+    cfg = service_for("synth", 130, 8, source="replay").cfg
+    assert len(cfg.cameras) == 130 <= cfg.api.max_streams
+    parse_config(cfg.model_dump(exclude_none=True))          # the config's own cap check agrees
