@@ -23,18 +23,20 @@ class OrtBackend:
     saturating s8s8 kernels would distort it, and are slow on x86); ``optimize=True`` measures
     that graph's speed on ONNX Runtime's kernels.
 
-    ``fuse`` (default): besides the stage sessions, graphs joined in memory (ort_fused.py):
+    ``fuse=True``: besides the stage sessions, graphs joined in memory (ort_fused.py):
     ``encode`` takes the snippets' frames (the glance view is resized and normalised in the
     graph, both glance stages in one call) and ``decision`` runs decide, the crop, focus_local
     and head in one call; ``focus_head`` serves decisions whose frames differ in size. The stage
     sessions stay for everything else (per-stage timing, snippets of mixed sizes). The joined
-    sessions hold their own copy of the weights (memory: about twice the stages')."""
+    sessions hold their own copy of the weights (memory: about twice the stages'). Off by default:
+    on the quiet machine they were no faster per clip (0.99x) and served half the real-time
+    streams (52 vs 112 batched; docs/performance.md), so the staged layout is what measurement chose."""
 
     name = "ort"
 
     def __init__(self, bundle: Bundle, precision: str = "fp32", threads: int | None = None,
                  optimize: bool | None = None, providers: list[str] | None = None, tensorrt_graph: bool = False,
-                 fuse: bool = True):
+                 fuse: bool = False):
         import onnxruntime as ort
 
         self.precision, self.threads = precision, threads

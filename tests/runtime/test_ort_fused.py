@@ -10,8 +10,8 @@ from avgn_edge.runtime.recognizer import Recognizer
 
 @pytest.fixture(scope="module")
 def pair(tiny_bundle):
-    return (Recognizer.load(tiny_bundle, backend="ort", stride=1),
-            Recognizer.load(tiny_bundle, backend="ort", stride=1, fuse=False))
+    return (Recognizer.load(tiny_bundle, backend="ort", stride=1, fuse=True),
+            Recognizer.load(tiny_bundle, backend="ort", stride=1))
 
 
 @pytest.fixture()
@@ -81,14 +81,14 @@ def test_every_precision_joins_and_a_graph_that_cannot_stays_staged(monkeypatch,
     from avgn_edge.runtime.ort import OrtBackend
     b = load_bundle("synth")
     for p in ("fp16", "int8"):                   # FP16 graphs take float32 and cast inside; INT8 is ONNX Runtime's form
-        be = OrtBackend(b, p)
+        be = OrtBackend(b, p, fuse=True)
         assert be.frames_encoder and be.frames_decider and be.chains == {"focus_head"}
 
     def refuse(*a, **k):
         raise ValueError("not this one")
     monkeypatch.setattr(ort_fused, "encode_graph", refuse)
     with caplog.at_level(logging.INFO, logger="avgn_edge"):
-        be = OrtBackend(b, "fp32")
+        be = OrtBackend(b, "fp32", fuse=True)
     assert not be.frames_encoder and be.frames_decider and be.chains == {"focus_head"}
     assert any("encode stays staged (ValueError: not this one)" in r.message for r in caplog.records)
 
@@ -121,11 +121,11 @@ def test_a_joined_graph_gets_all_cores_only_when_its_work_is_heavy():
     from avgn_edge.runtime.ort import JOINED_THREADS_FROM_GMACS, OrtBackend
     b = load_bundle("synth")
     threads = lambda be, s: be.sessions[s].get_session_options().intra_op_num_threads
-    be = OrtBackend(b)
+    be = OrtBackend(b, fuse=True)
     assert threads(be, "decision") == 1 and threads(be, "encode") == 1 and threads(be, "focus_local") == 0
     b.provenance["gflops_per_clip"] = dict(b.provenance["gflops_per_clip"], focus_local=JOINED_THREADS_FROM_GMACS)
-    assert threads(OrtBackend(b), "decision") == 0
-    assert threads(OrtBackend(b, threads=3), "decision") == 3
+    assert threads(OrtBackend(b, fuse=True), "decision") == 0
+    assert threads(OrtBackend(b, threads=3, fuse=True), "decision") == 3
 
 
 def test_frames_at_the_glance_size_skip_the_resize(pair, clip, tiny_cfg):

@@ -45,7 +45,7 @@ def test_push_decides_every_stride_once_the_window_is_full(rec, clip, tiny_cfg):
     assert r.timestamps.tolist() == [0.25 * (i + 1) for i in range(T)]
     x0, y0, x1, y1 = r.boxes[0]
     assert 0 <= x0 < x1 <= tiny_cfg.frame_size and x1 - x0 == pytest.approx(tiny_cfg.patch_size)
-    assert set(r.timings) >= {"encode", "decision"}      # ONNX Runtime's joined graphs: two calls a decision
+    assert set(r.timings) >= {"decide", "crop", "focus_local", "head"}
     d = r.to_dict()
     assert d["top"][0]["label"] == r.label and len(d["saliency"]) == T
 
@@ -176,8 +176,8 @@ def test_many_windows_in_one_batch_give_each_its_own_answer(rec, tiny_cfg):
         batched = rec.decide_many(windows)
     finally:
         rec.backend.run = run
-    assert ("encode", 3) in calls and ("decision", 3) in calls
-    assert sum(s == "encode" for s, _ in calls) == tiny_cfg.num_snippets     # one call per tick
+    assert ("glance_visual", 3) in calls and ("decide", 3) in calls and ("focus_local", 3) in calls
+    assert sum(s == "glance_visual" for s, _ in calls) == tiny_cfg.num_snippets     # one call per tick
     for c, r in zip(clips, batched):
         one = Recognizer(rec.bundle, rec.backend, rec.pipeline, stride=1)
         for i in range(tiny_cfg.num_snippets):
@@ -194,11 +194,11 @@ def test_classify_clip_makes_one_glance_call_and_splits_at_the_batch_limit(rec, 
     try:
         whole = rec.classify_snippets(clip.frames, clip.audio)
         T = tiny_cfg.num_snippets
-        assert calls == [("encode", T), ("decision", 1)]    # two calls a clip
+        assert calls[:2] == [("glance_visual", T), ("glance_audio", T)]
         calls.clear()
         rec.pipeline.limit = {s: 3 for s in limit}                   # e.g. an engine built for batch <= 3
         split = rec.classify_snippets(clip.frames, clip.audio)
-        assert [n for s, n in calls if s == "encode"] == [3] * (T // 3) + ([T % 3] if T % 3 else [])
+        assert [n for s, n in calls if s == "glance_visual"] == [3] * (T // 3) + ([T % 3] if T % 3 else [])
     finally:
         rec.backend.run, rec.pipeline.limit = run, limit
     np.testing.assert_allclose(whole.scores, split.scores, atol=1e-5)
