@@ -224,6 +224,8 @@ class MqttSink(Sink):
             self.cameras.remove(camera)
         for key in [k for k in self._open if k[0] == camera]:
             del self._open[key]
+        self._audio.pop(camera, None)              # its sound since the last level (nothing kept of a deleted camera)
+        self._last_audio.pop(camera, None)
         topics = [f"{self.p}/{camera}/{f}/state" for f in FEATURES]
         topics += [f"{self.p}/{camera}/{self.topics[label]}" for label in self.labels]
         if self.s.discovery:
