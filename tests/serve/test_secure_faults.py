@@ -156,17 +156,11 @@ def _wait_line(proc, prefix, timeout=60):
     raise AssertionError(f"no {prefix!r} line: {proc.stderr.read()[-1500:] if proc.poll() is not None else ''}")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow),
-                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
-def test_d7_live_stops_cleanly_on_signals(tmp_path, sig):
-    clips, events = tmp_path / "clips", tmp_path / "events.jsonl"
-    # as a launching script leaves it: SIGINT ignored (a background job)
-    proc = subprocess.Popen(_cmd("live", "--source", "synth://?seed=6", "--headless", "--threshold", "0",
-                                 "--hold", "600", "--clips", clips, "--events", events, "--web", "0"),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+def _signal_during_a_clip(proc, ready: str, sig, clips: Path, events: Path):
+    """Once ``proc`` says ``ready`` and a clip is being written, ``sig``: it must exit 0 with every
+    clip finished (no .part left) and every onset in ``events`` matched by an offset."""
     try:
-        _wait_line(proc, "web view on")
+        _wait_line(proc, ready)
         wait_for(lambda: _parts(clips), 60, what="a clip being recorded")
         proc.send_signal(sig)
         assert proc.wait(20) == 0, proc.stderr.read()[-1500:]
@@ -179,6 +173,18 @@ def test_d7_live_stops_cleanly_on_signals(tmp_path, sig):
     assert kinds.count("onset") >= 1 and kinds.count("offset") == kinds.count("onset"), kinds[-5:]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow),
+                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+def test_d7_live_stops_cleanly_on_signals(tmp_path, sig):
+    clips, events = tmp_path / "clips", tmp_path / "events.jsonl"
+    # as a launching script leaves it: SIGINT ignored (a background job)
+    proc = subprocess.Popen(_cmd("live", "--source", "synth://?seed=6", "--headless", "--threshold", "0",
+                                 "--hold", "600", "--clips", clips, "--events", events, "--web", "0"),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    _signal_during_a_clip(proc, "web view on", sig, clips, events)
+
+
 @pytest.mark.slow
 def test_d7_serve_stops_cleanly_on_sighup(tmp_path):
     clips, path = tmp_path / "clips", tmp_path / "serve.yaml"
@@ -186,15 +192,4 @@ def test_d7_serve_stops_cleanly_on_sighup(tmp_path):
                     f"record: {{path: '{clips}'}}\ncameras:\n  a: {{source: 'synth://?seed=7'}}\n")
     proc = subprocess.Popen(_cmd("serve", path, "--port", "0"), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_line(proc, "serving on")
-        wait_for(lambda: _parts(clips), 60, what="a clip being recorded")
-        proc.send_signal(signal.SIGHUP)
-        assert proc.wait(20) == 0, proc.stderr.read()[-1500:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert not _parts(clips) and list(clips.rglob("*.mp4"))
-    kinds = [json.loads(l)["type"] for l in (tmp_path / "a.jsonl").read_text().splitlines()]
-    assert kinds.count("onset") >= 1 and kinds.count("offset") == kinds.count("onset")
+    _signal_during_a_clip(proc, "serving on", signal.SIGHUP, clips, tmp_path / "a.jsonl")
