@@ -80,6 +80,11 @@ def run(args) -> int:
         return 1 if bad else 0
     if not args.out:
         raise InputError(f"realset {args.action} needs --out DIR")
+    # every argument checked before anything is written or fetched (a fresh machine downloads)
+    spec = _spec(args)
+    counts = _per_class(args.per_class) if args.action == "build" else None
+    if args.action == "stream" and not args.seconds >= 30:
+        raise InputError(f"a stream needs at least 30 s, got {args.seconds}")
     try:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -89,12 +94,11 @@ def run(args) -> int:
         fetch(name, version, PACKAGES.get(name, ("", "deb"))[1])
     if args.action == "build":
         from ..data.realset.build import build
-        s = build(m, Path(args.out), counts=_per_class(args.per_class), cases_per_label=args.cases,
-                  spec=_spec(args), seed=args.seed)
+        s = build(m, Path(args.out), counts=counts, cases_per_label=args.cases, spec=spec, seed=args.seed)
         print(json.dumps({"out": args.out, "clips": s["clips"], "build_seconds": s["build_seconds"]}))
         return 0
     from ..data.realset.stream import build_stream
-    truth = build_stream(m, Path(args.out), seconds=args.seconds, seed=args.seed, spec=_spec(args),
+    truth = build_stream(m, Path(args.out), seconds=args.seconds, seed=args.seed, spec=spec,
                          split=args.split)
     print(json.dumps({"stream": str(Path(args.out) / "stream.mp4"), "events": len(truth["events"]),
                       "seconds": truth["seconds"]}))

@@ -173,28 +173,33 @@ def test_log_mel_patches_have_yamnet_shape():
     assert abs(centres[band.argmax()] - 1000) < 60 and band.max() > np.median(band) + 5
 
 
-def _cli(*args):
+def _cli(*args, **env):
     return subprocess.run([sys.executable, "-m", "avgn_edge.cli.main", "realset", *map(str, args)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env})
 
 
 @pytest.mark.parametrize("args,words", [
     (("build",), "needs --out"),
-    (("build", "--out", "x", "--per-class", "1,2"), "three positive counts"),
+    (("build", "--out", "{tmp}/x", "--per-class", "1,2"), "three positive counts"),
     (("check", "--manifest", "/nonexistent/m.json"), "no real-set manifest"),
     (("build", "--out", "/proc/no/such/dir"), "cannot write to /proc/no/such/dir"),
-    (("stream", "--out", "x", "--seconds", "5"), None),
+    (("stream", "--out", "{tmp}/x", "--seconds", "5"), "at least 30 s"),
+    (("build", "--out", "{tmp}/x", "--size", "8"), "--size at least 32"),
 ])
 def test_bad_input_is_one_line(args, words, tmp_path):
-    if words is None:      # a too-short stream is refused before any package is read
-        from avgn_edge.data.realset.stream import build_stream
-        with pytest.raises(InputError, match="at least 30 s"):
-            build_stream({"entries": []}, tmp_path, seconds=5)
-        return
-    r = _cli(*args)
+    # an empty package cache: a bad argument must be refused before any package is fetched or
+    # the output folder made (on a fresh machine the old order downloaded first)
+    r = _cli(*(a.format(tmp=tmp_path) for a in args), AVGN_EDGE_PACKAGES=str(tmp_path / "packages"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert words in r.stderr.splitlines()[0]
+    assert "fetching" not in r.stderr and not (tmp_path / "packages").exists() and not (tmp_path / "x").exists()
+
+
+def test_a_too_short_stream_is_refused_before_any_package_is_read(tmp_path):
+    from avgn_edge.data.realset.stream import build_stream
+    with pytest.raises(InputError, match="at least 30 s"):
+        build_stream({"entries": []}, tmp_path, seconds=5)
 
 
 def test_a_manifest_that_is_not_json_is_one_line(tmp_path):
