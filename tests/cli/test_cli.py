@@ -100,9 +100,9 @@ def test_eval_json(tiny_run):
     assert all({"top1", "gflops_per_clip"} <= set(b) for b in r["baselines"].values())
 
 
-def test_eval_stream_json(tiny_run, tiny_bundle):
+def test_eval_stream_json(tiny_run, tiny_export):
     """Event-level evaluation on a simulated clock: the deployed pipeline and the PyTorch baselines."""
-    res = cli("eval", "--stream", "--seed", "5", "--hours", "0.02", "--quiet", "0.7", "--json", "--bundle", tiny_bundle.root,
+    res = cli("eval", "--stream", "--seed", "5", "--hours", "0.02", "--quiet", "0.7", "--json", "--bundle", tiny_export.root,
               "--checkpoint", tiny_run, "--backend", "ort", "--threshold", "0.3", "--hold", "0.5")
     assert res.returncode == 0, res.stderr[-1500:]
     r = json.loads(res.stdout)
