@@ -64,7 +64,12 @@ def test_sound_that_starts_late_is_silence_until_it_starts():
         audio = src.audio(RATE)
         first = src.latest(timeout=5.0)
         windows = run_for(src, audio, 5.0)
-        assert windows[-1][0] and windows[-1][1] > 0.1, windows      # heard now
+        # heard now: the sound at the newest frame's time, allowed up to 1 s to arrive (on a busy CI
+        # machine the server's sound came 0.3-0.55 s after its picture: the test's subject is the
+        # late start, not that latency, which the clock's stats show)
+        last = src.latest(timeout=1.0) or src.peek()
+        w, ok = audio.window(last.t, RATE // 4, timeout=1.0)
+        assert ok and np.abs(w).max() > 0.1, (windows, audio.stats, last.t - audio.available_until())
         w, ok = audio.window(first.t - 1.0, RATE // 4)   # the camera opens once its sound comes: the picture's
         assert not ok and not w.any()               # first seconds came in a burst. Before: a hole, not later sound
         assert src.stats["frames"] >= 40 and audio.stats["restarts"] == 0
