@@ -195,6 +195,8 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
                  "config": {"T": T, "k": cfg.top_k, "frame": cfg.frame_size, "glance": cfg.glance_size,
                             "patch": cfg.patch_size, "snippet_period_s": cfg.snippet_period, "stride": stride}}
     res["load_average"] = {"before": round(os.getloadavg()[0], 2)}     # other jobs on the machine inflate timings
+    from ..runtime.plan import load_plan, plan_path                    # `avgn-edge tune`'s plans, where followed
+    res["ort_plans"] = {p: str(plan_path(bundle, p)) if load_plan(bundle, p) else None for p in bundle.precisions}
     if preset:
         res["preset"] = preset
         res["random_weights"] = True

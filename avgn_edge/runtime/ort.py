@@ -7,6 +7,7 @@ import logging
 import numpy as np
 
 from ..bundle import STAGES, Bundle
+from .plan import load_plan
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,11 @@ class OrtBackend:
         self.graph = "tensorrt" if tensorrt_graph or "ort" not in bundle.variants.get(precision, {}) else "ort"
         if optimize is None:
             optimize = not (precision == "int8" and self.graph == "tensorrt")
-        settings = {stage: session_settings(stage, precision, threads, optimize, stage_work(bundle, stage))
+        # this machine's measured plan (plan.py, ``avgn-edge tune``) where there is one; explicit threads win
+        self.plan = None if threads is not None else load_plan(bundle, precision, ort=self.graph == "ort")
+        plan = self.plan or {}
+        settings = {stage: session_settings(stage, precision, plan.get(stage, {}).get("threads", threads), optimize,
+                                            stage_work(bundle, stage))
                     for stage in STAGES}
         self.sessions = {stage: open_session(bundle.stage_path(stage, precision, ort=self.graph == "ort"),
                                              settings[stage], self.providers)
@@ -60,6 +65,8 @@ class OrtBackend:
         # the host pipeline splits bigger calls (the manifest's max still applies to the others)
         self.max_batch = {s: 1 for s in ("glance_visual", "glance_audio")
                           if precision != "int8" and (stage_work(bundle, s) or 0.0) >= ONE_SNIPPET_FROM_GMACS}
+        if self.plan:
+            self.max_batch = {s: p["max_call"] for s, p in self.plan.items() if p.get("max_call")}
 
     def _fuse(self, bundle: Bundle, settings: dict):
         import onnx
