@@ -90,15 +90,20 @@ def glance_views(frames, size: int, mean, std, swap_rb: bool = False, dtype=np.f
     bias = (-np.asarray(mean, np.float32) / np.asarray(std, np.float32))[:, None, None].astype(np.float32)
     for (h, w, _), idx in groups.items():
         src = frames if isinstance(frames, np.ndarray) and len(idx) == n else np.stack([frames[i] for i in idx])
-        x = src.astype(np.float32).transpose(0, 3, 1, 2)                      # [g, 3, h, w]
         if swap_rb:
-            x = x[:, ::-1]
+            src = src[..., ::-1]
+        g = len(idx)
         if (h, w) == (size, size):                                             # the weights are exactly I
-            v = x
-        else:   # contiguous, or NumPy multiplies the strided stack without BLAS (~15x slower at 224 px)
+            v = src.astype(np.float32).transpose(0, 3, 1, 2)
+        else:
+            # rows first (as crop_resize) on the frames as they are, HWC: [size, h] @ [h, w*3] per frame;
+            # then the columns as one 2-D product over every (frame, row, channel). Both products are
+            # contiguous BLAS calls; transposing the frames to CHW first cost ~1.8x (synth, 8 frames)
             wy = axis_weights(h, size, 0.0, float(h)).astype(np.float32)      # [size, h]
             wx = axis_weights(w, size, 0.0, float(w)).astype(np.float32)      # [size, w]
-            v = np.matmul(np.matmul(wy, np.ascontiguousarray(x)), wx.T)        # rows first, as crop_resize
+            rows = np.matmul(wy, src.astype(np.float32).reshape(g, h, w * 3))  # [g, size, w*3]
+            rows = np.ascontiguousarray(rows.reshape(g, size, w, 3).transpose(0, 1, 3, 2)).reshape(-1, w)
+            v = (rows @ wx.T).reshape(g, size, 3, size).transpose(0, 2, 1, 3)  # [g, 3, size, size]
         if len(idx) == n and dtype == np.float32:
             np.add(np.multiply(v, gain, out=out), bias, out=out)
         else:

@@ -284,3 +284,19 @@ def test_batched_patch_crop_equals_the_per_ring_reference():
     for i, ring in enumerate(rings):
         want = R.crop_patches(ring, indices[i], centres[i], 0.25, 32, MEAN, STD, start=int(starts[i]))
         np.testing.assert_allclose(got[i], want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("swap_rb", [False, True], ids=["rgb", "bgr"])
+def test_glance_views_are_crop_resize_of_the_whole_frame(swap_rb):
+    """The vectorised glance view (frames of mixed sizes, grouped; rows then columns as two BLAS
+    products on the HWC frames) is, per frame, ``crop_resize`` with the full-frame box: the
+    definition the kernel and training share."""
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in
+              ((128, 128), (97, 131), (128, 128), (20, 30), (32, 32), (360, 640))]
+    got = R.glance_views(frames, 32, MEAN, STD, swap_rb=swap_rb)
+    want = np.stack([R.crop_resize(f, (0.0, 0.0, float(f.shape[1]), float(f.shape[0])), 32, 32, MEAN, STD,
+                                   swap_rb=swap_rb) for f in frames])
+    assert got.shape == (6, 3, 32, 32) and np.abs(got - want).max() <= 1e-5
+    half = R.glance_views(np.stack(frames[:1] * 3), 32, MEAN, STD, swap_rb=swap_rb, dtype=np.float16)
+    assert half.dtype == np.float16 and np.abs(half.astype(np.float32) - want[0]).max() <= 2e-3
