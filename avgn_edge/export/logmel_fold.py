@@ -4,8 +4,8 @@ The exported front end (model/audio.py ``LogMel``) is ``Conv1d(wave, dft[2B,1,N]
 then ``cos**2 + sin**2`` and a mel MatMul. A periodic Hann window is symmetric (w[n] = w[N-n]), so
 every frame's DFT folds:
 
-    re[k] = sum_{n<=N/2} w[n] cos(2 pi k n/N) (x[n] + x[N-n])      (halved at n = 0 and N/2)
-    im[k] = -sum_{n<N/2} w[n] sin(2 pi k n/N) (x[n] - x[N-n])
+    re[k] = sum_{0<n<=N/2} w[n] cos(2 pi k n/N) (x[n] + x[N-n])      (halved at n = N/2)
+    im[k] = -sum_{0<n<N/2} w[n] sin(2 pi k n/N) (x[n] - x[N-n])       (w[0] = 0)
 
 so the frames are gathered twice (x[n] and x[N-n], one Gather each: hop need not divide N),
 added and subtracted, and multiplied by two matrices of half the convolution's columns; frequency
@@ -33,6 +33,13 @@ FRONT_END_OPS = ["Unsqueeze", "Conv", "Slice", "Slice", "Pow", "Pow", "Add", "Ma
 def fold_log_mel(model):
     """A copy of a glance_audio graph whose STFT convolution and mel MatMul are replaced by the
     folded form (FoldError where the front end is not the expected one)."""
+    return replace_front_end(model, folded_nodes)
+
+
+def replace_front_end(model, build):
+    """A copy of ``model`` with its STFT convolution, power and mel MatMul replaced by the nodes of
+    ``build(wave, out, hop, samples, dft [2B,1,N], mel [M,B]) -> (nodes, initializers)``, which must
+    compute the mel MatMul's output ``out`` [batch, M, frames] from ``wave`` [batch, samples]."""
     onnx = require("onnx")
     from onnx import helper, numpy_helper
     model = onnx.ModelProto.FromString(model.SerializeToString())
@@ -51,10 +58,9 @@ def fold_log_mel(model):
     attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
     if any(attrs.get("pads", [0, 0])) or attrs.get("dilations", [1]) != [1] or attrs.get("group", 1) != 1:
         raise FoldError(f"STFT convolution with padding, dilation or groups: {attrs}")
-    hop = attrs["strides"][0]
     samples = g.input[0].type.tensor_type.shape.dim[1].dim_value
-    weights = _fold_weights(consts[conv.input[1]], consts[mel_mm.input[0]])
-    nodes, inits = _folded_nodes(wave, mel_mm.output[0], hop, samples, *weights)
+    nodes, inits = build(wave, mel_mm.output[0], attrs["strides"][0], samples, consts[conv.input[1]],
+                         consts[mel_mm.input[0]])
     keep = [n for n in g.node if all(n is not f for f in front)]
     at = list(g.node).index(front[0]) if front else 0
     del g.node[:]
@@ -66,8 +72,8 @@ def fold_log_mel(model):
 
 
 def _fold_weights(dft: np.ndarray, mel: np.ndarray):
-    """[2B,1,N] windowed DFT and [M,B] mel -> (cos [K,B'], sin [K,B'], mel [B',M], N), K = N/2+1 taps,
-    B' = the bins some mel filter reads."""
+    """[2B,1,N] windowed DFT and [M,B] mel -> (cos [K,B'], sin [K,B'], mel [B',M], N): K = N/2 taps
+    (n = 1..N/2), B' = the bins some mel filter reads."""
     two_b, _, n_fft = dft.shape
     bins = two_b // 2
     if n_fft % 2 or bins != n_fft // 2 + 1 or mel.shape[1] != bins:
@@ -77,21 +83,24 @@ def _fold_weights(dft: np.ndarray, mel: np.ndarray):
     scale = np.abs(dft).max()
     if not (np.allclose(cos, cos[:, mirror], atol=1e-5 * scale) and np.allclose(sin, -sin[:, mirror], atol=1e-5 * scale)):
         raise FoldError("the STFT window is not symmetric (w[n] != w[N-n])")
-    taps = n_fft // 2 + 1
-    half = np.ones(taps)
-    half[[0, -1]] = 0.5                                     # x[0] and x[N/2] are gathered twice (a = b)
+    if np.abs(dft[:, 0, 0]).max() > 1e-6 * scale:
+        raise FoldError("the STFT window does not start at zero (w[0] != 0, not a periodic Hann)")
+    taps = slice(1, n_fft // 2 + 1)                         # n = 1 .. N/2 (w[0] = 0)
+    half = np.ones(n_fft // 2)
+    half[-1] = 0.5                                          # x[N/2] is its own mirror: a = b there
     used = np.flatnonzero(np.abs(mel).max(axis=0) > 0)
-    c = (cos[used, :taps] * half).T
-    s = sin[used, :taps].T
+    c = (cos[used, taps] * half).T
+    s = sin[used, taps].T
     return c.astype(np.float32), s.astype(np.float32), np.ascontiguousarray(mel[:, used].T), n_fft
 
 
-def _folded_nodes(wave: str, out: str, hop: int, samples: int, cos, sin, mel_t, n_fft: int):
-    """Nodes computing ``out`` = mel power [batch, M, frames] from ``wave`` [batch, samples]. Frames are
+def folded_nodes(wave: str, out: str, hop: int, samples: int, dft: np.ndarray, mel: np.ndarray):
+    """The folded front end (``replace_front_end``'s ``build``). Frames are
     cut with Slice and Reshape in blocks of ``hop`` samples (ONNX Runtime's Gather copies one element
     at a time: with it the fold gained 15% instead of 50%); x[N-n] comes from the wave reversed once,
     whose frames are the original ones in reverse order."""
-    graph = _Builder("/audio/frontend_folded/")
+    cos, sin, mel_t, n_fft = _fold_weights(dft, mel)
+    graph = Builder("/audio/frontend_folded/")
     frames, taps = (samples - n_fft) // hop + 1, cos.shape[0]
     one, back = graph.const([1]), graph.const([-1])
 
@@ -106,8 +115,8 @@ def _folded_nodes(wave: str, out: str, hop: int, samples: int, cos, sin, mel_t, 
         return graph.op("Slice", wide, graph.const([0]), graph.const([taps]), graph.const([2]))
 
     reversed_wave = graph.op("Slice", wave, back, graph.const([np.iinfo(np.int64).min]), one, back)
-    a = cut(wave, 0)
-    b_frames_reversed = cut(reversed_wave, samples - n_fft - 1 - (frames - 1) * hop)
+    a = cut(wave, 1)                                    # x[j hop + n], n = 1 .. N/2
+    b_frames_reversed = cut(reversed_wave, samples - n_fft - (frames - 1) * hop)     # x[j hop + N - n]
     b = graph.op("Slice", b_frames_reversed, graph.const([frames - 1]), graph.const([-frames - 1]), one, back)
     re = graph.op("MatMul", graph.op("Add", a, b), graph.const(cos))         # [batch, frames, B']
     im = graph.op("MatMul", graph.op("Sub", a, b), graph.const(sin))
@@ -117,7 +126,7 @@ def _folded_nodes(wave: str, out: str, hop: int, samples: int, cos, sin, mel_t, 
     return graph.nodes, graph.inits
 
 
-class _Builder:
+class Builder:
     """Appends ONNX nodes and initializers under one name prefix."""
 
     def __init__(self, prefix: str):
