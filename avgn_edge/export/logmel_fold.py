@@ -111,8 +111,10 @@ def folded_nodes(wave: str, out: str, hop: int, samples: int, dft: np.ndarray, m
         pieces = [graph.op("Reshape", graph.op("Slice", src, graph.const([begin]),
                                                 graph.const([begin + frames * hop]), one),
                            graph.const([0, frames, hop])) for begin in starts]
-        wide = graph.op("Concat", *pieces, axis=2) if len(pieces) > 1 else pieces[0]
-        return graph.op("Slice", wide, graph.const([0]), graph.const([taps]), graph.const([2]))
+        width = taps - hop * (len(pieces) - 1)          # the last block's share of a frame
+        if width < hop:
+            pieces[-1] = graph.op("Slice", pieces[-1], graph.const([0]), graph.const([width]), graph.const([2]))
+        return graph.op("Concat", *pieces, axis=2) if len(pieces) > 1 else pieces[0]
 
     reversed_wave = graph.op("Slice", wave, back, graph.const([np.iinfo(np.int64).min]), one, back)
     a = cut(wave, 1)                                    # x[j hop + n], n = 1 .. N/2
