@@ -30,11 +30,13 @@ log = logging.getLogger(__name__)
 FOLDER = "folded"
 # stage -> (name, rewrite of an onnx.ModelProto raising FoldError where it does not apply)
 REWRITES = {"glance_audio": ("folded-stft", fold_log_mel)}
-# Largest error allowed, relative to the source graph's max |output| over the checked feeds. The fold
-# only reorders float32 sums: measured 3.5e-7 (synth) and 5.9e-7 (tiny) on probe_waves, at most 1.7e-6
-# of one quiet snippet's own range; FP16's audio-stage error is 2.7e-4 and INT8's 2e-2, so 1e-5 catches
-# a wrong weight, bin or frame long before it could matter, with 6x headroom over the summation noise.
-MAX_ERROR = 1e-5
+# Largest error allowed, relative to the source graph's max |output| over the checked feeds: the bar
+# export holds ONNX Runtime's graphs to against PyTorch (parity max_rel < 1e-4). The fold only reorders
+# float32 sums: measured 3.5e-7 (synth), 5.9e-7 (tiny) and 2.1e-5 (home, whose Lite0 trunk amplifies a
+# loud pure tone's quietest mel band, at float32's floor: 7.5e-4 apart in the log domain) on
+# probe_waves. A filterbank one bin off gives 0.09-0.21, FP16's audio stage 2.7e-4 (synth) to 8.8e-3
+# (home), INT8's 2e-2.
+MAX_ERROR = 1e-4
 
 
 def probe_waves(samples: int, sample_rate: int, count: int = 8, seed: int = 0) -> np.ndarray:
