@@ -24,6 +24,7 @@ COMMANDS = [
     ("check", "check the deployed pipeline against PyTorch and through MP4 files"),
     ("export", "export a checkpoint to a model bundle of per-stage ONNX graphs"),
     ("quantize", "add an FP16 or INT8 (Q/DQ) variant to a bundle"),
+    ("ort-rewrite", "ONNX Runtime's faster forms of stage graphs (folded STFT) in a bundle, chosen by timing"),
     ("build-engines", "build TensorRT engines from a bundle (cached)"),
     ("export-triton", "a Triton model repository from a bundle (one model per stage, ensembles)"),
     ("triton-local", "serve a Triton model repository on 127.0.0.1 with the bundled tritonserver"),

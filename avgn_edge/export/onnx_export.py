@@ -31,6 +31,7 @@ from ..errors import BundleError
 from ..train.checkpoint import load_checkpoint, resolve_checkpoint
 from ..model.flops import stage_gflops
 from .onnx_graph import OPSET, export_stage
+from .ort_rewrites import add_ort_rewrites
 from .parity import batches, collect_stage_inputs, end_to_end_parity, stage_parity
 from .stages import specs_for, stage_modules
 
@@ -80,6 +81,8 @@ def export_bundle(checkpoint, out: str | Path, parity_data: str = "synth:seed=10
     bundle.variants["fp32"]["parity"] = {
         **stage_parity(bundle, modules, samples),
         "end_to_end": end_to_end_parity(bundle, model, open_dataset(parity_data, cfg))}
+    # ONNX Runtime's faster forms of some stages (ort_rewrites.py), checked on the same real inputs
+    add_ort_rewrites(bundle, {s: batches(samples[s], cfg.num_snippets) for s in STAGES})
     bundle.save()
     return bundle
 

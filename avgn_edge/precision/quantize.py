@@ -10,6 +10,7 @@ import logging
 import shutil
 
 from ..bundle import STAGES, load_bundle
+from ..export.ort_rewrites import add_ort_rewrites
 from ..errors import InputError
 from .accuracy import accuracy, stage_errors
 from .calibrate import capture, load_recipe
@@ -53,6 +54,7 @@ def add_variant(bundle_path, precision: str, calib: str | None = None,
     if precision == "int8" and backend in ("all", "ort"):
         bundle.variants["int8"]["ort"] = ort_graph(bundle, recipe, fit, held, reduce_range)
         arms.append("int8-ort")
+    add_ort_rewrites(bundle, held)           # the variant's ONNX Runtime forms, before its accuracy is measured
     acc = accuracy(bundle, ["fp32", *arms], open_dataset(eval_data, bundle.config), eval_clips, progress=progress)
     for arm in arms:
         a = dict(acc[arm], drop_points=round(100 * (acc["fp32"]["top1"] - acc[arm]["top1"]), 2),

@@ -22,7 +22,9 @@ class OrtBackend:
     runs TensorRT's symmetric Q/DQ graph instead, with graph optimisations off by default: ONNX
     Runtime then computes the exact fake-quantised arithmetic TensorRT will run (its own
     saturating s8s8 kernels would distort it, and are slow on x86); ``optimize=True`` measures
-    that graph's speed on ONNX Runtime's kernels.
+    that graph's speed on ONNX Runtime's kernels. Any precision's ``ort`` entry may also point a
+    stage at a rewritten graph (export/ort_rewrites.py: the folded STFT of glance_audio), which
+    ``tensorrt_graph=True`` skips too.
 
     ``fuse=True``: besides the stage sessions, graphs joined in memory (ort_fused.py):
     ``encode`` takes the snippets' frames (the glance view is resized and normalised in the
