@@ -246,15 +246,17 @@ def video_size(path: str | os.PathLike) -> tuple[int, int] | None:
 
 
 def write_video(path: str | os.PathLike, frames, fps: float, audio: np.ndarray | None = None,
-                sample_rate: int = 16000, crf: int = 14) -> Path:
-    """Write RGB frames (and mono float audio) as H.264 + AAC MP4, atomically."""
+                sample_rate: int = 16000, crf: int = 14, x264_params: str = "") -> Path:
+    """Write RGB frames (and mono float audio) as H.264 + AAC MP4, atomically. ``x264_params``:
+    extra encoder settings ("bframes=0:keyint=10")."""
     av = _av()
     path = Path(path)
     tmp = path.with_name(path.stem + ".part" + path.suffix)
     frames = list(frames)
     h, w = frames[0].shape[:2]
     with av.open(str(tmp), "w") as out:
-        vs = out.add_stream("libx264", rate=int(round(fps)), options={"crf": str(crf), "preset": "veryfast"})
+        opts = {"crf": str(crf), "preset": "veryfast", **({"x264-params": x264_params} if x264_params else {})}
+        vs = out.add_stream("libx264", rate=int(round(fps)), options=opts)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         a_s = None
         if audio is not None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SourceError
+from .threadname import name_os_thread
 from .uri import VideoURI
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class VideoSource:
 
     def _guard(self, target):
         def run():
+            name_os_thread()
             try:
                 target()
             except Exception:   # a bug in a capture thread must not hang the consumer

@@ -24,6 +24,7 @@ from ..errors import AvgnError
 from .clock import SnippetClock
 from .stats import LiveStats
 from ..events import EventTracker
+from ..io.threadname import name_os_thread
 from ..sinks.base import Fanout
 from ..sinks.records import message
 
@@ -156,6 +157,7 @@ class Camera:
         return video, audio, None
 
     def _guarded(self):
+        name_os_thread()
         try:
             self._run()
         except Exception as exc:                    # a bug: this stream stops, the others go on

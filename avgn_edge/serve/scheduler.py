@@ -27,6 +27,7 @@ import time
 from ..errors import BackendError, InputError
 from .stats import Histogram
 from ..runtime.pipeline import Timer
+from ..io.threadname import name_os_thread
 
 log = logging.getLogger("avgn_edge.serve")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -86,6 +87,7 @@ class Scheduler:
         return self._thread is not None and self._thread.is_alive()
 
     def _guarded(self):
+        name_os_thread()
         try:
             self._run()
         except BaseException as exc:             # a bug: /health/ready turns 503, the service stops
