@@ -56,8 +56,9 @@ class Replay:
 
     def feed(self, appsrc, _length):
         n, k = divmod(self.i, len(self.bufs))
-        buf = self.bufs[k].copy()
-        buf.pts = buf.dts = self.bufs[k].pts + n * self.period
+        src = self.bufs[k]      # a new buffer on the same memory (Buffer.copy() in PyGObject is the same buffer)
+        buf = src.copy_region(Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.MEMORY, 0, src.get_size())
+        buf.pts = buf.dts = src.pts + n * self.period
         self.i += 1
         appsrc.emit("push-buffer", buf)
 

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from ..runtime.timing import interleaved, percentiles, ratio
+from .threadcpu import named_threads
 
 log = logging.getLogger(__name__)
 LATENCY_BUDGET_MS = 250.0
@@ -47,10 +48,13 @@ def prerender(n: int, source: str):
             open_video(stream_uri(i, source)).close()
 
 
-def service_for(bundle: str, n: int, max_batch: int, precision: str = "fp32", source: str = "synth"):
+def service_for(bundle: str, n: int, max_batch: int, precision: str = "fp32", source: str = "synth",
+                uris: list[str] | None = None):
+    """The service on n streams: ``uris`` (RTSP cameras, ...) or else n synth streams of ``source``."""
     from ..serve.config import ApiConfig, CameraConfig, ModelSection, SchedulerConfig, ServeConfig
     from ..serve.service import Service
-    cams = {f"s{i:03d}": CameraConfig(source=stream_uri(i, source)) for i in range(n)}
+    uris = uris or [stream_uri(i, source) for i in range(n)]
+    cams = {f"s{i:03d}": CameraConfig(source=uri) for i, uri in enumerate(uris)}
     cfg = ServeConfig(api=ApiConfig(max_streams=max(n, ApiConfig().max_streams)),    # the search may pass 64
                       model=ModelSection(bundle=bundle, backend="ort", precision=precision),
                       scheduler=SchedulerConfig(max_batch=max_batch), cameras=cams)
@@ -58,20 +62,27 @@ def service_for(bundle: str, n: int, max_batch: int, precision: str = "fp32", so
 
 
 def realtime_run(bundle: str, n: int, max_batch: int, seconds: float, warmup: float | None = None,
-                 source: str = "replay") -> dict:
-    """Run n streams for ``warmup`` (the window fills) + ``seconds``; judge the measured span."""
-    prerender(n, source)
-    svc = service_for(bundle, n, max_batch, source=source)
+                 source: str = "replay", uris: list[str] | None = None, meter=None) -> dict:
+    """Run n streams for ``warmup`` (the window fills) + ``seconds``; judge the measured span.
+    ``uris``: the streams (``source`` then only labels them); ``meter()``, called as the span
+    starts, returns a function of the span's seconds whose dict joins the result."""
+    if uris is None:
+        prerender(n, source)
+    svc = service_for(bundle, n, max_batch, source=source, uris=uris)
+    with named_threads("avgn-ort"):                 # ONNX Runtime's pool threads inherit the name
+        svc.load_model()
     svc.start(api=False)
     period = svc.period
     warmup = (svc.rec.config.num_snippets + 2) * period if warmup is None else warmup
     try:
         time.sleep(warmup)
         before = {st.name: _counts(st) for st in svc.stream_list()}
+        finish = meter() if meter else None
         t0 = time.monotonic()
         time.sleep(seconds)
         span = time.monotonic() - t0
         after = {st.name: (_counts(st), list(st.stats.latency_ms)) for st in svc.stream_list()}
+        extra = finish(span) if finish else {}
     finally:
         svc.stop()
     drops, rates, lat = [], [], []
@@ -86,7 +97,7 @@ def realtime_run(bundle: str, n: int, max_batch: int, seconds: float, warmup: fl
     return {"streams": n, "max_batch": max_batch, "source": source, "seconds": round(span, 1), "realtime": bool(ok),
             "dropped": int(sum(drops)), "min_snippets_per_s": round(min(rates), 3),
             "latency_p50_ms": None if not lat else round(float(np.percentile(lat, 50)), 1),
-            "latency_p95_ms": None if p95 is None else round(p95, 1)}
+            "latency_p95_ms": None if p95 is None else round(p95, 1), **extra}
 
 
 def _counts(st) -> dict:
@@ -94,22 +105,20 @@ def _counts(st) -> dict:
             "decisions": st.stats.decisions}
 
 
-def max_realtime_streams(bundle: str, seconds: float, start: int = 8, limit: int = 512, bisect: bool = True,
-                         within: int = 8, source: str = "replay") -> dict:
-    """The most streams that run in real time, batched and batch 1: doubling from ``start`` until
-    a run fails, then (``bisect``) halving the bracket until it is within 1/``within`` of its top.
-    The two modes take turns, step by step, so both see the same machine."""
-    from ..io import replay
-    modes = {"batched": 64, "batch1": 1}
+def search_max(trial, modes, start: int, limit: int, bisect: bool = True, within: int = 8):
+    """The largest count that passes ``trial(mode, n)`` (a run's dict with "realtime"), per mode:
+    doubling from ``start`` until a run fails, then (``bisect``) halving the bracket until it is
+    within 1/``within`` of its top. The modes take turns, step by step, so all see the same
+    machine. Returns ({mode: count}, [runs])."""
     state = {m: {"lo": 0, "hi": None, "next": start} for m in modes}
     runs = []
     while any(st["next"] is not None for st in state.values()):
-        for mode, max_batch in modes.items():
+        for mode in modes:
             st = state[mode]
             n = st["next"]
             if n is None:
                 continue
-            r = dict(realtime_run(bundle, n, max_batch, seconds, source=source), mode=mode)
+            r = dict(trial(mode, n), mode=mode)
             runs.append(r)
             log.info("%s %d streams: %s", mode, n, r)
             st["lo" if r["realtime"] else "hi"] = n
@@ -119,8 +128,17 @@ def max_realtime_streams(bundle: str, seconds: float, start: int = 8, limit: int
                 st["next"] = (st["lo"] + st["hi"]) // 2
             else:
                 st["next"] = None
+    return {m: state[m]["lo"] for m in modes}, runs
+
+
+def max_realtime_streams(bundle: str, seconds: float, start: int = 8, limit: int = 512, bisect: bool = True,
+                         within: int = 8, source: str = "replay") -> dict:
+    """The most streams that run in real time, batched and batch 1 (``search_max``)."""
+    from ..io import replay
+    modes = {"batched": 64, "batch1": 1}
+    best, runs = search_max(lambda mode, n: realtime_run(bundle, n, modes[mode], seconds, source=source),
+                            modes, start, limit, bisect, within)
     replay.clear_cache()
-    best = {m: state[m]["lo"] for m in modes}
     return {"max_realtime_streams": best["batched"], "max_realtime_streams_batch1": best["batch1"],
             "ratio": round(best["batched"] / best["batch1"], 2) if best["batch1"] else None,
             "source": source + (f" ({REPLAY_SECONDS:g} s loop)" if source == "replay" else ""),
