@@ -24,7 +24,7 @@ from .threadcpu import process_cpu
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER = Path(__file__).with_name("rtsp_farm_server.py")
-CLIP = {"width": 640, "height": 360, "fps": 10, "seconds": 8, "crf": 23}
+CLIP = {"width": 640, "height": 360, "fps": 10, "seconds": 8, "crf": 28}       # about 0.7 Mbit/s
 ELEMENTS = ("appsrc", "qtdemux", "appsink", "rtph264pay", "rtpmp4gpay")
 
 
@@ -33,17 +33,20 @@ def cache_dir() -> Path:
     return Path(base) / "avgn-edge" / "bench"
 
 
-def farm_clip(folder: str | os.PathLike | None = None) -> Path:
-    """The farm's recording, encoded on first use and kept (its name holds its settings)."""
-    c = CLIP
+def farm_clip(folder: str | os.PathLike | None = None, seconds: int | None = None) -> Path:
+    """The farm's recording, encoded on first use and kept (its name holds its settings). One slice
+    per frame and a keyframe exactly every second, as cameras send (x264's default sliced threads
+    split each frame, which FFmpeg's RTSP reader then returned as two frames)."""
+    c = dict(CLIP, seconds=seconds or CLIP["seconds"])
     path = Path(folder or cache_dir()) / f"farm_{c['width']}x{c['height']}_{c['fps']}fps_{c['seconds']}s_crf{c['crf']}.mp4"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     frames, audio, rate = synth_scenes(c["seconds"], c["fps"], (c["width"], c["height"]))
     from ..media import write_video
+    gop = f"keyint={c['fps']}:min-keyint={c['fps']}:scenecut=0"
     return write_video(path, frames, c["fps"], audio, rate, crf=c["crf"],
-                       x264_params=f"bframes=0:keyint={c['fps']}:min-keyint={c['fps']}:scenecut=0")
+                       x264_params=f"bframes=0:{gop}:sliced-threads=0:threads=1")
 
 
 def synth_scenes(seconds: float, fps: int, size: tuple[int, int]):

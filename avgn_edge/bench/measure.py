@@ -256,6 +256,10 @@ def run(bundle_path="synth", checkpoint="synth", fast: bool = False, backends=("
         res["streams"] = (max_realtime_streams(str(bundle.root), 5.0, start=16, within=4) if fast
                           else max_realtime_streams(str(bundle.root), 20.0))
         res["streams"]["clip_throughput"] = clip_throughput(str(bundle.root), clip_reps)
+        log.info("RTSP cameras in real time (real decoding, the local camera farm) ...")
+        from .rtsp_streams import max_realtime_cameras
+        res["streams"]["rtsp"] = (max_realtime_cameras(str(bundle.root), 5.0, within=4) if fast
+                                  else max_realtime_cameras(str(bundle.root), 20.0))
         log.info("accuracy on the test split ...")
         res["accuracy"] = accuracy(checkpoint, 64 if fast else 1000)
     res["accuracy_by_precision"] = {} if preset else {p: v.get("accuracy") for p, v in bundle.variants.items()}

@@ -104,6 +104,31 @@ def _live(r: dict, rate, p95) -> list[str]:
     return out + ["", f"Targets: sustains {rate} snippets/s with p95 decision latency under {p95} ms." if rate else "", ""]
 
 
+def _rtsp(rt: dict | None) -> list[str]:
+    """The many-streams search with real decoding (bench/rtsp_streams.py), or its one-line skip."""
+    if not rt:
+        return []
+    head = "### RTSP cameras with real decoding (local camera farm, PyAV software decode)"
+    if "skipped" in rt:
+        return [head, "", f"Not measured: {rt['skipped']}.", ""]
+    c, cpu = rt["clip"], rt["cpu_ms_per_camera_s"]
+    out = [head, "", f"Each camera: H.264 {c['width']}x{c['height']} {c['fps']} fps + {c['audio']}, one recording "
+           "looped by one GStreamer RTSP server (no re-encoding) on 127.0.0.1, over TCP; the same real-time "
+           f"criteria, batched, {rt['seconds_per_run']} s per run. CPU per camera per second at "
+           f"{rt['cameras_measured']} cameras, by thread (/proc/self/task): decode = the demux thread (demux, "
+           "decode, resample, RGB conversion), inference = the scheduler and ONNX Runtime's threads.", "",
+           "| max real-time cameras | decode ms/s | inference ms/s | other ms/s | service process ms/s | "
+           "camera server ms/s (apart) |", "|---|---|---|---|---|---|",
+           f"| **{rt['max_realtime_cameras']}** | {cpu['decode']} | {cpu['inference']} | {cpu['other']} | "
+           f"{rt['process_cpu_ms_s']} | {rt['server_cpu_ms_s']} |", "",
+           "| cameras | real time | dropped | min snippets/s | latency p50 / p95 (ms) | decode / inference ms per camera-s |",
+           "|---|---|---|---|---|---|"]
+    out += [f"| {x['streams']} | {'yes' if x['realtime'] else 'no'} | {x['dropped']} | {x['min_snippets_per_s']} | "
+            f"{x['latency_p50_ms']} / {x['latency_p95_ms']} | {x['cpu_ms_per_camera_s']['decode']} / "
+            f"{x['cpu_ms_per_camera_s']['inference']} |" for x in rt["runs"]]
+    return out + [""]
+
+
 def _streams(r: dict) -> list[str]:
     out = []
     st = r.get("streams")
@@ -129,6 +154,7 @@ def _streams(r: dict) -> list[str]:
         out += ["", f"Clips through `classify_snippets` (the T glance calls as one): batched "
                 f"{ct['clips_per_s']['batched']} clips/s, one snippet per call {ct['clips_per_s']['one_per_call']} "
                 f"clips/s ({ct['batched_vs_one_per_call']}×, interleaved).", ""]
+        out += _rtsp(st.get("rtsp"))
     bs = r.get("batch_scaling_ms_per_item")
     if bs:
         sizes = list(next(iter(bs.values())))

@@ -4,6 +4,11 @@
 the fly and cached: the same tables, speed only (no accuracy); ``--write-docs`` then adds its
 section to benchmarks.md.
 
+The many-streams search runs twice: on replayed synth:// streams (the service alone), and on
+local RTSP cameras with real decoding (bench/rtsp_streams.py: one GStreamer server under the
+system python3 loops a recording encoded once; skipped with one line where python3-gi or the
+rtsp-server typelib is missing), with the CPU per camera for decode vs inference.
+
 ``--soak MINUTES [--soak-streams N]`` instead runs N synth:// streams through the service for
 MINUTES and records its RSS over time (``--soak-out FILE`` keeps the JSON).
 """
