@@ -38,6 +38,8 @@ def test_bench_fast_json(tmp_path):
     assert st["clip_throughput"]["clips_per_s"]["batched"] > 0
     assert st["source"].startswith("replay") and all(x["source"] == "replay" for x in st["runs"])
     assert st["search"]["limit"] >= 512 and st["search"]["bisect"]      # --fast searches to the limit too
+    rt = st["rtsp"]                                     # real decoding: the camera farm, or one line why not
+    assert set(rt) == {"skipped"} or (rt["max_realtime_cameras"] >= 0 and rt["cpu_ms_per_camera_s"]["decode"] > 0)
     md = (tmp_path / "benchmarks.md").read_text()
     assert "prediction, not a measurement" in md and "avgn-edge bench --backend trt" in md
     assert (tmp_path / "accuracy_vs_gflops.png").stat().st_size > 10_000
