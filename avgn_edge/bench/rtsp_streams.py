@@ -29,10 +29,8 @@ def camera_run(bundle: str, farm: CameraFarm, n: int, seconds: float, max_batch:
                     "process_cpu_ms_s": round(1e3 * (process_cpu() - own) / span, 1),
                     "server_cpu_ms_s": round(1e3 * (farm.cpu_seconds() - server) / span, 1)}
         return finish
-    from ..bundle import load_bundle
-    cfg = load_bundle(bundle).config
-    warmup = CONNECT_SECONDS + (cfg.num_snippets + 2) * cfg.snippet_period
-    return realtime_run(bundle, n, max_batch, seconds, warmup, source="rtsp", uris=farm.urls[:n], meter=meter)
+    return realtime_run(bundle, n, max_batch, seconds, source="rtsp", uris=farm.urls[:n], meter=meter,
+                        connect=CONNECT_SECONDS)
 
 
 def max_realtime_cameras(bundle: str, seconds: float, start: int = 4, limit: int = 64, bisect: bool = True,

@@ -62,10 +62,10 @@ def service_for(bundle: str, n: int, max_batch: int, precision: str = "fp32", so
 
 
 def realtime_run(bundle: str, n: int, max_batch: int, seconds: float, warmup: float | None = None,
-                 source: str = "replay", uris: list[str] | None = None, meter=None) -> dict:
-    """Run n streams for ``warmup`` (the window fills) + ``seconds``; judge the measured span.
-    ``uris``: the streams (``source`` then only labels them); ``meter()``, called as the span
-    starts, returns a function of the span's seconds whose dict joins the result."""
+                 source: str = "replay", uris: list[str] | None = None, meter=None, connect: float = 0.0) -> dict:
+    """Run n streams for ``connect`` (sources start) + ``warmup`` (the window fills) + ``seconds``;
+    judge the measured span. ``uris``: the streams (``source`` then only labels them); ``meter()``,
+    called as the span starts, returns a function of the span's seconds whose dict joins the result."""
     if uris is None:
         prerender(n, source)
     svc = service_for(bundle, n, max_batch, source=source, uris=uris)
@@ -75,7 +75,7 @@ def realtime_run(bundle: str, n: int, max_batch: int, seconds: float, warmup: fl
     period = svc.period
     warmup = (svc.rec.config.num_snippets + 2) * period if warmup is None else warmup
     try:
-        time.sleep(warmup)
+        time.sleep(connect + warmup)
         before = {st.name: _counts(st) for st in svc.stream_list()}
         finish = meter() if meter else None
         t0 = time.monotonic()
