@@ -16,7 +16,7 @@ import numpy as np
 
 from ..bundle import STAGES
 from ..precision.calibrate import stack_feeds
-from ..runtime.ort import open_session, session_settings, stage_work
+from ..runtime.ort import default_optimize, open_session, session_settings, stage_work
 from ..runtime.plan import save_plan
 from ..runtime.timing import interleaved
 
@@ -38,9 +38,11 @@ def measure_stage(bundle, stage: str, precision: str, feeds: list[dict], reps: i
     """{threads: {batch: ms per item}} for one stage: every (threads, batch) pair called once per
     round, ``reps`` rounds, so a burst of load on a shared machine hits every pair alike."""
     cores = len(os.sched_getaffinity(0))
-    path = bundle.stage_path(stage, precision, ort=True)
-    work = stage_work(bundle, stage)
-    sessions = {t: open_session(path, session_settings(stage, precision, t, work=work)) for t in sorted({1, cores})}
+    path = bundle.stage_path(stage, precision, ort=True)        # the graph OrtBackend runs, set up as it does
+    graph = "ort" if "ort" in bundle.variants[precision] else "tensorrt"
+    st = {t: session_settings(stage, precision, t, default_optimize(precision, graph), stage_work(bundle, stage))
+          for t in sorted({1, cores})}
+    sessions = {t: open_session(path, s) for t, s in st.items()}
     calls = {}
     for b in batch_sizes(min(max_batch, bundle.stages[stage].batch.max)):
         feed = stack_feeds(feeds, b)

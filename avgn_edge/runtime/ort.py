@@ -47,7 +47,7 @@ class OrtBackend:
         self.providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         self.graph = "tensorrt" if tensorrt_graph or "ort" not in bundle.variants.get(precision, {}) else "ort"
         if optimize is None:
-            optimize = not (precision == "int8" and self.graph == "tensorrt")
+            optimize = default_optimize(precision, self.graph)
         # this machine's measured plan (plan.py, ``avgn-edge tune``) where there is one; explicit threads win
         self.plan = None if threads is not None else load_plan(bundle, precision, ort=self.graph == "ort")
         plan = self.plan or {}
@@ -158,6 +158,11 @@ JOINED_THREADS_FROM_GMACS = 0.1
 # activations stay in cache (193 ms as 1 of 16 vs 213 as 16 of 1), and cheaper stages gain from the
 # whole batch (synth: 1.07x clips/s batched; docs/benchmarks.md).
 ONE_SNIPPET_FROM_GMACS = 0.2
+
+
+def default_optimize(precision: str, graph: str) -> bool:
+    """ONNX Runtime's graph optimisations, unless it runs TensorRT's INT8 Q/DQ graph (see OrtBackend)."""
+    return not (precision == "int8" and graph == "tensorrt")
 
 
 def stage_work(bundle: Bundle, stage: str) -> float | None:

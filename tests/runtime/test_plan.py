@@ -93,3 +93,21 @@ def test_tune_cli_writes_a_plan_and_names_bad_arguments(tiny_bundle, cache):
                        (("--precision", "fp16"), "has no fp16 variant")):
         res = run(*args)
         assert res.returncode != 0 and said in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("ort_entry", [True, False], ids=["ort-graph", "tensorrt-graph"])
+def test_tune_sets_up_each_session_as_the_backend_does(tiny_bundle, monkeypatch, ort_entry):
+    """INT8: ONNX Runtime's own graph runs optimised, TensorRT's Q/DQ graph not (a plan measured on
+    unoptimised INT8 sessions chose one thread where the backend's optimised ones wanted all cores)."""
+    import copy
+
+    from avgn_edge.bench import tune as tuning
+    b = copy.deepcopy(tiny_bundle)
+    files = dict(b.variants["fp32"]["files"])
+    b.variants["int8"] = {"files": files, **({"ort": {"files": files}} if ort_entry else {})}
+    seen = []
+    monkeypatch.setattr(tuning, "open_session", lambda path, st: seen.append(st) or path)
+    monkeypatch.setattr(tuning, "interleaved", lambda calls, n, warmup=0: {k: [1.0] for k in calls})
+    feed = {"x": np.zeros((1, 2), np.float32)}
+    tuning.measure_stage(b, "head", "int8", [feed], reps=1, max_batch=2)
+    assert seen and all(st["optimize"] is ort_entry for st in seen)
