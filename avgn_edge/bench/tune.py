@@ -2,9 +2,9 @@
 
 Per stage, one session per thread count (one thread, all cores), timed at batch sizes 1, 2, 4, ...
 on real stage inputs (the calibration capture), every (threads, batch) pair interleaved. The
-plan keeps, per stage, the thread count of the lowest time per item (all cores only by a margin)
-and caps the call size at its best batch only where a bigger batch was measurably slower per item
-(more than ``CAP_MARGIN``), so a stage that keeps gaining is never split. runtime/plan.py stores it.
+plan keeps, per stage, one thread or all cores, or both with the call size at which all cores take
+over (``choose``), and caps the call size at its best batch only where a bigger batch was measurably
+slower per item (more than ``CAP_MARGIN``), so a stage that keeps gaining is never split. runtime/plan.py stores it.
 """
 
 from __future__ import annotations
@@ -59,15 +59,23 @@ def measure_stage(bundle, stage: str, precision: str, feeds: list[dict], reps: i
 
 
 def choose(per_item: dict[int, dict[int, float]]) -> dict:
-    """The plan entry of one stage from its {threads: {batch: ms per item}}: all cores only where
-    they beat one thread by ``PREFER_MARGIN`` (a shared pool costs the other streams' work)."""
-    best = {t: min(row.values()) for t, row in per_item.items()}
-    threads = max(best) if best[max(best)] * PREFER_MARGIN < best[1] else 1
-    row = per_item[threads]
-    batch = min(row, key=row.get)
-    entry = {"threads": 0 if threads > 1 else 1}      # 0: all cores (ONNX Runtime's default pool)
-    if row[max(row)] > CAP_MARGIN * row[batch]:
-        entry["max_call"] = batch
+    """The plan entry of one stage from its {threads: {batch: ms per item}}. All cores where they
+    beat one thread by ``PREFER_MARGIN`` at every batch; one thread where they never do; else one
+    thread with a second, all-cores session for calls from the smallest batch at which all cores
+    win from there on (synth's glance: one thread for a stream's snippet, all cores for 64
+    streams' snippets at once). The call size is capped where it measurably stops paying."""
+    one, many = per_item[min(per_item)], per_item[max(per_item)]
+    sizes = sorted(one)
+    wins = [b for b in sizes if len(per_item) > 1 and many[b] * PREFER_MARGIN < one[b]]
+    from_b = next((b for b in sizes if all(c in wins for c in sizes if c >= b)), None)
+    if from_b == sizes[0]:
+        entry, best = {"threads": 0}, many
+    else:
+        entry = {"threads": 1, **({"all_cores_from": from_b} if from_b else {})}
+        best = {b: (many if from_b and b >= from_b else one)[b] for b in sizes}
+    top = min(best, key=best.get)
+    if best[sizes[-1]] > CAP_MARGIN * best[top]:
+        entry["max_call"] = top
     return entry
 
 

@@ -58,6 +58,11 @@ class OrtBackend:
                                              settings[stage], self.providers)
                          for stage in STAGES}
         self.outputs = {s: [o.name for o in sess.get_outputs()] for s, sess in self.sessions.items()}
+        # a plan's one-thread stage whose bigger calls ran faster on all cores: a second session for those
+        self.all_cores_from = {s: p["all_cores_from"] for s, p in plan.items() if p.get("all_cores_from")}
+        for s in self.all_cores_from:
+            self._add(f"{s}@all", open_session(bundle.stage_path(s, precision, ort=self.graph == "ort"),
+                                               dict(settings[s], threads=0), self.providers))
         self.chains: set[str] = set()
         self.frames_encoder = self.frames_decider = False
         self.joined_work: dict[str, float] = {}
@@ -107,7 +112,9 @@ class OrtBackend:
         self.outputs[name] = [o.name for o in sess.get_outputs()]
 
     def run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.outputs[stage], self.sessions[stage].run(self.outputs[stage], feeds)))
+        big = self.all_cores_from.get(stage)
+        name = f"{stage}@all" if big and len(next(iter(feeds.values()))) >= big else stage
+        return dict(zip(self.outputs[stage], self.sessions[name].run(self.outputs[stage], feeds)))
 
     def run_chain(self, chain: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One call of a joined chain (``chain in self.chains``); feeds it does not take are ignored."""

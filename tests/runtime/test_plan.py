@@ -30,6 +30,34 @@ def test_choose_one_thread_unless_all_cores_win_by_the_margin_and_cap_only_a_los
         {"threads": 1, "max_call": 2}
     # slower at the biggest batch, but within CAP_MARGIN of the best: not worth splitting
     assert choose({1: {1: 1.0, 2: 0.50, 4: 0.52}, 2: {1: 1.0, 2: 0.6, 4: 0.6}}) == {"threads": 1}
+    # synth's glance on the quiet machine: one thread for a stream's snippet, all cores for 64 at once
+    assert choose({1: {1: 0.128, 2: 0.075, 8: 0.066, 64: 0.066}, 2: {1: 0.153, 2: 0.097, 8: 0.078, 64: 0.045}}) == \
+        {"threads": 1, "all_cores_from": 64}
+    # all cores winning only in the middle (noise): not from there on, so one thread
+    assert choose({1: {1: 1.0, 2: 0.6, 4: 0.5}, 2: {1: 1.1, 2: 0.5, 4: 0.6}}) == {"threads": 1}
+
+
+def test_calls_from_the_plans_size_run_on_the_all_cores_session(tiny_bundle, cache):
+    from avgn_edge.runtime.ort import OrtBackend
+    plans.save_plan(tiny_bundle, "fp32", {"glance_audio": {"threads": 1, "all_cores_from": 4}}, {})
+    be = OrtBackend(tiny_bundle)
+    assert be.sessions["glance_audio"].get_session_options().intra_op_num_threads == 1
+    assert be.sessions["glance_audio@all"].get_session_options().intra_op_num_threads == 0
+    used = []
+
+    class Spy:
+        def __init__(self, name, sess):
+            self.name, self.sess = name, sess
+
+        def run(self, *a):
+            used.append(self.name)
+            return self.sess.run(*a)
+    for name in ("glance_audio", "glance_audio@all"):
+        be.sessions[name] = Spy(name, be.sessions[name])
+    wave = np.random.default_rng(0).standard_normal((5, tiny_bundle.config.audio_samples)).astype(np.float32)
+    small, big = be.run("glance_audio", {"wave": wave[:3]}), be.run("glance_audio", {"wave": wave})
+    assert used == ["glance_audio", "glance_audio@all"]
+    np.testing.assert_allclose(small["avec"], big["avec"][:3], atol=1e-5)      # the same graph either way
 
 
 def test_a_measured_plan_is_followed_explicit_threads_win_and_calls_are_split(tiny_bundle, cache):
