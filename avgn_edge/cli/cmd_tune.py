@@ -38,9 +38,13 @@ def run(args) -> int:
         for stage, entry in plan.items():
             rows = measured[stage]
             cells = "  ".join(f"{b}: " + " / ".join(f"{rows[t][b]:.3f}" for t in rows) for b in next(iter(rows.values())))
+            how = "all cores" if entry["threads"] == 0 else "one thread" + (
+                f", all cores from {entry['all_cores_from']} items" if "all_cores_from" in entry else "")
             cap = f", calls of at most {entry['max_call']}" if "max_call" in entry else ""
-            print(f"  {stage:14s} -> {'all cores' if entry['threads'] == 0 else 'one thread'}{cap}   [{cells}]")
+            print(f"  {stage:14s} -> {how}{cap}   [{cells}]")
         print(f"  plan: {path}")
+        print("  (each stage timed alone: check the service with `avgn-edge bench` before keeping it; delete the file "
+              "to go back to the built-in rules)")
     if args.json:
         print(json.dumps(out, indent=1))
     return 0
