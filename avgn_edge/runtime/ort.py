@@ -26,6 +26,9 @@ class OrtBackend:
     stage at a rewritten graph (export/ort_rewrites.py: the folded STFT of glance_audio), which
     ``tensorrt_graph=True`` skips too.
 
+    Threads and call sizes per stage: this machine's plan where ``avgn-edge tune`` measured one
+    (runtime/plan.py; explicit ``threads`` win), else the work-based rules below.
+
     ``fuse=True``: besides the stage sessions, graphs joined in memory (ort_fused.py):
     ``encode`` takes the snippets' frames (the glance view is resized and normalised in the
     graph, both glance stages in one call) and ``decision`` runs decide, the crop, focus_local
