@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cachedir import user_cache
 from .threadcpu import process_cpu
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -28,17 +29,12 @@ CLIP = {"width": 640, "height": 360, "fps": 10, "seconds": 8, "crf": 28}       #
 ELEMENTS = ("appsrc", "qtdemux", "appsink", "rtph264pay", "rtpmp4gpay")
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "avgn-edge" / "bench"
-
-
 def farm_clip(folder: str | os.PathLike | None = None, seconds: int | None = None) -> Path:
     """The farm's recording, encoded on first use and kept (its name holds its settings). One slice
     per frame and a keyframe exactly every second, as cameras send (x264's default sliced threads
     split each frame, which FFmpeg's RTSP reader then returned as two frames)."""
     c = dict(CLIP, seconds=seconds or CLIP["seconds"])
-    path = Path(folder or cache_dir()) / f"farm_{c['width']}x{c['height']}_{c['fps']}fps_{c['seconds']}s_crf{c['crf']}.mp4"
+    path = Path(folder or user_cache("bench")) / f"farm_{c['width']}x{c['height']}_{c['fps']}fps_{c['seconds']}s_crf{c['crf']}.mp4"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

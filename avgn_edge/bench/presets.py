@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 from pathlib import Path
 
+from ..cachedir import user_cache
 from ..version import __version__
 from ..config import get_preset
 
@@ -48,8 +48,7 @@ def bench_config(preset: str):
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "avgn-edge" / "bench"
+    return user_cache("bench")
 
 
 def random_bundle(preset: str, root: Path | None = None) -> tuple[Path, Path]:

@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..cachedir import user_cache
 from ..deps import require
 from ..errors import MissingDependency
 
@@ -94,8 +95,7 @@ def cuda_include_dir() -> str:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "avgn-edge" / "kernels"
+    return user_cache("kernels")
 
 
 def normalize_arch(arch) -> str:

@@ -19,6 +19,8 @@ import os
 import platform
 from pathlib import Path
 
+from ..cachedir import user_cache
+
 log = logging.getLogger(__name__)
 FORMAT = 1
 
@@ -42,8 +44,7 @@ def graphs_key(bundle, precision: str, ort: bool = True) -> str:
 
 
 def plan_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "avgn-edge" / "plans"
+    return user_cache("plans")
 
 
 def plan_path(bundle, precision: str, ort: bool = True) -> Path:

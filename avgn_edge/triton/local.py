@@ -36,6 +36,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cachedir import user_cache
 from ..errors import BackendError, InputError, MissingDependency
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,7 @@ def server_home() -> Path:
     base = os.environ.get("AVGN_TRITON_HOME")
     if base:
         return Path(base).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "avgn-edge" / "triton" / f"py{PY}"
+    return user_cache("triton", f"py{PY}")
 
 
 def prepare_server(home: str | Path | None = None) -> ServerEnv:

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cachedir import user_cache
 from ..deps import EMULATED_GPU_NAME
 from ..errors import EngineError
 from ..version import __version__
@@ -170,8 +171,7 @@ def store_engine(engine_path: str | os.PathLike, engine: bytes, key: EngineKey, 
 
 
 def xdg_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "avgn-edge" / "engines"
+    return user_cache("engines")
 
 
 def _writable(folder: Path) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PKG = "avgn_edge"
 # The rooms, lowest floor first: a room may import the rooms before it, never one after it.
-FLOORS = ["version", "errors", "deps", "media", "assets", "config", "bundle", "model", "data", "kernels", "io",
+FLOORS = ["version", "errors", "deps", "cachedir", "media", "assets", "config", "bundle", "model", "data", "kernels", "io",
           "trt", "runtime", "events", "train", "export", "precision", "sinks", "serve", "live", "bench",
           "triton", "archive", "emulator", "cli", "__main__", "__init__"]
 MAX_CLIMBS = 2
