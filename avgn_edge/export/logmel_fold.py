@@ -7,10 +7,10 @@ every frame's DFT folds:
     re[k] = sum_{0<n<=N/2} w[n] cos(2 pi k n/N) (x[n] + x[N-n])      (halved at n = N/2)
     im[k] = -sum_{0<n<N/2} w[n] sin(2 pi k n/N) (x[n] - x[N-n])       (w[0] = 0)
 
-so the frames are gathered twice (x[n] and x[N-n], one Gather each: hop need not divide N),
-added and subtracted, and multiplied by two matrices of half the convolution's columns; frequency
-bins that no mel filter reads (0 Hz and Nyquist for ``synth``) are dropped. Same numbers up to
-float32 summation order (tests/export/test_logmel_fold.py). Built from the graph's own constants
+so the frames (x[n], and x[N-n] from the wave reversed once) are cut with Slice and Reshape in
+hop-sized blocks (hop need not divide N), added and subtracted, and multiplied by two matrices of
+half the convolution's columns; frequency bins that no mel filter reads (0 Hz and Nyquist for
+``synth``) are dropped. Same numbers up to float32 summation order (tests/export/test_ort_rewrites.py). Built from the graph's own constants
 (the weights are checked for the symmetry, never assumed), at export or quantize time where onnx is
 installed; ONNX Runtime runs the result (``Bundle.stage_path(..., ort=True)``), TensorRT keeps the
 exported graph.
