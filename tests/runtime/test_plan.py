@@ -71,7 +71,7 @@ def test_a_measured_plan_is_followed_explicit_threads_win_and_calls_are_split(ti
     assert OrtBackend(tiny_bundle).plan == plan
     # ... and a plan says both the threads and the call size: write one the rules would never choose
     doc = json.loads(open(path).read())
-    doc["stages"]["glance_audio"] = {"threads": 2, "max_call": 3}
+    doc["stages"] = {"glance_audio": {"threads": 2, "max_call": 3}}     # the others: the built-in rules
     open(path, "w").write(json.dumps(doc))
     be = OrtBackend(tiny_bundle)
     opts = be.sessions["glance_audio"].get_session_options()
