@@ -19,10 +19,12 @@ def run(args) -> int:
     from ..bench.tune import tune
     from ..bundle import load_bundle
     from ..errors import InputError
+    from ..runtime.plan import writable_plan_dir
 
     if args.reps < 1 or args.max_batch < 1:
         raise InputError("--reps and --max-batch must be at least 1")
     bundle = load_bundle(args.bundle)
+    writable_plan_dir()                 # before minutes of measuring, not after
     precisions = args.precision or bundle.precisions
     missing = [p for p in precisions if p not in bundle.variants]
     if missing:

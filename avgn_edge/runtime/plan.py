@@ -20,6 +20,7 @@ import platform
 from pathlib import Path
 
 from ..cachedir import user_cache
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -47,6 +48,17 @@ def plan_dir() -> Path:
     return user_cache("plans")
 
 
+def writable_plan_dir() -> Path:
+    """The plans' folder, made; InputError (one line) where it cannot be (a read-only home)."""
+    d = plan_dir()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write tuning plans to {d} ({exc.strerror})",
+                         hint="set XDG_CACHE_HOME to a writable folder") from None
+    return d
+
+
 def plan_path(bundle, precision: str, ort: bool = True) -> Path:
     return plan_dir() / f"{graphs_key(bundle, precision, ort)}-{precision}.json"
 
@@ -54,8 +66,8 @@ def plan_path(bundle, precision: str, ort: bool = True) -> Path:
 def save_plan(bundle, precision: str, stages: dict[str, dict], measured: dict) -> Path:
     """``stages``: {stage: {"threads": n (0 = all cores), "max_call": items}}; ``measured``: the timings
     (of ONNX Runtime's own graphs)."""
+    writable_plan_dir()
     path = plan_path(bundle, precision)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, "machine": machine(), "bundle": str(bundle.root), "precision": precision,
            "stages": stages, "measured": measured}
     tmp = path.with_suffix(".tmp")

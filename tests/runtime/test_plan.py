@@ -3,6 +3,7 @@ and followed by OrtBackend (runtime/plan.py, bench/tune.py)."""
 
 import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -110,7 +111,7 @@ def test_a_plan_from_another_machine_or_a_broken_one_is_ignored_with_one_line(ti
 
 
 def test_tune_cli_writes_a_plan_and_names_bad_arguments(tiny_bundle, cache):
-    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(cache)}
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     run = lambda *a: subprocess.run([sys.executable, "-m", "avgn_edge.cli.main", "tune", "--bundle", str(tiny_bundle.root),
                                      *a], capture_output=True, text=True, env=env, timeout=300)
     res = run("--precision", "fp32", "--reps", "2", "--max-batch", "2")
@@ -121,6 +122,13 @@ def test_tune_cli_writes_a_plan_and_names_bad_arguments(tiny_bundle, cache):
                        (("--precision", "fp16"), "has no fp16 variant")):
         res = run(*args)
         assert res.returncode != 0 and said in res.stderr and "Traceback" not in res.stderr, res.stderr
+    # a cache folder that cannot be made: said in one line before anything is measured
+    blocker = cache.parent / "a-file"
+    blocker.write_text("")
+    res = subprocess.run([sys.executable, "-m", "avgn_edge.cli.main", "tune", "--bundle", str(tiny_bundle.root)],
+                         capture_output=True, text=True, env={**env, "XDG_CACHE_HOME": str(blocker)}, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "tune fp32" not in res.stderr
+    assert res.stderr.splitlines()[0].startswith(f"error: cannot write tuning plans to {blocker}/avgn-edge/plans")
 
 
 @pytest.mark.parametrize("ort_entry", [True, False], ids=["ort-graph", "tensorrt-graph"])
