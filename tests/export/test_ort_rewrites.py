@@ -120,3 +120,32 @@ def test_the_shipped_bundles_run_correct_rewrites(name):
             feeds = [{"wave": waves}, {"wave": waves[:1] * np.float32(20)}, {"wave": waves[1:2]}]
             assert graph_error(shipped.root / record["from"], shipped.root / record["file"], feeds) <= MAX_ERROR
     assert chosen >= 1                                   # glance_audio, FP32 and INT8
+
+
+@pytest.mark.parametrize("name", ["synth", "home"])
+def test_the_shipped_rewrites_on_real_recordings(name):
+    """The shipped folded front ends against the exported ones on recordings we did not make: the
+    freedesktop sound theme (Debian's sound-theme-freedesktop: a bell, a voice, an alarm clock, a
+    camera shutter), decoded by FFmpeg (PyAV) and resampled to the model's rate, cut into windows."""
+    from avgn_edge.data.realset import catalog
+    from avgn_edge.data.realset.packages import fetch
+    from avgn_edge.errors import SourceError
+    from avgn_edge.media import read_audio
+    try:
+        root = fetch("sound-theme-freedesktop", catalog.PACKAGES["sound-theme-freedesktop"][0], "deb")
+    except SourceError as exc:
+        pytest.skip(f"package registry not reachable: {exc}")
+    shipped = load_bundle(name)
+    cfg = shipped.config
+    stereo = root / "usr/share/sounds/freedesktop/stereo"
+    windows = []
+    for sound in ("bell.oga", "audio-channel-front-left.oga", "alarm-clock-elapsed.oga", "camera-shutter.oga"):
+        x, _ = read_audio(stereo / sound, cfg.sample_rate)
+        x = np.pad(x, (0, max(0, cfg.audio_samples - len(x))))
+        windows += [x[i:i + cfg.audio_samples] for i in range(0, len(x) - cfg.audio_samples + 1, cfg.audio_samples)][:4]
+    waves = np.stack(windows).astype(np.float32)
+    assert len(waves) >= 4 and np.abs(waves).max() > 0.1             # real sound, not silence
+    record = shipped.variants["fp32"]["ort"]["rewrites"]["glance_audio"]
+    assert record["chosen"]
+    assert graph_error(shipped.root / record["from"], shipped.root / record["file"],
+                       [{"wave": waves[i:i + 1]} for i in range(len(waves))] + [{"wave": waves}]) <= MAX_ERROR
