@@ -41,11 +41,9 @@ def _rss_mb() -> float:
 
 
 def machine_info() -> dict:
-    import onnxruntime as ort
+    from ..runtime.plan import machine          # the CPU, its cores, ONNX Runtime: what a tuning plan is tagged with
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((l.split(":", 1)[1].strip() for l in flags.splitlines() if l.startswith("model name")), platform.processor())
-    info = {"cpu": model, "cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
-            "vnni": any(f in flags for f in (" avx512_vnni", " avx_vnni")), "onnxruntime": ort.__version__,
+    info = {**machine(), "machine": platform.machine(), "vnni": any(f in flags for f in (" avx512_vnni", " avx_vnni")),
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
     if importlib.util.find_spec("torch"):
         import torch

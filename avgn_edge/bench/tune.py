@@ -18,7 +18,7 @@ from ..bundle import STAGES
 from ..precision.calibrate import stack_feeds
 from ..runtime.ort import default_optimize, open_session, session_settings, stage_work
 from ..runtime.plan import save_plan
-from ..runtime.timing import interleaved
+from ..runtime.timing import interleaved, time_calls
 
 log = logging.getLogger(__name__)
 CAP_MARGIN = 1.10        # per-item time at the biggest batch vs the best: above it, calls are capped
@@ -48,8 +48,7 @@ def measure_stage(bundle, stage: str, precision: str, feeds: list[dict], reps: i
         feed = stack_feeds(feeds, b)
         for t, s in sessions.items():
             calls[t, b] = (lambda s, feed: lambda: s.run(None, feed))(s, feed)
-        probe = interleaved({"probe": calls[1, b]}, 1, warmup=1)["probe"][0]
-        if probe > CALL_BUDGET_MS:          # bigger calls would take the run's time: stop here
+        if time_calls(calls[1, b], 1, warmup=1)[0] > CALL_BUDGET_MS:          # bigger calls would take the run's time: stop here
             break
     ms = interleaved(calls, reps, warmup=1)
     out: dict[int, dict[int, float]] = {t: {} for t in sessions}

@@ -144,6 +144,7 @@ def test_tune_sets_up_each_session_as_the_backend_does(tiny_bundle, monkeypatch,
     seen = []
     monkeypatch.setattr(tuning, "open_session", lambda path, st: seen.append(st) or path)
     monkeypatch.setattr(tuning, "interleaved", lambda calls, n, warmup=0: {k: [1.0] for k in calls})
+    monkeypatch.setattr(tuning, "time_calls", lambda fn, n, warmup=0: [1.0])
     feed = {"x": np.zeros((1, 2), np.float32)}
     tuning.measure_stage(b, "head", "int8", [feed], reps=1, max_batch=2)
     assert seen and all(st["optimize"] is ort_entry for st in seen)
